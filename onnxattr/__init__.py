@@ -1,0 +1,11 @@
+"""onnxattr: attribution maps (LAM, L2X, GL-AM) for super-resolution networks exported to ONNX."""
+
+__version__ = "0.1.0"
+
+from .errors import OnnxAttrError, UnsupportedOpError  # noqa: E402
+from .image import read_image  # noqa: E402
+from .model import SRModel, load_model  # noqa: E402
+from .results import load, save  # noqa: E402
+from .target import Window  # noqa: E402
+
+__all__ = ["OnnxAttrError", "SRModel", "UnsupportedOpError", "Window", "load", "load_model", "read_image", "save"]

@@ -1,0 +1,63 @@
+"""Gaussian kernels and the progressive-blur path (Gu & Dong 2021, eq. 3).
+
+The blur is 2-D correlation per channel with reflect-101 borders (OpenCV's
+``filter2D`` default, scipy's ``mode='mirror'``), anchored at the kernel centre
+``l // 2`` as OpenCV does, computed in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_kernel(sigma: float | torch.Tensor, size: int = 9, eps: float = 1e-5) -> torch.Tensor:
+    """k(sigma) = exp(-(xx^2 + yy^2) / (2 (sigma + eps)^2)) / sum, on ax = arange(-l//2 + 1, l//2 + 1).
+
+    ``sigma`` may be a 1-D tensor of m values: the result is then (m, l, l). float64.
+    """
+    sig = torch.as_tensor(sigma, dtype=torch.float64)
+    ax = torch.arange(-size // 2 + 1, size // 2 + 1, dtype=torch.float64)
+    r2 = ax[None, :] ** 2 + ax[:, None] ** 2
+    k = torch.exp(-r2 / (2.0 * (sig.reshape(-1, 1, 1) + eps) ** 2))
+    k = k / k.sum(dim=(1, 2), keepdim=True)
+    return k if sig.ndim else k[0]
+
+
+def correlate(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Correlate every channel of ``image`` (1, C, H, W) with each of ``kernels`` (m, l, l): (m, C, H, W).
+
+    Reflect-101 padding of l//2 before and l - 1 - l//2 after (OpenCV anchor), float64.
+    """
+    if kernels.ndim == 2:
+        kernels = kernels[None]
+    m, l, _ = kernels.shape
+    _, c, h, w = image.shape
+    lo, hi = l // 2, l - 1 - l // 2
+    x = image.to(torch.float64).reshape(c, 1, h, w)
+    x = F.pad(x, (lo, hi, lo, hi), mode="reflect")
+    out = F.conv2d(x, kernels.to(device=x.device, dtype=torch.float64)[:, None])  # (C, m, H, W)
+    return out.transpose(0, 1)
+
+
+def blur(image: torch.Tensor, sigma: float, size: int = 9) -> torch.Tensor:
+    """The blurred baseline k(sigma) (*) I for an image (1, C, H, W), in the image's dtype."""
+    return correlate(image, gaussian_kernel(sigma, size)).to(image.dtype)
+
+
+def blur_path_sigmas(sigma: float, steps: int) -> torch.Tensor:
+    """sigma_i = sigma * (1 - i/m), i = 0..m (the reference code's linspace(sigma, 0, m + 1))."""
+    return torch.linspace(sigma, 0.0, steps + 1, dtype=torch.float64)
+
+
+def blur_path(image: torch.Tensor, sigma: float, steps: int, size: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points and increments of the progressive-blur path, float64.
+
+    Returns ``points`` x_i = k(sigma_i) (*) I for i = 0..m, shape (m+1, C, H, W), and ``deltas``
+    x_i - x_{i-1} = (k(sigma_i) - k(sigma_{i-1})) (*) I for i = 1..m, shape (m, C, H, W),
+    computed from the kernel differences so that they carry no cancellation error.
+    """
+    kernels = gaussian_kernel(blur_path_sigmas(sigma, steps), size)
+    points = correlate(image, kernels)
+    deltas = correlate(image, kernels[1:] - kernels[:-1])
+    return points, deltas

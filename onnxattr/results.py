@@ -1,0 +1,166 @@
+"""The one result layout shared by every method, and atomic writing.
+
+Dims: ``channel``, ``y``, ``x`` (LR input); ``Y``, ``X`` (SR output); methods add their own
+(e.g. ``layer``). Variables: ``input`` (channel, y, x), ``output`` (channel, Y, X),
+``attribution`` (channel, y, x, signed), ``saliency`` (y, x) = |sum_c attribution| / max,
+optionally ``hr`` (channel, Y, X). Attrs: ``method`` and its parameters, the window
+(``window_x`` column, ``window_y`` row of the top-left corner, ``window_size``, SR pixels),
+model file name, sha256, scale, offset, value range, conversion error, device, versions,
+``elapsed_s`` and the method's checks.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .errors import OnnxAttrError
+from .metrics import saliency as saliency_map
+from .target import Window
+
+CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
+
+
+def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    return np.asarray(torch.as_tensor(t).detach().cpu(), dtype=np.float32)
+
+
+def _attr_value(v: Any) -> Any:
+    """netCDF attrs hold numbers, strings and 1-D arrays: map bools, None and tuples onto those."""
+    if isinstance(v, bool) or isinstance(v, np.bool_):
+        return int(v)
+    if v is None:
+        return "none"
+    if isinstance(v, (list, tuple)):
+        return np.asarray(v) if all(isinstance(e, (int, float)) for e in v) else ", ".join(map(str, v))
+    if isinstance(v, (int, float, str, np.integer, np.floating, np.ndarray)):
+        return v
+    return str(v)
+
+
+def versions() -> dict[str, str]:
+    """Versions of onnxattr and the libraries that shape a result."""
+    import onnx
+    import onnx2torch  # noqa: F401  (imported for its metadata)
+    import onnxruntime
+    from importlib.metadata import version
+
+    from . import __version__
+
+    return {
+        "onnxattr_version": __version__,
+        "torch_version": torch.__version__,
+        "onnx_version": onnx.__version__,
+        "onnxruntime_version": onnxruntime.__version__,
+        "onnx2torch_version": version("onnx2torch"),
+    }
+
+
+def model_attrs(model: Any) -> dict[str, Any]:
+    """Attrs that identify the model and the trust in its conversion."""
+    return {
+        "model_file": model.path.name,
+        "model_sha256": model.sha256,
+        "scale": model.scale,
+        "offset": model.offset,
+        "value_range": model.value_range,
+        "conversion_error": model.conversion_error if model.conversion_error is not None else float("nan"),
+        "device": str(model.device),
+    }
+
+
+def build_dataset(
+    *,
+    model: Any,
+    image: torch.Tensor,
+    output: torch.Tensor,
+    method: str,
+    window: Window,
+    params: Mapping[str, Any],
+    elapsed_s: float,
+    attribution: torch.Tensor | None = None,
+    checks: Mapping[str, Any] | None = None,
+    data_vars: Mapping[str, tuple[tuple[str, ...], Any]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    hr: torch.Tensor | None = None,
+) -> xr.Dataset:
+    """Assemble a method's result in the shared layout.
+
+    ``image`` (1, C, h, w) and ``output`` (1, C, H, W) are in [0, 1]; ``attribution`` is (C, h, w);
+    ``data_vars`` adds method variables as {name: (dims, array)}; ``params`` and ``checks`` go to attrs.
+    """
+    _, c, h, w = image.shape
+    _, _, oh, ow = output.shape
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+        "input": (("channel", "y", "x"), _np(image[0])),
+        "output": (("channel", "Y", "X"), _np(output[0])),
+    }
+    if attribution is not None:
+        variables["attribution"] = (("channel", "y", "x"), _np(attribution))
+        variables["saliency"] = (("y", "x"), saliency_map(attribution).astype(np.float32))
+    if hr is not None:
+        variables["hr"] = (("channel", "Y", "X"), _np(hr[0]))
+    for name, (dims, value) in (data_vars or {}).items():
+        variables[name] = (dims, value if isinstance(value, np.ndarray) and value.dtype.kind in "iufU" else _np(value))
+    all_coords = {
+        "channel": CHANNEL_NAMES.get(c, [str(i) for i in range(c)]),
+        "y": np.arange(h),
+        "x": np.arange(w),
+        "Y": np.arange(oh),
+        "X": np.arange(ow),
+        **(coords or {}),
+    }
+    attrs: dict[str, Any] = {
+        "method": method,
+        "window_x": window.x,
+        "window_y": window.y,
+        "window_size": window.size,
+        **model_attrs(model),
+        **versions(),
+        **{k: v for k, v in params.items()},
+        **(checks or {}),
+        "elapsed_s": float(elapsed_s),
+    }
+    ds = xr.Dataset(variables, coords=all_coords)
+    ds.attrs = {k: _attr_value(v) for k, v in attrs.items()}
+    return ds
+
+
+def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to netCDF (h5netcdf) atomically: a temp file in the target folder, then rename.
+
+    A failed write leaves no file behind; an existing file is replaced only by a complete one.
+    """
+    path = Path(path)
+    if path.suffix not in (".nc", ".nc4", ".netcdf"):
+        raise OnnxAttrError(f"result path {str(path)!r} should end in .nc (netCDF); pick a name like out.nc")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OnnxAttrError(f"folder {str(folder)!r} for the result does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> xr.Dataset:
+    """Open a result file fully into memory (the file is closed afterwards)."""
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxAttrError(f"result file {str(path)!r} not found; pass a .nc file written by onnxattr")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    except (OSError, ValueError) as err:
+        raise OnnxAttrError(f"{str(path)!r} is not a readable netCDF result ({err}); pass a .nc file written by onnxattr") from err

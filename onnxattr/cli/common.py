@@ -1,0 +1,131 @@
+"""Shared CLI pieces: the options every method takes, input preparation, atomic result writing.
+
+The CLI parses and reports; it never computes: every number comes from the Python API.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import torch
+
+from ..errors import OnnxAttrError
+from ..image import crop, downscale, read_image
+from ..model import SRModel, load_model
+from ..results import save
+
+
+@dataclass
+class Inputs:
+    """A loaded model, its LR input (1, C, h, w) and, with --hr, the HR reference (1, C, H, W)."""
+
+    model: SRModel
+    image: torch.Tensor
+    hr: torch.Tensor | None
+
+
+def model_options(f: Callable) -> Callable:
+    """--device, --value-range, --no-verify: how to load the model."""
+    f = click.option("--no-verify", is_flag=True, help="Skip the onnxruntime check of the conversion.")(f)
+    f = click.option(
+        "--value-range",
+        type=click.Choice(["1", "255"]),
+        default="1",
+        show_default=True,
+        help="255 for models fed 0..255 images (attributions stay w.r.t. the [0, 1] image).",
+    )(f)
+    f = click.option("--device", default=None, help="torch device (cpu, cuda, cuda:1); default: CUDA if present.")(f)
+    return f
+
+
+def method_options(f: Callable) -> Callable:
+    """MODEL IMAGE --window X Y SIZE [--hr] [--crop X Y] -o OUT.nc plus the model options."""
+    f = click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Result .nc file.")(f)
+    f = click.option(
+        "--crop",
+        nargs=2,
+        type=int,
+        default=None,
+        metavar="X Y",
+        help="Crop the LR image at column X, row Y to the model's fixed input size.",
+    )(f)
+    f = click.option("--hr", is_flag=True, help="IMAGE is HR: make the LR input by bicubic downscaling and keep the HR.")(f)
+    f = click.option(
+        "--window", nargs=3, type=int, required=True, metavar="X Y SIZE", help="Output window: column, row, side (SR px)."
+    )(f)
+    f = model_options(f)
+    f = click.argument("image", type=click.Path(dir_okay=False))(f)
+    f = click.argument("model", type=click.Path(dir_okay=False))(f)
+    return f
+
+
+def check_output_path(out: str | Path, suffixes: tuple[str, ...] = (".nc",)) -> Path:
+    """Fail before any computation when the result could not be written."""
+    out = Path(out)
+    if out.suffix not in suffixes:
+        raise OnnxAttrError(f"output {str(out)!r} should end in {' or '.join(suffixes)}")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise OnnxAttrError(f"folder {str(out.parent)!r} for {out.name} does not exist; create it first")
+    return out
+
+
+def load(model_path: str, device: str | None, value_range: str, no_verify: bool) -> SRModel:
+    return load_model(model_path, device=device, verify=not no_verify, value_range=float(value_range))
+
+
+def prepare_inputs(
+    model_path: str,
+    image_path: str,
+    *,
+    device: str | None,
+    value_range: str,
+    no_verify: bool,
+    hr: bool,
+    crop_at: tuple[int, int] | None,
+) -> Inputs:
+    """Load the model and the image (LR, or LR made from HR), cropped to a fixed input size if asked."""
+    model = load(model_path, device, value_range, no_verify)
+    image = read_image(image_path, channels=model.in_channels)
+    hr_image = None
+    if hr:
+        image, hr_image = downscale(image, model.scale)
+    if crop_at is not None:
+        if model.fixed_size is None:
+            raise OnnxAttrError("--crop needs a model with a fixed input size; this one takes any size")
+        h, w = model.fixed_size
+        image = crop(image, crop_at[0], crop_at[1], h, w)
+        if hr_image is not None:
+            s = model.scale
+            hr_image = crop(hr_image, crop_at[0] * s, crop_at[1] * s, h * s, w * s)
+    model.check_input(image)
+    return Inputs(model, image, hr_image)
+
+
+def finish(ds: Any, out: Path) -> None:
+    """Write the result atomically and say where it went."""
+    save(ds, out)
+    click.echo(f"wrote {out}", err=True)
+
+
+def method_command(name: str, help: str) -> Callable:
+    """Decorator for a method command: adds the shared options and turns the function into a click command.
+
+    The wrapped function gets ``inputs: Inputs`` and ``window`` plus its own options and returns the Dataset.
+    """
+
+    def wrap(f: Callable) -> click.Command:
+        @functools.wraps(f)
+        def run(model, image, window, hr, crop, out, device, value_range, no_verify, **kw):
+            out_path = check_output_path(out)
+            inputs = prepare_inputs(
+                model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop
+            )
+            finish(f(inputs, tuple(window), **kw), out_path)
+
+        return click.command(name=name, help=help)(method_options(run))
+
+    return wrap

@@ -1,0 +1,19 @@
+"""``onnxattr show RESULT.nc -o FIG.png``: the method's figure."""
+
+from __future__ import annotations
+
+import click
+
+from ..plot import FORMATS, show
+from ..results import load
+from .common import check_output_path
+
+
+@click.command(name="show")
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png/.pdf/.svg).")
+def command(result, out) -> None:
+    """Draw the figure for a result file written by onnxattr."""
+    path = check_output_path(out, FORMATS)
+    show(load(result), path)
+    click.echo(f"wrote {path}", err=True)

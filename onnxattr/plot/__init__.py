@@ -1,0 +1,56 @@
+"""Figures for results: one module per method, each with ``draw(ds) -> Figure``; ``show`` dispatches."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import xarray as xr  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ..errors import OnnxAttrError  # noqa: E402
+
+FORMATS = (".png", ".pdf", ".svg")
+
+
+def draw(ds: xr.Dataset) -> Figure:
+    """The figure for a result, chosen by its ``method`` attr."""
+    method = str(ds.attrs.get("method", ""))
+    try:
+        module = importlib.import_module(f"{__name__}.{method}")
+    except ModuleNotFoundError as err:
+        raise OnnxAttrError(f"no figure for results of method {method!r}; pass a result written by onnxattr") from err
+    return module.draw(ds)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Write a figure atomically (temp file + rename), PNG/PDF/SVG by suffix."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise OnnxAttrError(f"figure path {str(path)!r} should end in {', '.join(FORMATS)}")
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def show(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Draw ``ds`` and save it to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = draw(ds)
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)

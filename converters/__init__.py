@@ -1,5 +1,67 @@
-"""ONNX -> torch.fx conversion for SR networks: cleanup, extra onnx2torch converters, export."""
+"""ONNX -> torch.fx conversion for SR networks: cleanup, extra onnx2torch converters, export.
 
+Importing this package registers the converters in the sibling modules with onnx2torch.
+"""
+
+from __future__ import annotations
+
+import onnx
+import onnx2torch
+import onnxscript.optimizer
+from onnx2torch.node_converters.registry import get_converter
+from onnx2torch.onnx_graph import OnnxGraph
+from torch import fx
+
+from onnxattr.errors import UnsupportedOpError
+
+from . import activations, conv, depth_space, layer_norm, pad, reduce, reshape, resize, scatter, split  # noqa: F401
 from .export import export_onnx
 
-__all__ = ["export_onnx"]
+__all__ = ["export_onnx", "prepare", "to_torch"]
+
+
+def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A cleaned copy of ``model``: functions inlined, constants folded and lifted to initializers,
+    Identity chains and unused nodes removed (onnxscript's optimizer). Node names are kept."""
+    return onnxscript.optimizer.optimize(model)
+
+
+def to_torch(model: onnx.ModelProto) -> tuple[fx.GraphModule, onnx.ModelProto]:
+    """Convert ``model`` to an eval-mode GraphModule; also return the prepared proto it came from.
+
+    The GraphModule's ``call_module`` targets are the keys of
+    ``onnx2torch.onnx_graph.OnnxGraph(prepared.graph).nodes``.
+    Raises UnsupportedOpError naming the first node no converter handles.
+    """
+    prepared = prepare(model)
+    try:
+        module = onnx2torch.convert(prepared)
+    except NotImplementedError as err:
+        raise _first_unsupported(prepared, err) from err
+    return module.eval(), prepared
+
+
+def _schema_version(op_type: str, domain: str, opset: int) -> int:
+    try:
+        return onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain=domain).since_version
+    except onnx.defs.SchemaError:
+        return opset
+
+
+def _first_unsupported(model: onnx.ModelProto, err: NotImplementedError) -> Exception:
+    """The UnsupportedOpError for the first node whose converter is missing or refuses it."""
+    opsets = {entry.domain: entry.version for entry in model.opset_import}
+    graph = OnnxGraph(model.graph)
+    for name, node in graph.nodes.items():
+        opset = opsets.get(node.domain, 1)
+        version = _schema_version(node.operation_type, node.domain, opset)
+        label = node.name or name
+        try:
+            convert_node = get_converter(node.operation_type, opset, node.domain)
+        except NotImplementedError:
+            return UnsupportedOpError(node.operation_type, version, label, "no converter is registered")
+        try:
+            convert_node(node, graph)
+        except NotImplementedError as node_err:
+            return UnsupportedOpError(node.operation_type, version, label, str(node_err))
+    return err

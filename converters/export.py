@@ -48,8 +48,9 @@ def export_onnx(
             try:
                 program = _dynamo(module, example, opset, names, dynamic=True)
             except Exception as err:  # noqa: BLE001 - any export failure falls back to static
-                first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).split("\n")[0]
-                warnings.warn(f"dynamic dynamo export failed ({type(err).__name__}: {first_line}); "
+                cause = err.__cause__ or err
+                first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).split("\n")[0]
+                warnings.warn(f"dynamic dynamo export failed ({type(cause).__name__}: {first_line}); "
                               f"exporting with the fixed shape {tuple(input_shape)}", stacklevel=2)
         if program is None:
             program = _dynamo(module, example, opset, names, dynamic=False)

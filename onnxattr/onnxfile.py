@@ -72,6 +72,8 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, Path]:
     except onnx.checker.ValidationError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         warnings.warn(f"onnx.checker flags {path.name}: {first}; continuing, onnxruntime decides", stacklevel=2)
+    if proto.ir_version < 3:  # onnx2torch refuses IR < 3; the graph means the same under IR 3
+        proto.ir_version = 3
     try:
         proto = onnx.shape_inference.infer_shapes(proto)
     except Exception as err:  # noqa: BLE001  (shape inference is a help, not a requirement)

@@ -1,0 +1,75 @@
+"""Tiny SR networks with known properties, and their ONNX exports, for the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from onnxattr.converters import export_onnx
+
+
+class ShuffleNet(nn.Module):
+    """conv 3->8, ReLU, conv 8->12, pixel shuffle x2: out = 2 * in."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 12, 3, padding=1)
+        self.ps = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ps(self.c2(torch.relu(self.c1(x))))
+
+
+class CropNet(ShuffleNet):
+    """As ShuffleNet with an unpadded first conv: out = 2 * in - 4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=0)
+
+
+class BatchMixNet(ShuffleNet):
+    """Adds 0.1 * the mean over the whole batch: a batch of 2 differs from two single runs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 0.1 * x.mean()
+
+
+class Range255Net(ShuffleNet):
+    """A model fed 0..255 images that returns 0..255 images."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x / 255.0) * 255.0
+
+
+def export(module: nn.Module, folder: Path, name: str, **kw) -> Path:
+    """TorchScript (opset 17) export with dynamic batch/H/W unless told otherwise."""
+    kw.setdefault("exporter", "torchscript")
+    kw.setdefault("input_shape", (1, 3, 16, 16))
+    return export_onnx(module.eval(), folder / f"{name}.onnx", **kw)
+
+
+def conv_graph(path: Path, *, extra_op: str | None = None, channels: int = 3, scale: int = 2, inputs: int = 1) -> Path:
+    """A hand-built graph: Conv(channels -> channels*scale^2) [-> extra_op] -> DepthToSpace(scale)."""
+    c_out = channels * scale * scale
+    w = helper.make_tensor("w", TensorProto.FLOAT, [c_out, channels, 3, 3], [0.01] * (c_out * channels * 9))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1], name="conv")]
+    last = "h"
+    if extra_op:
+        nodes.append(helper.make_node(extra_op, ["h"], ["e"], name="extra"))
+        last = "e"
+    nodes.append(helper.make_node("DepthToSpace", [last], ["y"], blocksize=scale, mode="CRD", name="d2s"))
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", channels, "h", "w"])]
+    ins += [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [1]) for i in range(1, inputs)]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", channels, "H", "W"])
+    graph = helper.make_graph(nodes, "g", ins, [out], initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path

@@ -1,0 +1,209 @@
+"""load_model: validation, scale law, verified conversion, batching, value range and taps."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import onnxattr
+from onnxattr import OnnxAttrError, UnsupportedOpError, load_model
+from onnxattr.target import Window, gradient_detector
+
+from nets import BatchMixNet, CropNet, Range255Net, ShuffleNet, conv_graph, export
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+@pytest.fixture(scope="module")
+def shuffle(tmp_path_factory):
+    net = ShuffleNet()
+    path = export(net, tmp_path_factory.mktemp("shuffle"), "shuffle")
+    return net, load_model(path)
+
+
+def test_scale_size_and_conversion(shuffle):
+    net, model = shuffle
+    assert (model.scale, model.offset, model.in_channels, model.fixed_size) == (2, 0, 3, None)
+    assert model.opset == 17
+    assert model.conversion_error is not None and model.conversion_error < 1e-6
+    assert model.batch_mode == "native"
+    x = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net(x), rtol=1e-5, atol=1e-6)
+    assert model.output_size(20, 28) == (40, 56)
+
+
+def test_internal_crop_gives_offset(tmp_path):
+    net = CropNet()
+    model = load_model(export(net, tmp_path, "crop"))
+    assert (model.scale, model.offset) == (2, -4)
+    x = torch.rand(1, 3, 12, 18)
+    assert tuple(model(x).shape[2:]) == model.output_size(12, 18) == (20, 32)
+
+
+def test_fixed_size_and_fixed_batch_run_batches_with_vmap(tmp_path):
+    net = ShuffleNet(seed=1)
+    model = load_model(export(net, tmp_path, "fixed", dynamic=False, input_shape=(1, 3, 12, 12)))
+    assert model.fixed_size == (12, 12)
+    assert model.spec.batch == 1 and model.batch_mode == "vmap"
+    x = torch.rand(3, 3, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(OnnxAttrError, match="only takes 12x12 inputs"):
+        model.check_input(torch.rand(1, 3, 16, 12))
+
+
+def test_export_wrong_at_batch_two_is_not_batched_natively(tmp_path):
+    net = BatchMixNet()
+    with pytest.warns(UserWarning, match="native batching differs"):
+        model = load_model(export(net, tmp_path, "mix"))
+    assert model.batch_mode == "vmap"
+    x = torch.rand(2, 3, 10, 10)
+    with torch.no_grad():
+        singles = torch.cat([net(xi[None]) for xi in x])
+        torch.testing.assert_close(model(x), singles, rtol=1e-5, atol=1e-6)
+
+
+def test_value_range_255(tmp_path):
+    net = Range255Net()
+    model = load_model(export(net, tmp_path, "r255"), value_range=255)
+    x = torch.rand(1, 3, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net(x * 255) / 255, rtol=1e-5, atol=1e-6)
+
+
+def _ort_intermediates(model: onnxattr.SRModel, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every node output of the converted ONNX graph, computed by onnxruntime (no torch involved)."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.proto)
+    have = {o.name for o in proto.graph.output}
+    for node in proto.graph.node:
+        for value in node.output:
+            if value and value not in have:
+                proto.graph.output.append(onnx.ValueInfoProto(name=value))
+                have.add(value)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, {model.spec.input_name: x * model.value_range})))
+
+
+def _onnx_output_of(model: onnxattr.SRModel, onnx_name: str) -> str:
+    base, _, index = onnx_name.partition("[")
+    node = next(n for n in model.proto.graph.node if n.name == base)
+    return node.output[int(index[:-1]) if index else 0]
+
+
+@pytest.mark.parametrize(
+    "which", ["shuffle", "waifu2x-upconv7-x2.ts17.onnx", "waifu2x-upresnet10-x2.dynamo.onnx"]
+)
+def test_every_node_tap_equals_onnxruntime(which, shuffle, tmp_path):
+    if which == "shuffle":
+        model = shuffle[1]
+    else:
+        if not (SAMPLES / which).is_file():
+            pytest.skip(f"sample {which} not built")
+        model = load_model(SAMPLES / which)
+    h = w = 48 if model.fixed_size is None else model.fixed_size[0]
+    x = torch.rand(1, model.in_channels, h, w)
+    taps = model.tap(x, model.nodes)
+    assert len(taps.activations) == len(model.nodes)
+    ref = _ort_intermediates(model, x.numpy())
+    compared = 0
+    for node in model.nodes:
+        got = taps.activations[node.name]
+        want = ref[_onnx_output_of(model, node.onnx_name)]
+        if not isinstance(got, torch.Tensor) or got.dtype not in (torch.float32, torch.float64):
+            continue
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
+        compared += 1
+    assert compared >= len([n for n in model.nodes if n.op_type in ("Conv", "Add", "Mul", "DepthToSpace")])
+
+
+def test_tap_gradients_match_the_original_module(shuffle):
+    net, model = shuffle
+    window = Window(3, 4, 8)
+    x = torch.rand(1, 3, 12, 12)
+    conv = model.select(op_types=["Conv"])
+    taps = model.tap(x, conv, objective=lambda o: gradient_detector(o, window), input_gradient=True)
+    # independent: autograd through the original torch module, the conv output kept via retain_grad
+    xr = x.clone().requires_grad_()
+    h1 = net.c1(xr)
+    h1.retain_grad()
+    gradient_detector(net.ps(net.c2(torch.relu(h1))), window).sum().backward()
+    first = conv[0].name
+    assert torch.isfinite(taps.gradients[first]).all()
+    torch.testing.assert_close(taps.gradients[first], h1.grad, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(taps.input_gradient, xr.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_select_by_type_and_pattern(shuffle):
+    model = shuffle[1]
+    assert [n.op_type for n in model.select(op_types=["Conv"])] == ["Conv", "Conv"]
+    assert [n.op_type for n in model.select(pattern="c2")] == ["Conv"]
+    with pytest.raises(OnnxAttrError, match="no node"):
+        model.select(op_types=["Softmax"])
+
+
+# ------------------------------------------------------------------ bad input
+def test_missing_and_garbage_files(tmp_path):
+    with pytest.raises(OnnxAttrError, match="not found"):
+        load_model(tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\x01 this is not protobuf")
+    with pytest.raises(OnnxAttrError, match="not an ONNX model"):
+        load_model(bad)
+
+
+def test_not_an_sr_model(tmp_path):
+    with pytest.raises(OnnxAttrError, match="does not upscale"):
+        load_model(conv_graph(tmp_path / "s1.onnx", scale=1))
+    with pytest.raises(OnnxAttrError, match="exactly one image tensor"):
+        load_model(conv_graph(tmp_path / "two.onnx", inputs=2))
+    with pytest.raises(OnnxAttrError, match="input channels"):
+        load_model(conv_graph(tmp_path / "c4.onnx", channels=4))
+
+
+def test_unsupported_op_names_the_node(tmp_path):
+    path = conv_graph(tmp_path / "thr.onnx", extra_op="ThresholdedRelu")
+    with pytest.raises(UnsupportedOpError, match="ThresholdedRelu.*'extra'"):
+        load_model(path)
+
+
+def test_old_ir_version_loads_with_a_warning(tmp_path):
+    path = conv_graph(tmp_path / "old.onnx")
+    proto = onnx.load(path)
+    proto.ir_version = 2  # below what the checker accepts; onnxruntime still runs IR >= 3 models
+    onnx.save(proto, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(path)
+    assert model.scale == 2 and model.conversion_error < 1e-6
+    assert any("onnx.checker" in str(w.message) for w in caught)
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path):
+    inner = tmp_path / "model"
+    inner.mkdir()
+    path = conv_graph(inner / "ext.onnx")
+    proto = onnx.load(path)
+    weight = proto.graph.initializer[0]
+    (tmp_path / "weights.bin").write_bytes(onnx.numpy_helper.to_array(weight).tobytes())
+    weight.ClearField("float_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value="../weights.bin")
+    onnx.save_model(proto, path)
+    with pytest.raises(OnnxAttrError, match="outside the model's folder"):
+        load_model(path)
+
+
+def test_external_data_inside_the_folder_loads(tmp_path):
+    path = conv_graph(tmp_path / "ext.onnx")
+    proto = onnx.load(path)
+    onnx.save_model(proto, path, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    assert load_model(path).scale == 2

@@ -46,8 +46,8 @@ class OnnxReduce18(nn.Module, OnnxToTorchModule):
     def forward(self, x: torch.Tensor, axes: torch.Tensor | None = None) -> torch.Tensor:
         dims = axes.tolist() if axes is not None else self.axes
         if not dims:
-            if self.noop_with_empty_axes:
-                return x
+            if self.noop_with_empty_axes:  # no reduction, but the elementwise part applies (|x| for L2)
+                return _REDUCERS[self.op_type](x.unsqueeze(0), [0], False)
             dims = list(range(x.dim()))
         dims = [d % x.dim() for d in dims] if x.dim() else []
         return _REDUCERS[self.op_type](x, dims, self.keepdims)

@@ -200,7 +200,7 @@ class SRModel:
             acts[name] = value
             return value
 
-        x = x.to(self.device, torch.float32).detach().requires_grad_(objective is not None and input_gradient)
+        x = x.to(self.device, torch.float32).detach().requires_grad_(objective is not None)
         with torch.set_grad_enabled(objective is not None):
             out = self.run(x, names, record)
         if objective is None:

@@ -39,7 +39,9 @@ def _attr_value(v: Any) -> Any:
         return "none"
     if isinstance(v, (list, tuple)):
         return np.asarray(v) if all(isinstance(e, (int, float)) for e in v) else ", ".join(map(str, v))
-    if isinstance(v, (int, float, str, np.integer, np.floating, np.ndarray)):
+    if isinstance(v, str):
+        return str(v)  # plain str: torch's TorchVersion is a str subclass h5py cannot store
+    if isinstance(v, (int, float, np.integer, np.floating, np.ndarray)):
         return v
     return str(v)
 

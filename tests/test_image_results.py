@@ -1,0 +1,127 @@
+"""Images in, results out: pixel values, colour conversion, downscaling, the Dataset layout, atomic saves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from PIL import Image
+
+from onnxattr import OnnxAttrError, read_image, save
+from onnxattr.image import crop, downscale, rgb_to_y
+from onnxattr.results import build_dataset, load
+from onnxattr.target import Window
+
+
+def test_8bit_rgb_values(tmp_path):
+    arr = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 4
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    t = read_image(tmp_path / "a.png")
+    assert t.shape == (1, 3, 4, 5) and t.dtype == torch.float32
+    np.testing.assert_allclose(t[0].numpy().transpose(1, 2, 0), arr / 255.0, atol=1e-7)
+
+
+def test_16bit_gray_png(tmp_path):
+    arr = np.array([[0, 1000], [40000, 65535]], dtype=np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    t = read_image(tmp_path / "g16.png", channels=1)
+    np.testing.assert_allclose(t[0, 0].numpy(), arr / 65535.0, atol=1e-7)
+    assert read_image(tmp_path / "g16.png").shape == (1, 3, 2, 2)  # gray repeated for RGB models
+
+
+def test_rgba_drops_alpha_with_a_note(tmp_path):
+    arr = np.zeros((3, 3, 4), dtype=np.uint8)
+    arr[..., 0], arr[..., 3] = 200, 10
+    Image.fromarray(arr, mode="RGBA").save(tmp_path / "a.png")
+    with pytest.warns(UserWarning, match="alpha channel dropped"):
+        t = read_image(tmp_path / "a.png")
+    np.testing.assert_allclose(t[0, 0].numpy(), 200 / 255, atol=1e-7)
+
+
+def test_jpeg_reads_close_to_the_source(tmp_path):
+    arr = np.full((8, 8, 3), 128, dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "a.jpg", quality=95)
+    assert abs(read_image(tmp_path / "a.jpg").mean().item() - 128 / 255) < 2 / 255
+
+
+def test_y_channel_bt601():
+    rgb = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    assert rgb_to_y(rgb).item() == pytest.approx((65.481 + 16) / 255)
+    white = torch.ones(1, 3, 1, 1)
+    assert rgb_to_y(white).item() == pytest.approx(235 / 255, abs=1e-6)
+
+
+def test_bad_image_files(tmp_path):
+    with pytest.raises(OnnxAttrError, match="not found"):
+        read_image(tmp_path / "none.png")
+    (tmp_path / "x.png").write_bytes(b"nope")
+    with pytest.raises(OnnxAttrError, match="not a readable image"):
+        read_image(tmp_path / "x.png")
+
+
+def test_downscale_and_crop():
+    hr = torch.rand(1, 3, 34, 41)
+    lr, hr_c = downscale(hr, 4)
+    assert lr.shape == (1, 3, 8, 10) and hr_c.shape == (1, 3, 32, 40)
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(downscale(flat, 2)[0], torch.full((1, 3, 8, 8), 0.3))
+    assert crop(hr, 1, 2, 3, 4).shape == (1, 3, 3, 4)
+    with pytest.raises(OnnxAttrError, match="leaves the"):
+        crop(hr, 40, 0, 3, 4)
+
+
+class _FakeModel:
+    """Just the attributes results.model_attrs reads."""
+
+    from pathlib import Path as _P
+
+    path = _P("m.onnx")
+    sha256 = "0" * 64
+    scale, offset, value_range, conversion_error, device = 2, 0, 1.0, 3e-7, "cpu"
+
+
+def _dataset():
+    image, output = torch.rand(1, 3, 6, 7), torch.rand(1, 3, 12, 14)
+    attribution = torch.randn(3, 6, 7)
+    return build_dataset(
+        model=_FakeModel(), image=image, output=output, method="lam", window=Window(1, 2, 4),
+        params={"steps": 5, "path": "lam", "flag": True, "none": None}, elapsed_s=0.5,
+        attribution=attribution, checks={"gini": 0.5}, data_vars={"extra": (("y", "x"), torch.ones(6, 7))},
+    ), attribution
+
+
+def test_dataset_layout_and_roundtrip(tmp_path):
+    ds, attribution = _dataset()
+    assert dict(ds.sizes) == {"channel": 3, "y": 6, "x": 7, "Y": 12, "X": 14}
+    assert list(ds.channel.values) == ["R", "G", "B"]
+    sal = np.abs(attribution.numpy().astype(np.float64).sum(0))
+    np.testing.assert_allclose(ds.saliency.values, sal / sal.max(), rtol=1e-6)
+    for key in ("method", "window_x", "window_y", "window_size", "model_sha256", "scale", "conversion_error",
+                "torch_version", "elapsed_s", "steps", "gini"):
+        assert key in ds.attrs
+    path = save(ds, tmp_path / "r.nc")
+    back = xr.open_dataset(path, engine="h5netcdf")
+    xr.testing.assert_identical(back.load(), ds)
+    back.close()
+    xr.testing.assert_identical(load(path), ds)
+
+
+def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
+    ds, _ = _dataset()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
+    with pytest.raises(RuntimeError):
+        save(ds, tmp_path / "r.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_checks_the_path(tmp_path):
+    ds, _ = _dataset()
+    with pytest.raises(OnnxAttrError, match="should end in .nc"):
+        save(ds, tmp_path / "r.txt")
+    with pytest.raises(OnnxAttrError, match="does not exist"):
+        save(ds, tmp_path / "no" / "r.nc")

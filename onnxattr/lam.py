@@ -1,0 +1,269 @@
+"""Local attribution maps (LAM; Gu & Dong, CVPR 2021, Sec. 3.3-4) and their path-integral neighbours.
+
+For an SR network F, the gradient detector D on an output window (``target.gradient_detector``,
+eq. 1) and a path x_0 -> x_m from a baseline to the LR image I, the attribution is the right
+Riemann sum of the path integral (eq. 2, discretised as eq. 4 and the authors' code):
+
+    A = sum_{i=1..m} dD(F(x_i))/dx_i * (x_i - x_{i-1})        (elementwise, per channel)
+
+Paths (``path=``):
+
+* ``"lam"``: progressive blur, x_i = k(sigma (1 - i/m)) (*) I (eq. 3), baseline x_0 = k(sigma) (*) I;
+* ``"ig_blur"``: straight line from the blurred baseline, x_i = x_0 + (i/m) (I - x_0);
+* ``"ig_black"``: straight line from black, x_0 = 0 (integrated gradients);
+* ``"gradient"``: the plain gradient dD(F(I))/dI, one pass.
+
+Completeness (Sundararajan et al.; the paper's check after eq. 4): sum(A) = D(F(I)) - D(F(x_0))
+for the exact integral; ``completeness_error`` says how far the m-step sum is from it.
+The path is evaluated in batches of steps whose size comes from a memory budget.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from .blur import blur, blur_path
+from .errors import OnnxAttrError
+from .metrics import diffusion_index, gini, saliency
+from .model import SRModel
+from .results import build_dataset
+from .target import Window, check_window, gradient_detector
+
+PATHS = ("lam", "ig_blur", "ig_black", "gradient")
+DEFAULT_MEMORY_FRACTION = 0.5
+# Peak memory of a forward + backward over the memory the forward keeps for the backward
+# (gradient buffers of the largest activations, allocator slack); checked on the samples.
+BACKWARD_OVERHEAD = 2.0
+
+
+@dataclass(frozen=True)
+class IntegrationPath:
+    """The points where gradients are taken and their weights, float64 on the CPU.
+
+    ``points`` (m, C, H, W): x_1..x_m; ``weights`` (m, C, H, W) (may be an expanded view):
+    x_i - x_{i-1}; ``baseline`` (1, C, H, W): x_0, or None for the plain gradient.
+    """
+
+    points: torch.Tensor
+    weights: torch.Tensor
+    baseline: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """What ``path_attribution`` returns: A (C, H, W) float64, D at every point (m,) float64,
+    and the network output at the last point (1, C', H', W')."""
+
+    attribution: torch.Tensor
+    values: torch.Tensor
+    last_output: torch.Tensor
+
+
+def make_path(image: torch.Tensor, path: str, steps: int, sigma: float, kernel_size: int) -> IntegrationPath:
+    """The path of ``path`` (one of ``PATHS``) from its baseline to ``image`` (1, C, H, W), m = ``steps``."""
+    img = image.detach().cpu().to(torch.float64)
+    if path == "lam":
+        points, deltas = blur_path(img, sigma, steps, kernel_size)
+        return IntegrationPath(points[1:], deltas, points[:1])
+    if path == "gradient":
+        return IntegrationPath(img, torch.ones_like(img), None)
+    if path == "ig_blur":
+        base = blur(img, sigma, kernel_size)
+    elif path == "ig_black":
+        base = torch.zeros_like(img)
+    else:
+        raise OnnxAttrError(f"unknown path {path!r}; pick one of {', '.join(PATHS)}")
+    alphas = torch.arange(1, steps + 1, dtype=torch.float64).reshape(-1, 1, 1, 1) / steps
+    points = base + alphas * (img - base)
+    points[-1] = img[0]
+    return IntegrationPath(points, ((img - base) / steps).expand_as(points), base)
+
+
+def path_attribution(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    points: torch.Tensor,
+    weights: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> PathResult:
+    """A = sum_i dD(F(x_i))/dx_i * w_i over ``points`` x_i (m, C, H, W), ``batch_size`` points per pass.
+
+    ``f`` maps a float32 batch to outputs, ``objective`` outputs to one value per item (N,);
+    gradients come back in float32 and are accumulated in float64. ``on_batch(n)`` is called
+    after each pass with the number of points it covered (for progress bars).
+    """
+    m = points.shape[0]
+    total = torch.zeros(points.shape[1:], dtype=torch.float64)
+    values = torch.empty(m, dtype=torch.float64)
+    out = None
+    for start in range(0, m, batch_size):
+        stop = min(start + batch_size, m)
+        x = points[start:stop].to(torch.float32).requires_grad_(True)
+        out = f(x)
+        d = objective(out)
+        (grad,) = torch.autograd.grad(d.sum(), x)
+        total += (grad.detach().cpu().to(torch.float64) * weights[start:stop]).sum(dim=0)
+        values[start:stop] = d.detach().cpu().to(torch.float64)
+        if on_batch is not None:
+            on_batch(stop - start)
+    assert out is not None
+    return PathResult(total, values, out[-1:].detach())
+
+
+def sample_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, fixed: set[int]) -> tuple[int, torch.Tensor]:
+    """Bytes one input ``x`` (1, C, H, W) costs in a forward + backward, and the output F(x).
+
+    On CUDA: the measured peak of one forward + backward. Elsewhere an estimate from one forward:
+    (bytes of the tensors autograd saves for the backward, storages in ``fixed`` (the weights)
+    excluded, + input + output) * ``BACKWARD_OVERHEAD``.
+    """
+    x = x.to(torch.float32).requires_grad_(True)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        before = torch.cuda.memory_allocated(x.device)
+        out = f(x)
+        torch.autograd.grad(out.sum(), x)
+        torch.cuda.synchronize(x.device)
+        return torch.cuda.max_memory_allocated(x.device) - before, out.detach()
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in fixed:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = f(x)
+    used = sum(saved.values()) + x.nelement() * 4 + out.nelement() * 4
+    return int(used * BACKWARD_OVERHEAD), out.detach()
+
+
+def free_memory(device: torch.device) -> int:
+    """Free bytes: ``torch.cuda.mem_get_info`` on CUDA, else MemAvailable from /proc/meminfo
+    (physical pages free as a fallback)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def budget_batch_size(per_sample: int, free: int, fraction: float, steps: int) -> int:
+    """floor(fraction * free / per_sample), clipped to 1..steps."""
+    return int(max(1, min(steps, fraction * free // max(per_sample, 1))))
+
+
+def _check_params(path: str, steps: int, sigma: float, kernel_size: int, batch_size: int | None, fraction: float) -> None:
+    if path not in PATHS:
+        raise OnnxAttrError(f"unknown path {path!r}; pick one of {', '.join(PATHS)}")
+    if steps < 1:
+        raise OnnxAttrError(f"steps={steps}: the path needs at least 1 step (the paper uses 50-100)")
+    if path in ("lam", "ig_blur") and not sigma > 0:
+        raise OnnxAttrError(f"sigma={sigma}: the blurred baseline needs sigma > 0 (default 1.2)")
+    if kernel_size < 1:
+        raise OnnxAttrError(f"kernel size {kernel_size} must be at least 1 (default 9)")
+    if batch_size is not None and batch_size < 1:
+        raise OnnxAttrError(f"batch size {batch_size} must be at least 1 (or leave it unset)")
+    if not 0 < fraction <= 1:
+        raise OnnxAttrError(f"memory fraction {fraction} must lie in (0, 1]")
+
+
+def lam(
+    model: SRModel,
+    image: torch.Tensor,
+    window: Window | tuple[int, ...],
+    *,
+    steps: int = 50,
+    sigma: float = 1.2,
+    kernel_size: int = 9,
+    path: str = "lam",
+    batch_size: int | None = None,
+    memory_fraction: float = DEFAULT_MEMORY_FRACTION,
+    progress: bool = False,
+    hr: torch.Tensor | None = None,
+) -> xr.Dataset:
+    """LAM of ``model`` for the SR output window ``window`` = (x, y, size) on the LR ``image`` (1, C, h, w).
+
+    A = sum_{i=1..m} dD(F(x_i))/dx_i * (x_i - x_{i-1}) (eq. 4 as the authors' code computes it) along
+    the path ``path`` (see the module docstring). ``batch_size`` points run per pass; by default as many
+    as fit in ``memory_fraction`` of the free RAM (or free CUDA memory), measured per sample on the
+    baseline pass. Returns the shared result layout plus ``baseline`` (channel, y, x) and
+    ``path_objective`` (step) = D(F(x_i)), i = 0..m; attrs ``diffusion_index`` and ``gini`` of the
+    saliency, ``completeness_error``, the parameters, the batch size used and ``elapsed_s``.
+    """
+    t0 = time.perf_counter()
+    model.check_input(image)
+    _check_params(path, steps, sigma, kernel_size, batch_size, memory_fraction)
+    win = check_window(window, *model.output_size(image.shape[2], image.shape[3]))
+
+    def objective(out: torch.Tensor) -> torch.Tensor:
+        return gradient_detector(out, win)
+
+    route = make_path(image, path, steps, sigma, kernel_size)
+    fixed = {t.untyped_storage().data_ptr() for t in [*model.graph.parameters(), *model.graph.buffers()]}
+    probe = route.baseline if route.baseline is not None else route.points[-1:]
+    per_sample, probe_out = sample_bytes(model, probe.to(model.device), fixed)
+    m = route.points.shape[0]
+    batch = batch_size or budget_batch_size(per_sample, free_memory(model.device), memory_fraction, m)
+    with tqdm(total=m, unit="step", desc="lam", disable=not progress, leave=False) as bar:
+        res = path_attribution(model, route.points, route.weights, objective, min(batch, m), bar.update)
+
+    d_input = float(res.values[-1])
+    d_base, completeness = float("nan"), float("nan")
+    data_vars: dict[str, tuple[tuple[str, ...], np.ndarray | torch.Tensor]] = {}
+    if route.baseline is not None:
+        d_base = float(objective(probe_out)[0])
+        gap = d_input - d_base
+        completeness = abs(float(res.attribution.sum()) - gap) / abs(gap) if gap != 0 else float("nan")
+        data_vars["path_objective"] = (("step",), np.concatenate([[d_base], res.values.numpy()]))
+        data_vars["baseline"] = (("channel", "y", "x"), route.baseline[0])
+    sal = saliency(res.attribution)
+    params = {
+        "path": path,
+        "steps": steps,
+        "sigma": sigma,
+        "kernel_size": kernel_size,
+        "batch_size": min(batch, m),
+        "batch_size_requested": batch_size,
+        "memory_fraction": memory_fraction,
+        "memory_per_sample_bytes": per_sample,
+        "batch_mode": model.batch_mode,
+    }
+    checks = {
+        "diffusion_index": diffusion_index(sal),
+        "gini": gini(sal),
+        "completeness_error": completeness,
+        "objective_input": d_input,
+        "objective_baseline": d_base,
+    }
+    return build_dataset(
+        model=model,
+        image=image,
+        output=res.last_output,
+        method="lam",
+        window=win,
+        params=params,
+        elapsed_s=time.perf_counter() - t0,
+        attribution=res.attribution,
+        checks=checks,
+        data_vars=data_vars,
+        coords={"step": np.arange(steps + 1)} if route.baseline is not None else None,
+        hr=hr,
+    )

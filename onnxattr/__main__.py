@@ -1,0 +1,5 @@
+"""``python -m onnxattr`` = the ``onnxattr`` command."""
+
+from .cli import main
+
+main()

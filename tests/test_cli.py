@@ -1,0 +1,66 @@
+"""The command line as a user runs it: inspect output and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nets import ShuffleNet, conv_graph, export
+
+ONNXATTR = [sys.executable, "-m", "onnxattr"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*ONNXATTR, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    return export(ShuffleNet(), tmp_path_factory.mktemp("cli"), "shuffle")
+
+
+def test_version():
+    res = run("--version")
+    assert res.returncode == 0 and "0.1.0" in res.stdout
+
+
+def test_inspect_json(model_file):
+    res = run("inspect", model_file, "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["scale"] == 2 and info["in_channels"] == 3 and info["fixed_size"] is None
+    assert info["opset"] == 17
+    assert info["op_types"] == {"Conv": 2, "DepthToSpace": 1, "Relu": 1}
+    assert 0 <= info["conversion_error"] < 1e-6
+
+
+def test_inspect_text_lists_nodes(model_file):
+    res = run("inspect", model_file, "--nodes")
+    assert res.returncode == 0, res.stderr
+    assert "x2" in res.stdout and "DepthToSpace" in res.stdout
+
+
+def _assert_user_error(res: subprocess.CompletedProcess, fragment: str) -> None:
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("onnxattr: error:")]
+    assert len(errors) == 1 and fragment in errors[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_user_errors_are_one_line(tmp_path):
+    _assert_user_error(run("inspect", tmp_path / "missing.onnx"), "not found")
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    _assert_user_error(run("inspect", tmp_path / "junk.onnx"), "not an ONNX model")
+    _assert_user_error(run("inspect", conv_graph(tmp_path / "s1.onnx", scale=1)), "does not upscale")
+    _assert_user_error(run("inspect", conv_graph(tmp_path / "op.onnx", extra_op="ThresholdedRelu")), "'extra'")
+
+
+def test_show_refuses_a_non_result(tmp_path):
+    (tmp_path / "r.nc").write_bytes(b"not netcdf")
+    res = run("show", tmp_path / "r.nc", "-o", tmp_path / "f.png")
+    _assert_user_error(res, "not a readable netCDF result")
+    assert not (tmp_path / "f.png").exists()

@@ -1,0 +1,22 @@
+"""``onnxattr glam MODEL IMAGE --window X Y SIZE -o OUT.nc``: GL-AM local and global maps."""
+
+from __future__ import annotations
+
+import click
+
+from ..glam import DEFAULT_LAYERS, VARIATIONS, glam
+from .common import method_command
+
+
+@method_command("glam", help="GL-AM: local (window) and global attribution maps from per-layer gradients.")
+@click.option(
+    "--layers",
+    default=",".join(DEFAULT_LAYERS),
+    show_default=True,
+    help="Comma-separated ONNX op types whose outputs are explained.",
+)
+@click.option("--pattern", default=None, help="Regex on node names (fx or ONNX) to narrow the layers.")
+@click.option("--variation", type=click.Choice(VARIATIONS), default="abs", show_default=True, help="Variation term of eqs. 2 and 5.")
+def command(inputs, window, layers, pattern, variation):
+    op_types = [t.strip() for t in layers.split(",") if t.strip()]
+    return glam(inputs.model, inputs.image, window, layers=op_types, pattern=pattern, variation=variation, hr=inputs.hr)

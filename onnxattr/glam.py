@@ -1,0 +1,357 @@
+"""GL-AM: glocal attribution maps (Liu, Jacob, Song, Liotta), local (eqs. 1-2) and global (eqs. 3-5).
+
+Notation (paper): layer i's feature map fea_i (C_i x h_i x w_i), its gradient g_i, the channel
+weights W_i,c = mean_{y,x} g_i,c (as in Grad-CAM) and the key map
+``key_i = sum_c W_i,c * g_i,c`` (h_i x w_i). Every key is resized bicubically to the SR output
+size and normalised, n(m) = |m| / max |m| (0 stays 0). Then
+
+* consensus  C = sum_i n(key_i)                                   (eq. 2 / 5, first term)
+* variation  V = sum_{i>=1} |n(key_i) - n(key_{i-1})|  ("abs", default)
+             V = sum_{i>=1} (n(key_i) - n(key_{i-1}))  ("signed", the literal eq. 2 / 5)
+* map        G = r(n(C) + n(V)),  r(m) = (m - min(m, 0)) / (max - min(m, 0)) in [0, 1]
+
+Local map (eqs. 1-2): g_i = d T_ROI / d fea_i from ONE backward of LAM's gradient detector on the
+window. Global map (eqs. 3-5): for consecutive chosen layers i, j = i + 1,
+g_{j->i} = d T_Global(fea_j) / d fea_i with T_Global = sum of the gradient map of the whole fea_j,
+and eq. 4 fea_global_j = fea_j x key_{j->i}; all pairs come from ONE forward in which every chosen
+layer's output re-enters as a detached leaf, and ONE backward of sum_j T_Global(fea_j).
+``docs/glam.md`` lists every choice the paper leaves open.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from torch import fx
+
+from .errors import OnnxAttrError
+from .metrics.gini import diffusion_index
+from .model import _PROBE_SIZES, NodeInfo, SRModel
+from .results import build_dataset
+from .target import Window, check_window, gradient_detector, gradient_map
+
+DEFAULT_LAYERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+VARIATIONS = ("abs", "signed")
+# Side ratios a layer may have to the input (layer side = ratio * input side + offset).
+_RATIOS = (1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 1, 2, 3, 4, 6, 8)
+
+
+# ------------------------------------------------------------------ layer layouts
+@dataclass(frozen=True)
+class Layer:
+    """A chosen node whose output is a spatial map: layout 'nchw', 'nhwc' or 'nlc' (tokens, row-major),
+    side = ``ratio`` * input side + ``offset``."""
+
+    node: NodeInfo
+    layout: str
+    ratio: float
+    offset: int
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    def spatial(self, t: torch.Tensor, in_hw: tuple[int, int]) -> torch.Tensor:
+        """The node's output (or its gradient) as (1, C, h_i, w_i)."""
+        if self.layout == "nchw":
+            return t
+        if self.layout == "nhwc":
+            return t.permute(0, 3, 1, 2)
+        h, w = (round(self.ratio * s) + self.offset for s in in_hw)
+        if t.shape[1] != h * w:
+            raise OnnxAttrError(f"layer {self.name} has {t.shape[1]} tokens, expected {h}x{w} for this input")
+        return t.transpose(1, 2).reshape(1, t.shape[2], h, w)
+
+
+def _side_law(a: int, b: int, in_a: int, in_b: int) -> tuple[float, int] | None:
+    """(ratio, offset) with a = ratio * in_a + offset, b = ratio * in_b + offset, ratio in _RATIOS.
+
+    A square probe (fixed-size models) cannot separate ratio and offset: then a == b is required and
+    the ratio with the smallest |offset| (at most ratio * in_a / 2) is taken.
+    """
+    if min(a, b) < 1:
+        return None
+    if in_a != in_b:
+        ratio = (b - a) / (in_b - in_a)
+        matches = [r for r in _RATIOS if abs(r - ratio) < 1e-9]
+    else:
+        matches = sorted((r for r in _RATIOS if a == b and abs(a - r * in_a) <= r * in_a / 2), key=lambda r: abs(a - r * in_a))
+    if not matches:
+        return None
+    offset = a - matches[0] * in_a
+    return (matches[0], int(round(offset))) if abs(offset - round(offset)) < 1e-9 else None
+
+
+def layout_of(node: NodeInfo, probe_hw: tuple[int, int]) -> Layer | None:
+    """How a node's probe output shape maps onto the image grid, or None (e.g. Gemm on pooled
+    vectors, attention matrices, window-partitioned tokens)."""
+    s, (ph, pw) = node.shape, probe_hw
+    if len(s) == 4 and s[0] == 1:
+        for layout, (a, b) in (("nchw", s[2:4]), ("nhwc", s[1:3])):
+            law = _side_law(a, b, ph, pw)
+            if law:
+                return Layer(node, layout, *law)
+    if len(s) == 3 and s[0] == 1:
+        for r in _RATIOS:
+            h, w = r * ph, r * pw
+            if h == int(h) and w == int(w) and h * w == s[1]:
+                return Layer(node, "nlc", r, 0)
+    return None
+
+
+def choose_layers(model: SRModel, op_types: Iterable[str] | None, pattern: str | None) -> tuple[list[Layer], list[str]]:
+    """Spatial layers among ``model.select(op_types=..., pattern=...)`` (graph order) and the skipped names."""
+    nodes = model.select(op_types=list(op_types or DEFAULT_LAYERS), pattern=pattern)
+    probe = model.fixed_size or _PROBE_SIZES[-1]
+    layers, skipped = [], []
+    for n in nodes:
+        layer = layout_of(n, probe)
+        (layers.append(layer) if layer else skipped.append(n.name))
+    if skipped:
+        warnings.warn(
+            f"GL-AM skips {len(skipped)} selected node(s) whose output is not an image-shaped map "
+            f"(e.g. {skipped[0]}); see the skipped_layers attr",
+            stacklevel=3,
+        )
+    if len(layers) < 2:
+        raise OnnxAttrError(
+            f"GL-AM needs at least 2 image-shaped layers, the selection has {len(layers)}; "
+            "widen --layers / --pattern (see `onnxattr inspect --nodes`)"
+        )
+    return layers, skipped
+
+
+def mixed_pairs(graph: fx.GraphModule, names: Sequence[str]) -> list[str]:
+    """Layers i whose output reaches a chosen layer other than i + 1 without passing another chosen
+    layer (skip connections): their global gradient also holds those layers' direct terms."""
+    chosen = set(names)
+    nodes = {n.name: n for n in graph.graph.nodes}
+    mixed = []
+    for i, name in enumerate(names[:-1]):
+        reached, stack, seen = set(), list(nodes[name].users), set()
+        while stack:
+            n = stack.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            if n.name in chosen:
+                reached.add(n.name)
+            else:
+                stack.extend(n.users)
+        if reached - {names[i + 1]}:
+            mixed.append(name)
+    return mixed
+
+
+# ------------------------------------------------------------------ pure tensor core
+def channel_key(grad: torch.Tensor) -> torch.Tensor:
+    """key = sum_c W_c * g_c with W_c = mean_{y,x} g_c (Grad-CAM weights; eqs. 1-2, 3): (1, C, h, w) -> (h, w)."""
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    return (weights * grad).sum(dim=1)[0]
+
+
+def resize(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize (align_corners=False) of an (h, w) map to ``size``."""
+    return F.interpolate(m[None, None].double(), size=size, mode="bicubic", align_corners=False)[0, 0]
+
+
+def scale_unit(m: torch.Tensor) -> torch.Tensor:
+    """m / max |m| (an all-zero map stays zero): [0, 1] for maps >= 0, [-1, 1] otherwise."""
+    peak = m.abs().max()
+    return m / peak if peak > 0 else m
+
+
+def to_output(key: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """n(key) = |bicubic(key)| / max, in [0, 1] at the SR output size."""
+    return scale_unit(resize(key, size).abs())
+
+
+def consensus(maps: torch.Tensor) -> torch.Tensor:
+    """sum_i n_i over the layer axis of (L, H, W) (first term of eqs. 2 and 5)."""
+    return maps.sum(dim=0)
+
+
+def variation(maps: torch.Tensor, kind: str = "abs") -> torch.Tensor:
+    """sum_{i>=1} |n_i - n_{i-1}| ('abs') or sum_{i>=1} (n_i - n_{i-1}) = n_last - n_0 ('signed')."""
+    diff = maps[1:] - maps[:-1]
+    if kind == "abs":
+        return diff.abs().sum(dim=0)
+    if kind == "signed":
+        return diff.sum(dim=0)
+    raise OnnxAttrError(f"variation {kind!r}: use one of {', '.join(VARIATIONS)}")
+
+
+def rescale(m: torch.Tensor) -> torch.Tensor:
+    """(m - min(m, 0)) / (max - min(m, 0)): m / max for maps >= 0, min-max otherwise; in [0, 1]."""
+    low = torch.clamp(m.min(), max=0.0)
+    span = m.max() - low
+    return (m - low) / span if span > 0 else m - low
+
+
+def glocal(maps: torch.Tensor, kind: str = "abs") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(G, n(C), n(V)) of eq. 2 / 5 from the per-layer maps (L, H, W): G = r(n(C) + n(V))."""
+    cons, var = scale_unit(consensus(maps)), scale_unit(variation(maps, kind))
+    return rescale(cons + var), cons, var
+
+
+def feature_product(fea_j: torch.Tensor, grad_i: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Eq. 4, fea_j x key_{j->i}, as an (H, W) map before normalisation.
+
+    With W_c = mean_{y,x} grad_i,c: sum_c fea_j,c * W_c * grad_i,c when fea_j and grad_i have one shape;
+    otherwise bicubic(sum_c fea_j,c) * bicubic(sum_c W_c * grad_i,c) at the output size.
+    """
+    weighted = grad_i.mean(dim=(2, 3), keepdim=True) * grad_i
+    if weighted.shape == fea_j.shape:
+        return resize((fea_j * weighted).sum(dim=1)[0], size)
+    return resize(fea_j.sum(dim=1)[0], size) * resize(weighted.sum(dim=1)[0], size)
+
+
+def to_lr(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-average an SR-space map down to the LR input size."""
+    return F.adaptive_avg_pool2d(m[None, None], size)[0, 0]
+
+
+def attributed_share(m: torch.Tensor) -> float:
+    """The paper's attributed pixel share (Sec. IV-D2): fraction of pixels above the map's mean."""
+    return float((m > m.mean()).double().mean())
+
+
+# ------------------------------------------------------------------ passes on a model
+def local_keys(model: SRModel, x: torch.Tensor, layers: Sequence[Layer], window: Window) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One forward + ONE backward of T_ROI = gradient_detector(output, window) (eq. 1): the SR output
+    and key_i = channel_key(d T_ROI / d fea_i) for every layer (eq. 2 before resizing)."""
+    taps = model.tap(x, [l.name for l in layers], objective=lambda out: gradient_detector(out, window))
+    hw = tuple(x.shape[2:])
+    return taps.output, [channel_key(l.spatial(taps.gradients[l.name], hw)) for l in layers]
+
+
+def global_products(model: SRModel, x: torch.Tensor, layers: Sequence[Layer], size: tuple[int, int]) -> list[torch.Tensor]:
+    """Eqs. 3-4 for every consecutive pair (i, j = i + 1): one forward where each layer's output
+    re-enters as a detached leaf, ONE backward of sum_j T_Global(fea_j), T_Global = sum of gradient_map(fea_j)."""
+    hw = tuple(x.shape[2:])
+    by_name = {l.name: l for l in layers}
+    feas: dict[str, torch.Tensor] = {}
+    leaves: dict[str, torch.Tensor] = {}
+
+    def reenter(name: str, value: torch.Tensor) -> torch.Tensor:
+        feas[name] = by_name[name].spatial(value, hw)
+        leaves[name] = value.detach().requires_grad_(True)
+        return leaves[name]
+
+    with torch.enable_grad():
+        model.run(x, list(by_name), reenter)
+        total = sum(gradient_map(feas[l.name]).sum() for l in layers[1:])
+        wrt = [leaves[l.name] for l in layers[:-1]]
+        grads = torch.autograd.grad(total, wrt, allow_unused=True) if total.requires_grad else [None] * len(wrt)
+    products = []
+    for i, (src, dst) in enumerate(zip(layers[:-1], layers[1:])):
+        g = grads[i] if grads[i] is not None else torch.zeros_like(wrt[i])
+        products.append(feature_product(feas[dst.name].detach(), src.spatial(g, hw), size))
+    return products
+
+
+# ------------------------------------------------------------------ the method
+def glam(
+    model: SRModel,
+    image: torch.Tensor,
+    window: Window | tuple[int, int, int],
+    *,
+    layers: Iterable[str] | None = None,
+    pattern: str | None = None,
+    variation: str = "abs",
+    hr: torch.Tensor | None = None,
+) -> xr.Dataset:
+    """GL-AM local and global maps of ``image`` (1, C, h, w) in [0, 1] for the SR ``window`` (x, y, size).
+
+    ``layers``: ONNX op types to explain (default Conv, ConvTranspose, Gemm, MatMul; nodes without an
+    image-shaped output are skipped), ``pattern``: regex on node names, ``variation``: 'abs' | 'signed'.
+    Returns the shared Dataset plus ``local``, ``local_consensus``, ``local_variation`` (Y, X),
+    ``local_layers`` (layer, Y, X) and the same for ``global`` (dim ``global_layer``); see docs/glam.md.
+    """
+    if variation not in VARIATIONS:
+        raise OnnxAttrError(f"variation {variation!r}: use one of {', '.join(VARIATIONS)}")
+    model.check_input(image)
+    size = model.output_size(*image.shape[2:])
+    win = check_window(window, *size)
+    chosen, skipped = choose_layers(model, layers, pattern)
+    x = image.to(model.device, torch.float32)
+
+    t0 = time.perf_counter()
+    output, keys = local_keys(model, x, chosen, win)
+    local_layers = torch.stack([to_output(k, size) for k in keys])
+    local, local_cons, local_var = glocal(local_layers, variation)
+    t1 = time.perf_counter()
+    global_layers = torch.stack([scale_unit(p.abs()) for p in global_products(model, x, chosen, size)])
+    global_, global_cons, global_var = glocal(global_layers, variation)
+    t2 = time.perf_counter()
+
+    lr_local = to_lr(local, tuple(image.shape[2:]))
+    c = image.shape[1]
+    names = [l.name for l in chosen]
+    return build_dataset(
+        model=model,
+        image=image,
+        output=output,
+        method="glam",
+        window=win,
+        params={"layers": ", ".join(layers or DEFAULT_LAYERS), "pattern": pattern, "variation": variation},
+        elapsed_s=t2 - t0,
+        attribution=(lr_local / c).expand(c, -1, -1),
+        checks={
+            "diffusion_index": diffusion_index(lr_local),
+            "attributed_share": attributed_share(lr_local),
+            "global_attributed_share": attributed_share(to_lr(global_, tuple(image.shape[2:]))),
+            "local_elapsed_s": t1 - t0,
+            "global_elapsed_s": t2 - t1,
+            "skipped_layers": ", ".join(skipped),
+            "global_mixed_layers": ", ".join(mixed_pairs(model.graph, names)),
+        },
+        data_vars={
+            "local": (("Y", "X"), local),
+            "local_consensus": (("Y", "X"), local_cons),
+            "local_variation": (("Y", "X"), local_var),
+            "local_layers": (("layer", "Y", "X"), local_layers),
+            "global": (("Y", "X"), global_),
+            "global_consensus": (("Y", "X"), global_cons),
+            "global_variation": (("Y", "X"), global_var),
+            "global_layers": (("global_layer", "Y", "X"), global_layers),
+        },
+        coords={
+            "layer": names,
+            "op_type": ("layer", [l.node.op_type for l in chosen]),
+            "global_layer": names[1:],
+            "global_source": ("global_layer", names[:-1]),
+            "global_op_type": ("global_layer", [l.node.op_type for l in chosen[1:]]),
+        },
+        hr=hr,
+    )
+
+
+__all__ = [
+    "DEFAULT_LAYERS",
+    "Layer",
+    "attributed_share",
+    "channel_key",
+    "choose_layers",
+    "consensus",
+    "feature_product",
+    "glam",
+    "global_products",
+    "glocal",
+    "layout_of",
+    "local_keys",
+    "mixed_pairs",
+    "rescale",
+    "resize",
+    "scale_unit",
+    "to_lr",
+    "to_output",
+    "variation",
+]

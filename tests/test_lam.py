@@ -1,0 +1,245 @@
+"""LAM (issue #3): against an independent numpy/scipy loop, exactness on a linear model, the kernel,
+the path, Gini/DI, window errors, the CLI result file and its figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from scipy import ndimage
+from torch import nn
+
+import onnxattr
+from onnxattr.blur import blur, gaussian_kernel
+from onnxattr.cli import cli
+from onnxattr.errors import OnnxAttrError
+from onnxattr.lam import PATHS, budget_batch_size, make_path, path_attribution
+from onnxattr.metrics import diffusion_index, gini
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "waifu2x-upconv7-x2.ts17.onnx"  # a real trained CNN, out = 2 * in - 28
+IMAGE = ROOT / "samples" / "images" / "chelsea-64.png"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    if not SAMPLE.is_file():
+        pytest.skip(f"{SAMPLE.name} not built (samples/make_samples.py)")
+    model = onnxattr.load_model(SAMPLE)
+    image = onnxattr.read_image(IMAGE)[:, :, 16:40, 20:44]  # 24x24 LR -> 20x20 SR: the eye's edge
+    return model, image
+
+
+@pytest.fixture(scope="module")
+def linear(tmp_path_factory):
+    """conv 3 -> 12 (3x3, no bias) + pixel shuffle x2: a linear F."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1, bias=False), nn.PixelShuffle(2)).eval()
+    path = tmp_path_factory.mktemp("linear") / "linear.onnx"
+    axes = {"input": {0: "n", 2: "h", 3: "w"}, "output": {0: "n", 2: "H", 3: "W"}}
+    torch.onnx.export(net, (torch.rand(1, 3, 16, 16),), str(path), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["output"], dynamic_axes=axes)
+    return onnxattr.load_model(path), torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(1))
+
+
+# ------------------------------------------------------------------ independent reference
+def reference_kernel(sigma: float, size: int) -> np.ndarray:
+    ax = np.arange(-size // 2 + 1, size // 2 + 1)
+    xx, yy = np.meshgrid(ax, ax)
+    k = np.exp(-(xx**2 + yy**2) / (2.0 * (sigma + 1e-5) ** 2))
+    return k / k.sum()
+
+
+def reference_blur(image: np.ndarray, sigma: float, size: int) -> np.ndarray:
+    """(C, H, W) float64, per channel, reflect-101 borders (scipy 'mirror'), odd kernel."""
+    k = reference_kernel(sigma, size)
+    return np.stack([ndimage.correlate(c, k, mode="mirror") for c in image])
+
+
+def reference_detector(out: torch.Tensor, x: int, y: int, size: int) -> torch.Tensor:
+    dh = (out[:, :, :-1, :] - out[:, :, 1:, :]) ** 2
+    dw = (out[:, :, :, :-1] - out[:, :, :, 1:]) ** 2
+    g = torch.sqrt(dh[:, :, :, :-1] + dw[:, :, :-1, :])
+    return g[:, :, y : y + size, x : x + size].sum()
+
+
+def reference_lam(model, image: np.ndarray, window, steps: int, sigma: float, size: int) -> np.ndarray:
+    """The authors' loop: blur each step anew, one step at a time, NaN gradients set to 0."""
+    sigmas = np.linspace(sigma, 0, steps + 1)
+    points = [reference_blur(image, s, size) for s in sigmas]
+    total = np.zeros_like(image)
+    for i in range(1, steps + 1):
+        x = torch.from_numpy(points[i].astype(np.float32))[None].requires_grad_(True)
+        reference_detector(model(x), *window).backward()
+        grad = np.nan_to_num(x.grad[0].numpy().astype(np.float64), nan=0.0)
+        total += grad * (points[i] - points[i - 1])
+    return total
+
+
+# ------------------------------------------------------------------------------- tests
+def test_batched_lam_matches_independent_loop_on_sample(sample):
+    model, image = sample
+    window = (2, 3, 12)
+    ds = onnxattr.lam(model, image, window, steps=10, batch_size=4)  # batches 4, 4, 2
+    ref = reference_lam(model, image[0].double().numpy(), window, 10, 1.2, 9)
+    got = ds["attribution"].values.astype(np.float64)
+    assert np.abs(ref).max() > 0
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-5
+    assert ds.attrs["batch_size"] == 4 and ds.attrs["steps"] == 10 and ds.attrs["path"] == "lam"
+    sal = np.abs(ref.sum(0)) / np.abs(ref.sum(0)).max()
+    assert ds.attrs["diffusion_index"] == pytest.approx(diffusion_index(sal), abs=1e-3)
+    assert ds["path_objective"].shape == (11,)
+    assert ds["path_objective"].values[-1] == pytest.approx(ds.attrs["objective_input"])
+    assert 0 <= ds.attrs["completeness_error"] < 0.5
+
+
+def test_default_batch_equals_one_step_at_a_time(sample):
+    model, image = sample
+    a = onnxattr.lam(model, image, (4, 4, 8), steps=6, batch_size=1)["attribution"].values
+    b = onnxattr.lam(model, image, (4, 4, 8), steps=6)["attribution"].values
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+
+
+def test_linear_objective_on_linear_model_is_exact(linear):
+    """For affine F and a linear objective the gradient is constant: the sum telescopes on any path."""
+    model, image = linear
+    w = torch.randn(1, 3, 40, 40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+    def objective(out: torch.Tensor) -> torch.Tensor:
+        return (out.double() * w).sum(dim=(1, 2, 3))
+
+    for name in ("lam", "ig_blur", "ig_black"):
+        route = make_path(image, name, 7, 1.2, 9)
+        res = path_attribution(model, route.points, route.weights, objective, 3)
+        with torch.no_grad():
+            gap = objective(model(image)) - objective(model(route.baseline.float()))
+        assert float(res.attribution.sum()) == pytest.approx(float(gap), rel=1e-5)
+
+
+def test_completeness_exact_on_linear_model_from_black(linear):
+    """F linear (no bias) and D positively 1-homogeneous: along x = a I the gradient is constant, so the
+    m-step sum of the straight path from black is exact for any m (Euler: grad D(F(I)) . I = D(F(I)))."""
+    model, image = linear
+    for m in (1, 3):
+        ds = onnxattr.lam(model, image, (6, 6, 16), steps=m, path="ig_black")
+        assert ds.attrs["completeness_error"] < 1e-6
+        assert ds.attrs["objective_baseline"] == 0.0
+
+
+def test_completeness_of_lam_path_converges_first_order(linear):
+    """On the blur path the right Riemann sum is first order: the error falls like 1/m."""
+    model, image = linear
+    e10, e100 = (onnxattr.lam(model, image, (6, 6, 16), steps=m).attrs["completeness_error"] for m in (10, 100))
+    assert 0.05 < e10 < 0.3 and e100 < 0.02
+    assert 8 < e10 / e100 < 12
+
+
+def test_gaussian_kernel_values():
+    k = gaussian_kernel(1.2, 9).numpy()
+    np.testing.assert_allclose(k, reference_kernel(1.2, 9), rtol=1e-12)
+    centre = 1.0 / sum(np.exp(-(a**2) / (2 * 1.20001**2)) for a in range(-4, 5)) ** 2  # separable kernel
+    assert k.sum() == pytest.approx(1.0) and k[4, 4] == k.max() and k[4, 4] == pytest.approx(centre, rel=1e-12)
+    assert k[4, 4] == pytest.approx(0.110548, abs=1e-6)
+    delta = gaussian_kernel(0.0, 9).numpy()
+    assert delta[4, 4] == 1.0 and delta.sum() == 1.0
+
+
+@pytest.mark.parametrize("name", ["lam", "ig_blur", "ig_black"])
+def test_path_endpoints_and_increments(name):
+    image = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(3))
+    route = make_path(image, name, 5, 1.2, 9)
+    img = image[0].double()
+    base = {"lam": reference_blur(img.numpy(), 1.2, 9), "ig_blur": reference_blur(img.numpy(), 1.2, 9),
+            "ig_black": np.zeros_like(img.numpy())}[name]
+    np.testing.assert_allclose(route.baseline[0].numpy(), base, atol=1e-12)
+    assert torch.equal(route.points[-1], img)
+    assert route.points.shape == route.weights.shape == (5, 3, 12, 10)
+    np.testing.assert_allclose(route.weights.sum(0).numpy(), img.numpy() - base, atol=1e-12)
+    if name == "lam":
+        np.testing.assert_allclose(route.points[1].numpy(), reference_blur(img.numpy(), 1.2 * 3 / 5, 9), atol=1e-12)
+
+
+def test_blur_baseline_matches_scipy_mirror():
+    image = torch.rand(1, 1, 9, 13, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    np.testing.assert_allclose(blur(image, 2.0, 5)[0].numpy(), reference_blur(image[0].numpy(), 2.0, 5), atol=1e-12)
+
+
+def test_gini_and_diffusion_index_known_values():
+    assert diffusion_index(np.ones((8, 8))) == pytest.approx(100.0)
+    assert gini(np.ones((8, 8))) == pytest.approx(0.0, abs=1e-12)
+    for n in (16, 64, 1024):
+        one_hot = np.zeros(n)
+        one_hot[n // 3] = 1.0
+        # 100/n, plus ~100 n 1e-7 from the 1e-7 the LAM code adds to every value
+        assert diffusion_index(one_hot) == pytest.approx(100.0 / n + 100 * n * 1e-7, rel=1e-3)
+    # two levels: half the pixels at 1, half at 0 -> G = 1/2, DI = 50
+    assert diffusion_index(np.repeat([0.0, 1.0], 50)) == pytest.approx(50.0, rel=1e-4)
+
+
+def test_window_validation(sample):
+    model, image = sample  # SR output 20x20, detector map 19x19
+    with pytest.raises(OnnxAttrError, match="outside"):
+        onnxattr.lam(model, image, (10, 0, 12), steps=2)
+    with pytest.raises(OnnxAttrError, match="too large"):
+        onnxattr.lam(model, image, (0, 0, 20), steps=2)
+    with pytest.raises(OnnxAttrError, match="outside"):
+        onnxattr.lam(model, image, (-1, 0, 4), steps=2)
+
+
+def test_parameter_validation(linear):
+    model, image = linear
+    for kw, msg in [({"path": "sideways"}, "unknown path"), ({"steps": 0}, "at least 1 step"),
+                    ({"sigma": 0.0}, "sigma"), ({"batch_size": 0}, "batch size"), ({"memory_fraction": 1.5}, "fraction")]:
+        with pytest.raises(OnnxAttrError, match=msg):
+            onnxattr.lam(model, image, (0, 0, 8), **kw)
+
+
+def test_budget_batch_size():
+    assert budget_batch_size(per_sample=100, free=10_000, fraction=0.5, steps=50) == 50
+    assert budget_batch_size(per_sample=1000, free=10_000, fraction=0.5, steps=50) == 5
+    assert budget_batch_size(per_sample=10**9, free=10_000, fraction=0.5, steps=50) == 1
+
+
+def test_neighbour_paths(linear):
+    model, image = linear
+    results = {p: onnxattr.lam(model, image, (6, 6, 8), steps=8, path=p) for p in PATHS}
+    grad = results["gradient"]
+    assert "baseline" not in grad and np.isnan(grad.attrs["completeness_error"]) and grad.attrs["batch_size"] == 1
+    # the plain gradient: d D / d I by autograd directly
+    x = image.clone().requires_grad_(True)
+    onnxattr.target.gradient_detector(model(x), onnxattr.Window(6, 6, 8)).sum().backward()
+    np.testing.assert_allclose(grad["attribution"].values, x.grad[0].numpy(), rtol=1e-5, atol=1e-7)
+    assert float(results["ig_black"]["baseline"].max()) == 0.0
+    for p in ("lam", "ig_blur", "ig_black"):
+        assert results[p].attrs["completeness_error"] < 0.2
+        assert 0 < results[p].attrs["diffusion_index"] < 100
+
+
+def test_cli_writes_result_that_reopens_and_draws(tmp_path, linear):
+    model, image = linear
+    from PIL import Image
+
+    png = tmp_path / "in.png"
+    Image.fromarray((image[0].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(png)
+    out, fig = tmp_path / "r.nc", tmp_path / "r.png"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["lam", str(model.path), str(png), "--window", "4", "6", "16", "--steps", "5",
+                              "--batch-size", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    ds = onnxattr.load(out)
+    for var in ("input", "output", "attribution", "saliency", "baseline", "path_objective"):
+        assert var in ds
+    assert ds["attribution"].dims == ("channel", "y", "x") and ds["output"].shape == (3, 40, 40)
+    assert ds["path_objective"].dims == ("step",) and ds.sizes["step"] == 6
+    for attr in ("diffusion_index", "gini", "completeness_error", "elapsed_s", "steps", "sigma", "kernel_size",
+                 "path", "batch_size", "memory_fraction", "window_x", "window_y", "window_size"):
+        assert attr in ds.attrs
+    assert ds.attrs["method"] == "lam" and ds.attrs["steps"] == 5 and ds.attrs["batch_size"] == 2
+    assert (ds.attrs["window_x"], ds.attrs["window_y"], ds.attrs["window_size"]) == (4, 6, 16)
+    assert ds.attrs["diffusion_index"] == pytest.approx(100 * (1 - ds.attrs["gini"]))
+    res = runner.invoke(cli, ["show", str(out), "-o", str(fig)])
+    assert res.exit_code == 0, res.output
+    assert fig.stat().st_size > 10_000

@@ -1,0 +1,310 @@
+"""The L2X rule table: one entry per ONNX op type, each rule a chain of the primitives.
+
+A rule takes the node (its torch module ``fn``, ONNX attributes, constant inputs) and the
+evaluated arguments (a :class:`Pair` for every input that depends on the image, the plain
+value for constants) and returns the output Pair. ``rule.kind`` is ``exact`` when the rule
+keeps completeness sum m * Delta h = Delta y exactly, ``approximate`` otherwise.
+
+Ops reached only through constants (weights, shape computations after ``Shape``) need no rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import OnnxAttrError
+from .primitives import Pair, linear, maximum, midpoint, product, reciprocal, reduce_max, rescale, square
+
+Rule = Callable[["NodeCall", list], Pair]
+
+
+class NoRuleError(OnnxAttrError):
+    """An op on the image's path has no L2X rule (or its rule does not apply to this node)."""
+
+
+@dataclass
+class NodeCall:
+    """One graph node as a rule sees it: fx name, ONNX op type, torch module, ONNX attributes, opset,
+    and the ONNX initializers by input position (for inputs the converter baked into the module)."""
+
+    name: str
+    op_type: str
+    fn: Callable[..., Any]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    opset: int = 17
+    initializers: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def const_input(self, args: list, index: int) -> Any:
+        """ONNX input ``index``: the evaluated argument when the graph passes it, else the initializer, else None."""
+        if index < len(args):
+            return args[index]
+        return self.initializers.get(index)
+
+    def fail(self, why: str) -> NoRuleError:
+        return NoRuleError(
+            f"L2X cannot propagate ONNX op {self.op_type} at node {self.name!r}: {why}; pass "
+            "unknown_ops='gradient' (CLI --unknown-ops gradient) to use its plain gradient (approximate)"
+        )
+
+
+def kind(tag: str) -> Callable[[Rule], Rule]:
+    """Mark a rule ``exact`` or ``approximate``."""
+
+    def mark(rule: Rule) -> Rule:
+        rule.kind = tag  # type: ignore[attr-defined]
+        return rule
+
+    return mark
+
+
+def _varying(args: list) -> list[int]:
+    return [i for i, a in enumerate(args) if isinstance(a, Pair)]
+
+
+def _axes(node: NodeCall, args: list, ndim: int) -> list[int]:
+    """Reduce axes: the ``axes`` attribute (opset < 18) or constant input 1, all axes when absent."""
+    axes = node.attrs.get("axes")
+    if axes is None and node.opset >= 18:
+        given = node.const_input(args, 1)
+        if isinstance(given, Pair):
+            raise node.fail("the reduce axes depend on the image")
+        axes = None if given is None or given.numel() == 0 else given.tolist()
+    return sorted(a % ndim for a in axes) if axes is not None else list(range(ndim))
+
+
+# ---------------------------------------------------------------------------------------- rules
+@kind("exact")
+def linear_rule(node: NodeCall, args: list) -> Pair:
+    """y = A h + c, linear in the varying inputs: m_h = A^T m_y (the ordinary gradient)."""
+    return linear(node.fn, *args)
+
+
+@kind("exact")
+def rescale_rule(node: NodeCall, args: list) -> Pair:
+    """y = f(h) element-wise (other inputs constant): m_h = m_y (y - y_ref) / (h - h_ref), f' at the midpoint if tiny."""
+    slots = _varying(args)
+    if len(slots) != 1:
+        raise node.fail(f"{len(slots)} inputs depend on the image; the rule takes one")
+    i = slots[0]
+
+    def f(t: torch.Tensor) -> torch.Tensor:
+        return node.fn(*args[:i], t, *args[i + 1 :])
+
+    h = args[i]
+    with torch.no_grad():
+        out_shape = f(h.ref).shape
+    if out_shape != h.ref.shape:  # a constant operand broadcasts the output: expand h first (linear)
+        h = linear(lambda t: t.expand(out_shape), h)
+    return rescale(f, h)
+
+
+@kind("exact")
+def bilinear_rule(node: NodeCall, args: list) -> Pair:
+    """y = op(a, b) bilinear: linear if one operand is constant, else m_a = op_b((b + b_ref) / 2)^T m_y, m_b alike."""
+    return midpoint(node.fn, *args) if len(_varying(args)) > 1 else linear(node.fn, *args)
+
+
+@kind("exact")
+def div_rule(node: NodeCall, args: list) -> Pair:
+    """y = a / b: linear in a; a varying b goes through r = 1/b (rescale, m = -1/(b b_ref)), then a * r (product)."""
+    a, b = args[0], args[1]
+    if not isinstance(b, Pair):
+        return linear(node.fn, a, b)
+    return product(a, reciprocal(b))
+
+
+@kind("exact")
+def pow_rule(node: NodeCall, args: list) -> Pair:
+    """y = h^p with constant p: rescale m = (h^p - h_ref^p) / (h - h_ref)."""
+    if isinstance(args[1], Pair):
+        raise node.fail("the exponent depends on the image")
+    return rescale_rule(node, args)
+
+
+@kind("exact")
+def max_rule(node: NodeCall, args: list) -> Pair:
+    """max(a, b, ...) = folds of (a + b + |a - b|) / 2; Min with -|a - b|: linear ops and |.| rescale."""
+    sign = 1.0 if node.op_type == "Max" else -1.0
+    out = args[0]
+    for other in args[1:]:
+        out = maximum(out, other, sign)
+    return out if isinstance(out, Pair) else linear(lambda t: t, out)
+
+
+@kind("exact")
+def where_rule(node: NodeCall, args: list) -> Pair:
+    """y = where(c, a, b) with a constant condition c: a selection, linear in a and b."""
+    if isinstance(args[0], Pair):
+        raise node.fail("the condition depends on the image")
+    return linear(node.fn, *args)
+
+
+@kind("exact")
+def softmax_rule(node: NodeCall, args: list) -> Pair:
+    """p = e / sum(e), e = exp(h - c): c = max over both sides (same shift, no contribution), exp and 1/s rescale, e * r split."""
+    h = args[0]
+    ndim = h.ref.ndim
+    axis = node.attrs.get("axis", -1 if node.opset >= 13 else 1) % ndim
+    shape = h.ref.shape
+    if node.opset < 13:  # softmax over the flattened trailing dims
+        h = linear(lambda t: t.reshape(*shape[:axis], -1), h)
+    with torch.no_grad():
+        shift = torch.maximum(h.x.amax(axis, keepdim=True), h.ref.amax(axis, keepdim=True))
+    e = rescale(torch.exp, linear(lambda t: t - shift, h))
+    s = linear(lambda t: t.sum(axis, keepdim=True), e)
+    p = product(e, reciprocal(s))
+    return linear(lambda t: t.reshape(shape), p) if node.opset < 13 else p
+
+
+def _normalize(h: Pair, dims: list[int], eps: float) -> Pair:
+    """(h - mean) / sqrt(var + eps): sub-mean (linear), square (midpoint), mean, rsqrt (rescale), product (split)."""
+    d = linear(lambda t: t - t.mean(dims, keepdim=True), h)
+    var = linear(lambda t: t.mean(dims, keepdim=True), square(d))
+    return product(d, rescale(lambda t: torch.rsqrt(t + eps), var))
+
+
+def _affine(node: NodeCall, args: list, n: Pair, shape: tuple[int, ...]) -> Pair:
+    """n * scale + bias with ONNX inputs 1 and 2 (either may be absent), reshaped to ``shape``."""
+    scale, bias = node.const_input(args, 1), node.const_input(args, 2)
+    if scale is not None:
+        n = product(n, scale.reshape(shape) if not isinstance(scale, Pair) else linear(lambda t: t.reshape(shape), scale))
+    if bias is not None:
+        n = linear(lambda t, b: t + b.reshape(shape), n, bias)
+    return n
+
+
+@kind("exact")
+def layer_norm_rule(node: NodeCall, args: list) -> Pair:
+    """y = (h - mu) * rsqrt(var + eps) * scale + bias over dims >= axis, as an exact chain (see _normalize)."""
+    h = args[0]
+    ndim = h.ref.ndim
+    axis = node.attrs.get("axis", -1) % ndim
+    n = _normalize(h, list(range(axis, ndim)), float(node.attrs.get("epsilon", 1e-5)))
+    return _affine(node, args, n, tuple(h.ref.shape[axis:]))
+
+
+@kind("exact")
+def instance_norm_rule(node: NodeCall, args: list) -> Pair:
+    """y = (h - mu) * rsqrt(var + eps) * scale_c + bias_c over the spatial dims, as an exact chain."""
+    h = args[0]
+    n = _normalize(h, list(range(2, h.ref.ndim)), float(node.attrs.get("epsilon", 1e-5)))
+    return _affine(node, args, n, (-1,) + (1,) * (h.ref.ndim - 2))
+
+
+@kind("exact")
+def reduce_max_rule(node: NodeCall, args: list) -> Pair:
+    """max (min) over axes as pairwise trees of (a + b +- |a - b|) / 2."""
+    h = args[0]
+    axes = _axes(node, args, h.ref.ndim)
+    sign = 1.0 if node.op_type == "ReduceMax" else -1.0
+    for a in axes:
+        h = reduce_max(h, a, sign)
+    if not node.attrs.get("keepdims", 1):
+        h = linear(lambda t: t.squeeze(tuple(axes)), h)
+    return h
+
+
+@kind("exact")
+def global_max_pool_rule(node: NodeCall, args: list) -> Pair:
+    """max over the spatial dims (keepdims) as pairwise trees of (a + b + |a - b|) / 2."""
+    h = args[0]
+    for a in range(2, h.ref.ndim):
+        h = reduce_max(h, a)
+    return h
+
+
+@kind("exact")
+def max_pool_rule(node: NodeCall, args: list) -> Pair:
+    """2-D max pooling: edge-replicate padding and unfold (linear), then a pairwise max tree per window."""
+    h = args[0]
+    a = node.attrs
+    if h.ref.ndim != 4 or a.get("ceil_mode", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise node.fail("only 2-D MaxPool with explicit pads and ceil_mode 0 has a rule")
+    k = tuple(a["kernel_shape"])
+    stride = tuple(a.get("strides", (1, 1)))
+    dil = tuple(a.get("dilations", (1, 1)))
+    top, left, bottom, right = a.get("pads", (0, 0, 0, 0))
+    if dil != (1, 1) and any((top, left, bottom, right)):
+        raise node.fail("dilated MaxPool with padding has no rule")
+    n, c, hh, ww = h.ref.shape
+    oh = (hh + top + bottom - dil[0] * (k[0] - 1) - 1) // stride[0] + 1
+    ow = (ww + left + right - dil[1] * (k[1] - 1) - 1) // stride[1] + 1
+
+    def windows(t: torch.Tensor) -> torch.Tensor:
+        t = F.pad(t, (left, right, top, bottom), mode="replicate") if any((top, left, bottom, right)) else t
+        return F.unfold(t, k, dilation=dil, stride=stride).reshape(n, c, k[0] * k[1], oh * ow)
+
+    m = reduce_max(linear(windows, h), 2)
+    return linear(lambda t: t.reshape(n, c, oh, ow), m)
+
+
+@kind("exact")
+def reduce_l2_rule(node: NodeCall, args: list) -> Pair:
+    """sqrt(sum h^2): square (midpoint), sum (linear), sqrt (rescale)."""
+    s = reduce_sum_square_rule(node, args)
+    return rescale(torch.sqrt, s)
+
+
+@kind("exact")
+def reduce_sum_square_rule(node: NodeCall, args: list) -> Pair:
+    """sum h^2 over axes: square (midpoint, m = h + h_ref), then the sum (linear)."""
+    h = args[0]
+    axes = _axes(node, args, h.ref.ndim)
+    keep = bool(node.attrs.get("keepdims", 1))
+    return linear(lambda t: t.sum(axes, keepdim=keep), square(h))
+
+
+@kind("exact")
+def cast_rule(node: NodeCall, args: list) -> Pair:
+    """y = h as another float type: identity."""
+    out = linear(node.fn, *args)
+    if not out.ref.is_floating_point():
+        raise node.fail("the image's values are cast to a non-float type")
+    return out
+
+
+# ---------------------------------------------------------------------------------------- the table
+_LINEAR = (
+    "Add", "Sub", "Neg", "Sum", "Mean", "Identity", "Dropout",
+    "Conv", "ConvTranspose", "BatchNormalization", "AveragePool", "GlobalAveragePool",
+    "ReduceMean", "ReduceSum",
+    "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND", "ScatterND", "ScatterElements",
+    "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile", "Pad",
+    "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "CumSum",
+)
+_RESCALE = (
+    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
+    "Erf", "Gelu", "Softplus", "Softsign", "Mish", "Clip", "Exp", "Log", "Sqrt", "Reciprocal", "Abs",
+    "Sin", "Cos",
+)
+
+RULES: dict[str, Rule] = {
+    **{op: linear_rule for op in _LINEAR},
+    **{op: rescale_rule for op in _RESCALE},
+    "Mul": bilinear_rule,
+    "MatMul": bilinear_rule,
+    "Gemm": bilinear_rule,
+    "Einsum": bilinear_rule,
+    "Div": div_rule,
+    "Pow": pow_rule,
+    "Max": max_rule,
+    "Min": max_rule,
+    "Where": where_rule,
+    "Cast": cast_rule,
+    "Softmax": softmax_rule,
+    "LayerNormalization": layer_norm_rule,
+    "InstanceNormalization": instance_norm_rule,
+    "ReduceMax": reduce_max_rule,
+    "ReduceMin": reduce_max_rule,
+    "GlobalMaxPool": global_max_pool_rule,
+    "MaxPool": max_pool_rule,
+    "ReduceL2": reduce_l2_rule,
+    "ReduceSumSquare": reduce_sum_square_rule,
+}
+
+#: ops whose output never depends on the image's values: they cut the image's dependency path.
+VALUE_FREE = frozenset({"Shape", "Size"})

@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .compare import compare  # noqa: E402
 from .errors import OnnxAttrError, UnsupportedOpError  # noqa: E402
 from .glam import glam  # noqa: E402
 from .image import read_image  # noqa: E402
@@ -10,4 +11,4 @@ from .model import SRModel, load_model  # noqa: E402
 from .results import load, save  # noqa: E402
 from .target import Window  # noqa: E402
 
-__all__ = ["OnnxAttrError", "SRModel", "UnsupportedOpError", "Window", "glam", "lam", "load", "load_model", "read_image", "save"]
+__all__ = ["OnnxAttrError", "SRModel", "UnsupportedOpError", "Window", "compare", "glam", "lam", "load", "load_model", "read_image", "save"]

@@ -7,6 +7,7 @@ from collections import Counter
 
 import click
 
+from ..l2x import rule_coverage
 from .common import load, model_options
 
 
@@ -30,6 +31,7 @@ def describe(model) -> dict:
         "batch_mode": model.batch_mode,
         "device": str(model.device),
         "ort_providers": model.session.get_providers(),
+        "rule_coverage": rule_coverage(model),
     }
 
 
@@ -58,6 +60,7 @@ def command(model, as_json, list_nodes, device, value_range, no_verify) -> None:
         f"conversion     max |torch - ORT| / max |ORT| = {err:.2e}" if err is not None else "conversion     not verified",
         f"batching       {info['batch_mode']}   device {info['device']}   ORT {', '.join(info['ort_providers'])}",
         f"nodes          {info['nodes']}: " + ", ".join(f"{k} {v}" for k, v in info["op_types"].items()),
+        "L2X rules      " + "; ".join(f"{kind} {', '.join(ops) or '-'}" for kind, ops in info["rule_coverage"].items()),
     ]
     click.echo("\n".join(lines))
     if list_nodes:

@@ -24,5 +24,11 @@ def ort_providers(device: torch.device) -> list[str]:
     onnxruntime may still fall back to the CPU at session creation: read ``session.get_providers()``.
     """
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        preload = getattr(ort, "preload_dlls", None)  # finds the CUDA/cuDNN libraries torch's wheel brought
+        if preload is not None:
+            try:
+                preload()
+            except Exception:  # noqa: BLE001  (best effort: ORT then reports the CPU provider)
+                pass
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]

@@ -15,7 +15,7 @@ import click
 from .. import __version__
 from ..errors import OnnxAttrError
 
-COMMAND_MODULES = ["inspect", "show", "lam", "glam", "l2x"]
+COMMAND_MODULES = ["inspect", "show", "lam", "glam", "l2x", "compare"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

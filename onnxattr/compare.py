@@ -175,7 +175,7 @@ def run_job(
         "saliency": sal,
         "sr_crop": ds["output"].values[:, rows, cols],
         "hr_crop": hr_image[0].numpy()[:, rows, cols] if hr_image is not None else None,
-        "diffusion_index": float(ds.attrs.get("diffusion_index", diffusion_index(sal))),
+        "diffusion_index": float(ds.attrs["diffusion_index"] if "diffusion_index" in ds.attrs else diffusion_index(sal)),
         "quality": sr_quality(ds["output"].values, hr_image[0], border=model.scale) if hr_image is not None else {},
         "curves": curves,
         "elapsed_s": float(ds.attrs["elapsed_s"]),

@@ -1,0 +1,132 @@
+"""onnxattr.compare and `onnxattr compare`: layout, HR-frame windows, scale mixing, CKA, study files."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from onnxattr import OnnxAttrError, compare, load_model, read_image
+from onnxattr.cli import cli
+from onnxattr.compare import load_study, save_study
+from onnxattr.image import downscale
+from onnxattr.metrics import cka_matrix, psnr
+from onnxattr.results import load
+
+from nets import conv_graph
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+IMAGES = SAMPLES / "images"
+CNNS = [SAMPLES / "waifu2x-upconv7-x2.ts17.onnx", SAMPLES / "waifu2x-upresnet10-x2.ts17.onnx"]
+HR_IMAGES = [IMAGES / "astronaut-hr-128.png", IMAGES / "chelsea-128.png"]
+
+
+@pytest.fixture(scope="module")
+def cli_result(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("compare") / "study.nc"
+    args = ["compare", *map(str, CNNS), "--images", *map(str, HR_IMAGES), "--window", "56", "56", "16", "--hr",
+            "--param", "steps=4", "--seeds", "2", "--ratios", "0,0.1,0.3", "-o", str(out), "--figures", str(out.with_suffix(".png"))]
+    with pytest.warns(UserWarning, match=r"CKA over 2 image\(s\) is not informative"):
+        res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_cli_writes_the_documented_dataset(cli_result):
+    out, log = cli_result
+    ds = load(out)
+    assert ds.attrs["method"] == "compare" and ds.attrs["attribution_method"] == "lam"
+    assert ds.attrs["window_frame"] == "hr" and ds.attrs["method_steps"] == 4
+    assert dict(ds.sizes) == {"model": 2, "model2": 2, "image": 2, "channel": 3, "y": 64, "x": 64, "wy": 16, "wx": 16,
+                              "region": 2, "reference": 2, "order": 2, "ratio": 3}
+    assert list(ds.model.values) == [p.name for p in CNNS] and list(ds.image.values) == ["astronaut-hr-128", "chelsea-128"]
+    assert ds.attribution.dims == ("model", "image", "channel", "y", "x")
+    assert ds.mask_psnr.dims == ("model", "image", "region", "reference", "order", "ratio")
+    # the HR window (56, 56) sits at 56 + c/2 in each SR output: c = -28 and -52
+    assert list(ds.window_x_sr.values) == [42, 30] and list(ds.offset.values) == [-28, -52]
+    hr = read_image(HR_IMAGES[1])[0, :, 56:72, 56:72].numpy()
+    np.testing.assert_allclose(ds.hr_crop.sel(image="chelsea-128").values, hr, atol=1e-7)
+    assert np.allclose(ds.saliency.max(dim=("y", "x")), 1.0)
+    assert ((ds.diffusion_index > 0) & (ds.diffusion_index < 100)).all()
+    # PSNR of the window crop vs HR is below the whole-image PSNR on these photos, all finite and plausible
+    assert ((ds.psnr_y > 28) & (ds.psnr_y < 45)).all() and (ds.ssim_y < 1).all()
+    crop_psnr = psnr(ds.sr_crop.sel(model=CNNS[0].name, image="chelsea-128").values, hr)
+    assert np.isfinite(crop_psnr) and crop_psnr > 20
+    sr0 = ds.mask_psnr.sel(reference="sr", ratio=0.0)
+    assert np.isinf(sr0).all()
+    # ratio 0 against HR on the whole image is the model's PSNR (same Y, same border)
+    np.testing.assert_allclose(ds.mask_psnr.sel(reference="hr", ratio=0.0, region="image", order="attribution"),
+                               ds.psnr_y, rtol=1e-5)
+    assert np.isnan(ds.cka).all()  # two images: CKA would be 1 by construction (warned)
+    assert "wrote" in log
+    for panel in ("grid", "masking", "cka", "scatter"):
+        assert out.with_name(f"study-{panel}.png").stat().st_size > 10_000
+
+
+def test_show_draws_the_composite_figure(cli_result, tmp_path):
+    out, _ = cli_result
+    res = CliRunner().invoke(cli, ["show", str(out), "-o", str(tmp_path / "all.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "all.png").stat().st_size > 50_000
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("tiny")
+    return {f"x{s}": conv_graph(folder / f"conv-x{s}.onnx", scale=s) for s in (2, 3)}
+
+
+def test_mixing_scales_needs_hr_and_aligns_the_frame(tiny, tmp_path):
+    models = [tiny["x2"], tiny["x3"]]
+    with pytest.raises(OnnxAttrError, match="mix scales .* pass HR images"):
+        compare(models, HR_IMAGES[:1], (30, 30, 12), method="lam", path="gradient")
+    with pytest.raises(OnnxAttrError, match="mix scales"):
+        compare(models, HR_IMAGES[:1], (30, 30, 12), hr=True, window_in_hr=False, path="gradient")
+    ds = compare(models, HR_IMAGES[:1], (30, 30, 12), hr=True, path="gradient", ratios=(0.1,), seeds=1)
+    assert list(ds.scale.values) == [2, 3] and list(ds.window_x_sr.values) == [30, 30]
+    # LR 64x64 for x2, 42x42 for x3 (128 // 3), NaN-padded to 64
+    sal = ds.saliency.sel(model="conv-x3.onnx").values[0]
+    assert np.isfinite(sal[:42, :42]).all() and np.isnan(sal[42:]).all() and np.isnan(sal[:, 42:]).all()
+    # every model's PSNR is against the same HR (cropped to its multiple of the scale)
+    hr = read_image(HR_IMAGES[0])
+    lr3, hr3 = downscale(hr, 3)
+    assert hr3.shape[-1] == 126 and lr3.shape[-1] == 42
+    sr3 = np.clip(load_model(tiny["x3"]).run_ort(lr3.numpy())[0], 0, 1)
+    expected = psnr(sr3, hr3[0].numpy(), border=3)  # 0.01-weight convs darken the image: about 7 dB
+    assert ds.psnr.sel(model="conv-x3.onnx").values[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_window_errors_name_the_model(tiny):
+    with pytest.raises(OnnxAttrError, match=r"conv-x2.onnx on astronaut-hr-128.png.*outside"):
+        compare([tiny["x2"]], HR_IMAGES[:1], (120, 5, 16), hr=True, path="gradient")
+    with pytest.raises(OnnxAttrError, match="method 'gradcam'"):
+        compare([tiny["x2"]], HR_IMAGES[:1], (5, 5, 16), method="gradcam")
+
+
+def test_cka_over_images_and_study_roundtrip(tiny, tmp_path):
+    images = [IMAGES / n for n in ("astronaut-64.png", "chelsea-64.png", "coffee-64.png", "camera-gray-64.png")]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="CKA over")  # enough images: no CKA warning
+        ds = compare([tiny["x2"], CNNS[0]], images, (60, 60, 16), path="gradient", ratios=(0.1,), seeds=1)
+    assert "psnr" not in ds and list(ds.reference.values) == ["sr"]
+    feats = [ds.saliency.sel(model=m).values.reshape(len(images), -1) for m in ds.model.values]
+    np.testing.assert_allclose(ds.cka.values, cka_matrix(feats), rtol=1e-10)
+    assert np.allclose(np.diag(ds.cka), 1.0) and 0 < float(ds.cka[0, 1]) < 1
+    path = save_study(ds, tmp_path / "study.zarr")
+    save_study(ds, path)  # replaces an existing store
+    back = load_study(path)
+    assert dict(back.sizes) == dict(ds.sizes) and back.attrs["method"] == "compare"
+    np.testing.assert_array_equal(back.mask_psnr.values, ds.mask_psnr.values)
+    with pytest.raises(OnnxAttrError, match="should end in .zarr"):
+        save_study(ds, tmp_path / "study.nc")
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    res = CliRunner().invoke(
+        cli, ["compare", str(CNNS[0]), "--images", str(HR_IMAGES[0]), "--window", "1", "1", "8", "--param", "9=x",
+              "-o", str(tmp_path / "o.nc")]
+    )
+    assert res.exit_code != 0 and "KEY=VALUE" in str(res.exception)

@@ -23,15 +23,15 @@ class OnnxScatterND(nn.Module, OnnxToTorchModule):
         self.reduction = reduction
 
     def forward(self, data: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
-        if indices.numel() == 0:
+        if indices.numel() == 0 or updates.numel() == 0:
             return data.clone()
         depth = indices.shape[-1]
         lead = torch.tensor(data.shape[:depth], device=indices.device)
         index = indices.reshape(-1, depth) % lead  # negative indices count from the end
         strides = torch.tensor([math.prod(data.shape[i + 1:depth]) for i in range(depth)], device=indices.device)
         rows = (index * strides).sum(-1)
-        flat = data.reshape(-1, *data.shape[depth:])
-        values = updates.reshape(-1, *data.shape[depth:]).to(data.dtype)
+        flat = data.reshape(math.prod(data.shape[:depth]), *data.shape[depth:])
+        values = updates.reshape(rows.shape[0], *data.shape[depth:]).to(data.dtype)
         if self.reduction == "none":
             out = flat.index_copy(0, rows, values)
         else:

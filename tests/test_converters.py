@@ -146,13 +146,16 @@ def test_scatter_nd18(reduction: str) -> None:
     check(model, {"x": X, "updates": updates}, "ScatterND")
 
 
-def test_scatter_nd_empty_updates() -> None:
-    indices = np.zeros((0, 2), np.int64)
-    updates = np.zeros((0, 6, 8), np.float32)
+@pytest.mark.parametrize(("data", "indices"), [
+    (X, np.zeros((0, 2), np.int64)),  # no index rows
+    (np.zeros((5, 0, 2), np.float32), np.array([[0], [3], [4]], np.int64)),  # SwinIR's mask: empty slices
+])
+def test_scatter_nd_empty_updates(data: np.ndarray, indices: np.ndarray) -> None:
+    updates = np.zeros(indices.shape[:-1] + data.shape[indices.shape[-1]:], np.float32)
     node = helper.make_node("ScatterND", ["x", "indices", "updates"], ["y"])
-    model = build([node], {"x": X, "updates": updates, "indices": indices}, ["y"], 16)
-    out = check(model, {"x": X, "updates": updates, "indices": indices}, "ScatterND")[0]
-    assert np.array_equal(out, X)
+    feeds = {"x": data, "updates": updates, "indices": indices}
+    out = check(build([node], feeds, ["y"], 18), feeds, "ScatterND")[0]
+    assert np.array_equal(out, data)
 
 
 @pytest.mark.parametrize("reduction", ["none", "add", "mul", "max", "min"])

@@ -64,7 +64,10 @@ def _model(path: str, device: str | None, value_range: float, verify: bool) -> S
     key = (str(Path(path).resolve()), device, float(value_range), bool(verify))
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = load_model(path, device=device, verify=verify, value_range=value_range)
+            try:
+                _MODELS[key] = load_model(path, device=device, verify=verify, value_range=value_range)
+            except OnnxAttrError as err:  # subclasses with other __init__ signatures do not unpickle on a client
+                raise OnnxAttrError(str(err)) from None
         return _MODELS[key]
 
 

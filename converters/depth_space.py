@@ -35,13 +35,6 @@ def convert_depth_to_space(node: OnnxNode, graph: OnnxGraph) -> OperationConvert
     return OperationConverterResult(module, onnx_mapping_from_node(node))
 
 
-@converter("SpaceToDepth", 1, 13)
-def convert_space_to_depth(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
-    """ONNX SpaceToDepth orders channels (bh, bw, C): pixel_unshuffle orders (C, bh, bw)."""
-    del graph
-    return OperationConverterResult(SpaceToDepth(node.attributes["blocksize"]), onnx_mapping_from_node(node))
-
-
 class SpaceToDepth(nn.Module, OnnxToTorchModule):
     """SpaceToDepth with the ONNX channel order (block_h, block_w, C)."""
 
@@ -54,3 +47,10 @@ class SpaceToDepth(nn.Module, OnnxToTorchModule):
         s = self.blocksize
         x = x.reshape(b, c, h // s, s, w // s, s).permute(0, 3, 5, 1, 2, 4)
         return x.reshape(b, c * s * s, h // s, w // s)
+
+
+@converter("SpaceToDepth", 1, 13)
+def convert_space_to_depth(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    """ONNX SpaceToDepth orders channels (bh, bw, C): pixel_unshuffle orders (C, bh, bw)."""
+    del graph
+    return OperationConverterResult(SpaceToDepth(node.attributes["blocksize"]), onnx_mapping_from_node(node))

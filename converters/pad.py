@@ -1,4 +1,4 @@
-"""Pad at opsets 18, 19 and 21 (``axes`` input, ``wrap`` mode)."""
+"""Pad at opsets 18 to 25 (``axes`` input, ``wrap`` mode)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class OnnxPad(nn.Module, OnnxToTorchModule):
         return F.pad(x, torch_pads, mode="constant", value=value)
 
 
-@converter("Pad", 18, 19, 21)
+@converter("Pad", 18, 19, 21, 23, 24, 25)
 def convert_pad(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     """Constant ``pads`` and ``axes`` are stored; a dynamic ``pads`` stays an input."""
     mode = node.attributes.get("mode", "constant")

@@ -1,4 +1,4 @@
-"""Reshape at opsets 5, 13, 14, 19 and 21, including ``allowzero=1``."""
+"""Reshape at opsets 5 to 25, including ``allowzero=1``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class OnnxReshape(nn.Module, OnnxToTorchModule):
         return torch.reshape(x, dims)
 
 
-@converter("Reshape", 5, 13, 14, 19, 21)
+@converter("Reshape", 5, 13, 14, 19, 21, 23, 24, 25)
 def convert_reshape(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     """``allowzero`` (opset 14+) decides what a 0 in ``shape`` means."""
     del graph

@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxattr.converters import prepare, to_torch
+from onnxattr.converters import export_onnx, prepare, to_torch
 from onnxattr.errors import UnsupportedOpError
 
 RNG = np.random.default_rng(0)
@@ -277,3 +277,38 @@ def test_refused_attribute_names_the_node() -> None:
     with pytest.raises(UnsupportedOpError, match="antialias") as info:
         to_torch(model)
     assert (info.value.op_type, info.value.version, info.value.node) == ("Resize", 18, "aa_resize")
+
+
+@pytest.mark.parametrize("opset", [22, 24])
+def test_type_only_opset_bumps(opset: int) -> None:
+    """Conv, HardSwish, Softplus, MaxPool, AveragePool, Cast, Transpose, Reshape, Flatten at a recent opset."""
+    weight = RNG.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("HardSwish", ["c"], ["h"]),
+        helper.make_node("Softplus", ["h"], ["s"]),
+        helper.make_node("MaxPool", ["s"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[1, 2], strides=[1, 1]),
+        helper.make_node("Cast", ["a"], ["a64"], to=TensorProto.DOUBLE),
+        helper.make_node("Cast", ["a64"], ["a32"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["a32"], ["t"], perm=[0, 1, 3, 2]),
+        helper.make_node("Reshape", ["t", "flat_shape"], ["r"]),
+        helper.make_node("Flatten", ["r"], ["f"], axis=1),
+    ]
+    model = build(nodes, {"x": X}, ["f"], opset, {"w": weight, "flat_shape": np.array([0, -1], np.int64)})
+    check(model, {"x": X}, "AveragePool")
+
+
+def test_export_onnx_falls_back_to_static(tmp_path) -> None:
+    """A model that specializes on its input size cannot be exported with dynamic H, W."""
+
+    class SizeDependent(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2 if x.shape[-1] == 16 else x
+
+    with pytest.warns(UserWarning, match="dynamic dynamo export failed"):
+        path = export_onnx(SizeDependent(), tmp_path / "m.onnx", input_shape=(1, 3, 16, 16))
+    dims = [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 16, 16]
+    x = RNG.random((1, 3, 16, 16), dtype=np.float32)
+    assert np.allclose(ort.InferenceSession(str(path)).run(None, {"input": x})[0], 2 * x)

@@ -62,21 +62,21 @@ def grid(fig: Figure | SubFigure, ds: xr.Dataset, max_images: int = 3) -> None:
     """Rows: a reference row (HR crop or none, LR input with the window), then one row per model with
     its SR crop, saliency ('seismic' on [-1, 1] as LAM) and area of interest over the upscaled LR."""
     models, images = list(ds.model.values), list(ds.image.values)[:max_images]
-    axes = fig.subplots(len(models) + 1, 3 * len(images), squeeze=False, gridspec_kw=dict(hspace=0.3, wspace=0.08))
+    axes = fig.subplots(len(models) + 1, 3 * len(images), squeeze=False, gridspec_kw=dict(hspace=0.45, wspace=0.08))
     seismic = colormaps["seismic"]
     for j, image in enumerate(images):
         ref = axes[0, 3 * j : 3 * j + 3]
         if "hr_crop" in ds:
             ref[0].imshow(as_rgb(ds.hr_crop.sel(image=image)), interpolation="nearest")
-            bare(ref[0], "HR window")
+            bare(ref[0], "")
+            ref[0].set_xlabel("HR window", fontsize=FONT)
         else:
             ref[0].axis("off")
         lr = _valid(ds.input.sel(model=models[0], image=image).values)
         ref[1].imshow(as_rgb(xr.DataArray(lr)), interpolation="nearest")
         mark(ref[1], _window_lr(ds, models[0]))
-        bare(ref[1], "LR input")
+        bare(ref[1], f"{image} (LR)")
         ref[2].axis("off")
-        ref[2].text(0.05, 0.5, image, fontsize=FONT, va="center", transform=ref[2].transAxes)
         for i, model in enumerate(models, start=1):
             row = axes[i, 3 * j : 3 * j + 3]
             scale = int(ds.scale.sel(model=model))
@@ -177,7 +177,7 @@ def scatter(fig: Figure | SubFigure, ds: xr.Dataset) -> None:
 def _sizes(ds: xr.Dataset) -> dict[str, tuple[float, float]]:
     n_models, n_images = ds.sizes["model"], min(ds.sizes["image"], 3)
     return {
-        "grid": (max(4.0, 2.4 * n_images + 1.0), 1.05 * (n_models + 1) + 0.4),
+        "grid": (max(4.0, 2.4 * n_images + 1.0), 1.2 * (n_models + 1) + 0.4),
         "masking": (max(3.5, 2.0 * n_models), 3.4),
         "cka": (3.5, 3.0),
         "scatter": (3.5, 3.0),

@@ -14,7 +14,9 @@ from torch import fx
 
 from onnxattr.errors import UnsupportedOpError
 
-from . import activations, conv, depth_space, layer_norm, pad, reduce, reshape, resize, scatter, split, versions  # noqa: F401
+from . import (  # noqa: F401  (imported for their converter registrations)
+    activations, conv, depth_space, layer_norm, pad, reduce, reshape, resize, scatter, split, versions,
+)
 from .export import export_onnx
 
 __all__ = ["export_onnx", "prepare", "to_torch"]

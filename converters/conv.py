@@ -1,4 +1,4 @@
-"""Conv and ConvTranspose 1/11 whose weight or bias is not an initializer (Constant or computed)."""
+"""Conv and ConvTranspose 1/11/22, also when the weight or bias is not an initializer (Constant or computed)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from ._registry import converter, released
 
-_RELEASED = {op: released(op, 11) for op in ("Conv", "ConvTranspose")}  # same function as v1
+_RELEASED = {op: released(op, 11) for op in ("Conv", "ConvTranspose")}  # = v1; v22 only added bfloat16
 _FUNCTIONS = {("Conv", 1): F.conv1d, ("Conv", 2): F.conv2d, ("Conv", 3): F.conv3d,
               ("ConvTranspose", 1): F.conv_transpose1d, ("ConvTranspose", 2): F.conv_transpose2d,
               ("ConvTranspose", 3): F.conv_transpose3d}
@@ -38,8 +38,8 @@ class OnnxConvFunctional(nn.Module, OnnxToTorchModule):
         return _FUNCTIONS[(self.op_type, rank)](x, weight, bias, **kwargs)
 
 
-@converter("Conv", 1, 11)
-@converter("ConvTranspose", 1, 11)
+@converter("Conv", 1, 11, 22)
+@converter("ConvTranspose", 1, 11, 22)
 def convert_conv(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     """Initializer weights: onnx2torch's ``nn.ConvNd``; other weights: a functional convolution."""
     params = [name for name in node.input_values[1:] if name]

@@ -25,8 +25,6 @@ TYPE_ONLY_BUMPS: dict[str, tuple[int, tuple[int, ...]]] = {
     "IsInf": (10, (20,)),
     "IsNaN": (13, (20,)),
     "TopK": (11, (24,)),
-    "Conv": (11, (22,)),
-    "ConvTranspose": (11, (22,)),
     "MaxPool": (12, (22,)),
     "GlobalAveragePool": (1, (22,)),
     "InstanceNormalization": (6, (22,)),

@@ -236,12 +236,13 @@ def test_conv_weights_from_constant_nodes(op_type: str) -> None:
     check(build(nodes, {"x": X}, ["y"], 17), {"x": X}, op_type)
 
 
+@pytest.mark.parametrize("opset", [11, 22])
 @pytest.mark.parametrize("op_type", ["Conv", "ConvTranspose"])
-def test_conv_weights_as_graph_input(op_type: str) -> None:
+def test_conv_weights_as_graph_input(op_type: str, opset: int) -> None:
     weight = RNG.standard_normal((4, 2, 3, 3)).astype(np.float32)
     pads = [0, 1, 2, 1] if op_type == "Conv" else [1, 0, 1, 0]
     node = helper.make_node(op_type, ["x", "w"], ["y"], pads=pads, group=2, dilations=[2, 1])
-    check(build([node], {"x": X, "w": weight}, ["y"], 11), {"x": X, "w": weight}, op_type)
+    check(build([node], {"x": X, "w": weight}, ["y"], opset), {"x": X, "w": weight}, op_type)
 
 
 def test_prepare_folds_identity_weights_and_clip_bounds() -> None:

@@ -159,7 +159,10 @@ def test_zoo_converts(arch: str, exporter: str, zoo_cache: Callable[[str, str], 
     x = np.random.default_rng(1).random(SHAPE, dtype=np.float32)
     y_ort = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert y_ort.shape == (1, 3, 64, 64)
-    module, _ = to_torch(proto)
+    module, prepared = to_torch(proto)
+    y_prepared = ort.InferenceSession(prepared.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    assert np.abs(y_prepared - y_ort).max() <= 1e-6  # prepare() keeps the numerics
     with torch.no_grad():
         y_torch = module(torch.from_numpy(x)).numpy()
         y_original = exported.module(torch.from_numpy(x)).numpy()

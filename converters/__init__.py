@@ -5,6 +5,9 @@ Importing this package registers the converters in the sibling modules with onnx
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import onnx
 import onnx2torch
 import onnxscript.optimizer
@@ -21,11 +24,21 @@ from .export import export_onnx
 
 __all__ = ["export_onnx", "prepare", "to_torch"]
 
+# onnx2torch's Slice indexes with a list, which torch flags on every call; the result is right.
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", module="onnx2torch")
+
 
 def prepare(model: onnx.ModelProto) -> onnx.ModelProto:
     """A cleaned copy of ``model``: functions inlined, constants folded and lifted to initializers,
-    Identity chains and unused nodes removed (onnxscript's optimizer). Node names are kept."""
-    return onnxscript.optimizer.optimize(model)
+    Identity chains and unused nodes removed (onnxscript's optimizer). Node names are kept.
+    The optimizer's notes on what it leaves unfolded are silenced: they concern no user."""
+    log = logging.getLogger("onnxscript.optimizer")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        return onnxscript.optimizer.optimize(model)
+    finally:
+        log.setLevel(level)
 
 
 def to_torch(model: onnx.ModelProto) -> tuple[fx.GraphModule, onnx.ModelProto]:

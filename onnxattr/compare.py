@@ -367,6 +367,11 @@ def compare(
     image_paths = [str(p) for p in images]
     win = window if isinstance(window, Window) else Window(*(int(v) for v in window))
     load = {"device": device, "value_range": float(value_range), "verify": verify}
+    if method == "lam" and scheduler in (None, "threads", "local") and not {"batch_size", "memory_fraction"} & set(method_params):
+        from .lam import DEFAULT_MEMORY_FRACTION
+
+        # LAM sizes its batch from free memory; tasks run side by side, one per core, so share the budget
+        method_params = {**method_params, "memory_fraction": DEFAULT_MEMORY_FRACTION / (os.cpu_count() or 1)}
     sizes = {Path(p).name: tuple(read_image(p).shape[2:]) for p in image_paths}
     runner = _Runner(scheduler)
     try:

@@ -42,6 +42,9 @@ DEFAULT_MEMORY_FRACTION = 0.5
 # (gradient buffers of the largest activations, allocator slack). DAT-light x2 at 128x128 LR:
 # 2.15 GB saved per sample, about 5.5-6 GB peak at batch 1 (benchmarks/README.md): 3 covers it.
 BACKWARD_OVERHEAD = 3.0
+# Default cap on the batch on a CPU: beyond ~10 images the activations leave the caches and a pass
+# costs more per step (waifu2x at 64x64 on the quiet 2-core machine: batch 5-10 best, 50 is 1.5x slower).
+CPU_MAX_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def lam(
     A = sum_{i=1..m} dD(F(x_i))/dx_i * (x_i - x_{i-1}) (eq. 4 as the authors' code computes it) along
     the path ``path`` (see the module docstring). ``batch_size`` points run per pass; by default as many
     as fit in ``memory_fraction`` of the free RAM (or free CUDA memory), measured per sample on the
-    baseline pass. Returns the shared result layout plus ``baseline`` (channel, y, x) and
+    baseline pass, and at most ``CPU_MAX_BATCH`` on a CPU. Returns the shared result layout plus ``baseline`` (channel, y, x) and
     ``path_objective`` (step) = D(F(x_i)), i = 0..m; attrs ``diffusion_index`` and ``gini`` of the
     saliency, ``completeness_error``, the parameters, the batch size used and ``elapsed_s``.
     """
@@ -223,6 +226,8 @@ def lam(
     per_sample, probe_out = sample_bytes(model, probe.to(model.device), fixed)
     m = route.points.shape[0]
     batch = batch_size or budget_batch_size(per_sample, free_memory(model.device), memory_fraction, m)
+    if batch_size is None and model.device.type == "cpu":
+        batch = min(batch, CPU_MAX_BATCH)
     with tqdm(total=m, unit="step", desc="lam", disable=not progress, leave=False) as bar:
         res = path_attribution(model, route.points, route.weights, objective, min(batch, m), bar.update)
 

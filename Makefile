@@ -12,11 +12,11 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 endif
 STAMP  := $(VENV)/.onnxattr-installed
 DEMO   := demo-out
-DEMO_MODEL  := samples/dat-light-x2.ts17.onnx
-DEMO_IMAGE  := samples/images/coffee-64.png
-DEMO_WINDOW := 56 40 16
+DEMO_MODEL  := samples/waifu2x-upconv7-x2.ts17.onnx
+DEMO_IMAGE  := samples/images/chelsea-64.png
+DEMO_WINDOW := 34 26 16
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test clean
 
 setup: $(STAMP)
 
@@ -36,9 +36,6 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
-
-bench: setup
-	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -12,7 +12,6 @@ model file name, sha256, scale, offset, value range, conversion error, device, v
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .atomic import write_atomically
 from .errors import OnnxAttrError
 from .metrics import saliency as saliency_map
 from .target import Window
@@ -145,15 +145,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OnnxAttrError(f"folder {str(folder)!r} for the result does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:

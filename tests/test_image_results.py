@@ -119,6 +119,24 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_saved_files_get_the_users_permissions(tmp_path):
+    """Atomic writes must not leave mkstemp's owner-only 0600 on a result or figure."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    from onnxattr.plot import save_figure
+
+    ds, _ = _dataset()
+    umask = os.umask(0o022)
+    try:
+        for path in (save(ds, tmp_path / "r.nc"), save_figure(Figure(), tmp_path / "r.png")):
+            assert path.stat().st_mode & 0o777 == 0o644, path
+    finally:
+        os.umask(umask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc", "r.png"]
+
+
 def test_save_checks_the_path(tmp_path):
     ds, _ = _dataset()
     with pytest.raises(OnnxAttrError, match="should end in .nc"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,7 @@ matplotlib.use("Agg")
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..atomic import write_atomically  # noqa: E402
 from ..errors import OnnxAttrError  # noqa: E402
 
 FORMATS = (".png", ".pdf", ".svg")
@@ -34,15 +34,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     if path.suffix.lower() not in FORMATS:
         raise OnnxAttrError(f"figure path {str(path)!r} should end in {', '.join(FORMATS)}")
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if not folder.is_dir():
+        raise OnnxAttrError(f"folder {str(folder)!r} for the figure does not exist; create it first")
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
 
 
 def show(ds: xr.Dataset, path: str | os.PathLike) -> Path:

@@ -1,0 +1,23 @@
+"""Atomic writes: a result or figure file is complete or absent, never partial."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Callable
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` to a fresh name in ``path``'s folder (same file system), then rename it over ``path``.
+
+    A failed write removes the temporary file and leaves an existing ``path`` untouched. The writer
+    creates the file itself, so it gets the user's usual permissions (umask), not mkstemp's 0600.
+    """
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -138,8 +138,10 @@ def propagate(
     """Run x and x_ref (1, C, h, w) in [0, 1] through the graph, then back-propagate the rules from
     ``objective(output) -> Pair`` of scalars: multipliers m with sum m * (x - x_ref) = Delta target.
 
-    ``dtype`` float64 (a copy of the graph) keeps completeness near 1e-8 where float32 rounding of
-    h - h_ref would reach 1e-4 of small target differences; float32 runs the model's own graph.
+    ``dtype`` float64 (a copy of the graph) keeps completeness near 1e-9; float32 runs the model's own graph
+    (completeness then ~1e-6, up to ~4e-5 for one output pixel, whose own float32 rounding limits Delta t).
+    The objective is evaluated in float64 on the output either way: in float32 a window sum t ~ 1e3 with
+    Delta t ~ 1 would lose 1e-4 of Delta t to rounding before any rule ran.
     """
     vr = model.value_range
     graph = model.graph if dtype == torch.float32 else copy.deepcopy(model.graph).to(dtype)
@@ -148,7 +150,7 @@ def propagate(
     x_ref = x_ref.to(dtype)
     with torch.enable_grad():
         out = runner.run(Pair(x * vr, x_ref.detach() * vr))
-        out = Pair(out.x / vr, out.ref / vr)
+        out = Pair(out.x.double() / vr, out.ref.double() / vr)
         target = objective(out)
         (m,) = torch.autograd.grad(target.x, x, allow_unused=True)
     if m is None:

@@ -17,7 +17,7 @@ import onnxattr
 from onnxattr.blur import blur
 from onnxattr.errors import OnnxAttrError
 from onnxattr.l2x import NoRuleError, l2x, rule_coverage
-from onnxattr.l2x.primitives import Pair
+from onnxattr.l2x.primitives import Pair, linear, rescale
 from onnxattr.l2x.rules import RULES, NodeCall
 from onnxattr.metrics.masking import mask_pixels, pixel_order
 from onnxattr.metrics.quality import psnr
@@ -249,6 +249,30 @@ def test_softmax_multipliers_stay_bounded_when_logits_are_far_apart(seed, spread
     n, d = h.ref.shape[-1], float(h.delta.abs().max())
     w_max = float(torch.randn(h.ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).abs().max())
     assert float(m.abs().max()) <= (1 + n * (2 + d + np.log(n))) * w_max
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, spread=st.sampled_from([10.0, 1.0, 1e-2, 1e-6, 0.0]))
+def test_softmax_rule_equals_its_chain_of_primitives(seed, spread):
+    """The closed-form Softmax backward = the chain z = h - c, exp, sum, log, exp(z - L) run through the primitives."""
+    h = _pair(seed, (2, 3, 7), spread)
+    w = torch.randn(h.ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def chain(h: Pair) -> Pair:
+        with torch.no_grad():
+            shift = torch.maximum(h.x.amax(-1, keepdim=True), h.ref.amax(-1, keepdim=True))
+        z = linear(lambda t: t - shift, h)
+        log_sum = rescale(torch.log, linear(lambda t: t.sum(-1, keepdim=True), rescale(torch.exp, z)))
+        return rescale(torch.exp, linear(torch.sub, z, log_sum))
+
+    def multipliers(rule) -> torch.Tensor:
+        x = h.x.detach().clone().requires_grad_(True)
+        out = rule(Pair(x, h.ref))
+        torch.testing.assert_close(out.x, torch.softmax(x, -1))
+        return torch.autograd.grad((out.x * w).sum(), x)[0]
+
+    fused = multipliers(lambda p: RULES["Softmax"](_node("Softmax", None, axis=-1), [p]))
+    torch.testing.assert_close(fused, multipliers(chain), rtol=1e-9, atol=1e-12 * float(fused.abs().max()))
 
 
 def test_composite_rules_reproduce_the_op():

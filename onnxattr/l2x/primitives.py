@@ -69,6 +69,22 @@ def _elementwise_derivative(f: Callable[[torch.Tensor], torch.Tensor], at: torch
     return torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def secant(
+    h: torch.Tensor,
+    h_ref: torch.Tensor,
+    y: torch.Tensor,
+    y_ref: torch.Tensor,
+    tangent: Callable[[], torch.Tensor],
+) -> torch.Tensor:
+    """m = (y - y_ref) / (h - h_ref), or ``tangent()`` = f'((h + h_ref) / 2) where |h - h_ref| is tiny (paper Sec. 3.3)."""
+    dh = h - h_ref
+    small = dh.abs() <= RESCALE_RTOL * torch.maximum(h.abs(), h_ref.abs()) + RESCALE_ATOL
+    m = (y - y_ref) / torch.where(small, torch.ones_like(dh), dh)
+    if bool(small.any()):
+        m = torch.where(small, tangent(), m)
+    return m
+
+
 def rescale_multiplier(
     f: Callable[[torch.Tensor], torch.Tensor],
     h: torch.Tensor,
@@ -76,13 +92,8 @@ def rescale_multiplier(
     y: torch.Tensor,
     y_ref: torch.Tensor,
 ) -> torch.Tensor:
-    """m = (y - y_ref) / (h - h_ref), or f'((h + h_ref) / 2) where |h - h_ref| is tiny (paper Sec. 3.3)."""
-    dh = h - h_ref
-    small = dh.abs() <= RESCALE_RTOL * torch.maximum(h.abs(), h_ref.abs()) + RESCALE_ATOL
-    m = (y - y_ref) / torch.where(small, torch.ones_like(dh), dh)
-    if bool(small.any()):
-        m = torch.where(small, _elementwise_derivative(f, (h + h_ref) / 2), m)
-    return m
+    """The secant of an element-wise f, its derivative at the midpoint (by autograd) where |h - h_ref| is tiny."""
+    return secant(h, h_ref, y, y_ref, lambda: _elementwise_derivative(f, (h + h_ref) / 2))
 
 
 class _Rescale(torch.autograd.Function):

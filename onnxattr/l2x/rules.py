@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import OnnxAttrError
-from .primitives import Pair, linear, maximum, midpoint, product, reciprocal, reduce_max, rescale, square
+from .primitives import Pair, linear, maximum, midpoint, product, reciprocal, reduce_max, rescale, secant, square
 
 Rule = Callable[["NodeCall", list], Pair]
 
@@ -143,14 +143,50 @@ def where_rule(node: NodeCall, args: list) -> Pair:
     return linear(node.fn, *args)
 
 
+def softmax_multiplier(
+    m_p: torch.Tensor, h: torch.Tensor, h_ref: torch.Tensor, p: torch.Tensor, p_ref: torch.Tensor, axis: int
+) -> torch.Tensor:
+    """m_h of the exact chain z = h - c, e = exp z, s = sum e, L = log s, p = exp(z - L), in closed form:
+
+    m_h = u - a b sum_axis(u), u = m_p g, with the rescale slopes a = De/Dz (exp), b = DL/Ds (log), g = Dp/D(z - L)
+    (exp); where a difference is tiny, the derivative at the midpoint: sqrt(e e_ref), 2 / (s + s_ref), sqrt(p p_ref).
+    c = max over both sides is a shared shift (no contribution). No product e * (1/s): every slope is bounded
+    (a, g by max of the two sides' values <= 1, b by about 1 + D + log n for logits D apart), so |m| stays of
+    the gradient's order where the symmetric split of e * (1/s) would reach e^D.
+    """
+    top, top_ref = h.amax(axis, keepdim=True), h_ref.amax(axis, keepdim=True)
+    c = torch.maximum(top, top_ref)
+    z, z_ref = h - c, h_ref - c  # near the top these are small, so their differences round little
+    log_s = (top - c) - torch.log(p.amax(axis, keepdim=True))  # L = max z - log p(argmax), p(argmax) >= 1/n
+    log_s_ref = (top_ref - c) - torch.log(p_ref.amax(axis, keepdim=True))
+    s, s_ref = torch.exp(log_s), torch.exp(log_s_ref)
+    e, e_ref = torch.exp(z), torch.exp(z_ref)
+    a = secant(z, z_ref, e, e_ref, lambda: torch.sqrt(e * e_ref))
+    b = secant(s, s_ref, log_s, log_s_ref, lambda: 2 / (s + s_ref))
+    g = secant(z - log_s, z_ref - log_s_ref, p, p_ref, lambda: torch.sqrt(p * p_ref))
+    u = m_p * g
+    return u - a * b * u.sum(axis, keepdim=True)
+
+
+class _Softmax(torch.autograd.Function):
+    """Forward p = softmax(h); backward :func:`softmax_multiplier` (saves h, h_ref, p, p_ref only)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, h_ref: torch.Tensor, p_ref: torch.Tensor, axis: int) -> torch.Tensor:
+        p = torch.softmax(h, axis)
+        ctx.axis = axis
+        ctx.save_for_backward(h, h_ref, p, p_ref)
+        return p
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, h_ref, p, p_ref = ctx.saved_tensors
+        return softmax_multiplier(grad, h, h_ref, p, p_ref, ctx.axis), None, None, None
+
+
 @kind("exact")
 def softmax_rule(node: NodeCall, args: list) -> Pair:
-    """p = exp(z - log sum exp z), z = h - c: c = max over both sides (a shared shift, no contribution); exp, log, exp rescale.
-
-    No product e * (1/s): when the two sides' logits differ by D, 1/s reaches e^D on one side and the symmetric
-    split's multipliers ~e^D cancel only in exact arithmetic. Here every slope is bounded (exp by max(p, p_ref) <= 1,
-    log by the log-sum-exp range), so the multipliers stay of the order of the gradient.
-    """
+    """p = exp(z - log sum exp z), z = h - c (c: shared max shift) as exp, log, exp rescales: see softmax_multiplier."""
     h = args[0]
     ndim = h.ref.ndim
     axis = node.attrs.get("axis", -1 if node.opset >= 13 else 1) % ndim
@@ -158,10 +194,8 @@ def softmax_rule(node: NodeCall, args: list) -> Pair:
     if node.opset < 13:  # softmax over the flattened trailing dims
         h = linear(lambda t: t.reshape(*shape[:axis], -1), h)
     with torch.no_grad():
-        shift = torch.maximum(h.x.amax(axis, keepdim=True), h.ref.amax(axis, keepdim=True))
-    z = linear(lambda t: t - shift, h)
-    log_sum = rescale(torch.log, linear(lambda t: t.sum(axis, keepdim=True), rescale(torch.exp, z)))
-    p = rescale(torch.exp, linear(torch.sub, z, log_sum))
+        p_ref = torch.softmax(h.ref, axis)
+    p = Pair(_Softmax.apply(h.x, h.ref, p_ref, axis), p_ref)
     return linear(lambda t: t.reshape(shape), p) if node.opset < 13 else p
 
 

@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = [
     "waifu2x-upconv7-x2.ts17.onnx",
     "waifu2x-upresnet10-x2.ts17.onnx",
-    "dat-light-x2.ts17.onnx",
     "dat-light-x2.dynamo.onnx",
 ]
 

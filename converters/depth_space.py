@@ -11,12 +11,16 @@ from torch import nn
 from ._registry import converter
 
 
-class DepthToSpaceDCR(nn.Module, OnnxToTorchModule):
-    """DepthToSpace DCR: channels ordered (block_h, block_w, C), unlike pixel_shuffle (C, bh, bw)."""
+class _Blocks(nn.Module, OnnxToTorchModule):
+    """A rearrangement between channels and blocksize x blocksize spatial blocks."""
 
     def __init__(self, blocksize: int):
         super().__init__()
         self.blocksize = blocksize
+
+
+class DepthToSpaceDCR(_Blocks):
+    """DepthToSpace DCR: channels ordered (block_h, block_w, C), unlike pixel_shuffle (C, bh, bw)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -35,12 +39,8 @@ def convert_depth_to_space(node: OnnxNode, graph: OnnxGraph) -> OperationConvert
     return OperationConverterResult(module, onnx_mapping_from_node(node))
 
 
-class SpaceToDepth(nn.Module, OnnxToTorchModule):
+class SpaceToDepth(_Blocks):
     """SpaceToDepth with the ONNX channel order (block_h, block_w, C)."""
-
-    def __init__(self, blocksize: int):
-        super().__init__()
-        self.blocksize = blocksize
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

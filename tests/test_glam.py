@@ -4,6 +4,8 @@ map ranges, layer selection and layouts, the Dataset and the CLI."""
 from __future__ import annotations
 
 import importlib
+from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +225,42 @@ def test_cli_writes_netcdf_and_figure(net_and_model, tmp_path):
     res = CliRunner().invoke(cli, ["show", str(out), "-o", str(tmp_path / "g.png")])
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "g.png").size[0] > 800
+
+
+# ------------------------------------------------------------------ the sample models (CNN and transformer)
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _sample_run(name: str, crop: int, size: int = 12):
+    model = onnxattr.load_model(SAMPLES / f"{name}.onnx")
+    image = onnxattr.read_image(SAMPLES / "images" / "chelsea-64.png", channels=model.in_channels)[:, :, :crop, :crop]
+    oh, ow = model.output_size(crop, crop)
+    window = ((ow - size) // 2, (oh - size) // 2, size)
+    return model, window, onnxattr.glam(model, image, window)
+
+
+@pytest.mark.parametrize(
+    "name, crop, margin",
+    [("waifu2x-upconv7-x2.ts17", 64, 1), ("dat-light-x2.dynamo", 32, 4)],
+    ids=["cnn", "transformer"],
+)
+def test_last_layer_local_map_sits_on_the_window(name, crop, margin):
+    """d T_ROI / d fea is zero wherever the last layer does not feed the window: waifu2x's last layer is the SR grid
+    itself (the detector's forward differences reach 1 px beyond the window); DAT's last conv is on the LR grid and
+    feeds the window through the pixel shuffle, so bicubic resizing (2 LR px each side) spreads it by 2 * scale."""
+    with pytest.warns(UserWarning, match="skips") if name.startswith("dat") else nullcontext():
+        model, (x, y, s), ds = _sample_run(name, crop)
+    last = ds["local_layers"].isel(layer=-1).values
+    inside = last[y - margin : y + s + margin, x - margin : x + s + margin].sum() / last.sum()
+    assert inside > 0.99, inside
+    assert all(float(ds[v].min()) >= 0 and float(ds[v].max()) == pytest.approx(1) for v in ("local", "global"))
+    if name.startswith("dat"):  # token-layout MatMuls are explained, window-partitioned ones skipped
+        assert "MatMul" in set(ds["op_type"].values) and ds.attrs["skipped_layers"] != "none"
+
+
+def test_both_exporters_give_the_same_maps():
+    """The TorchScript (opset 17) and dynamo (opset 20) graphs of one network: same layers, same maps."""
+    runs = [_sample_run(f"waifu2x-upresnet10-x2.{kind}", 64)[2] for kind in ("ts17", "dynamo")]
+    assert list(runs[0]["op_type"].values) == list(runs[1]["op_type"].values)
+    for var in ("local", "global", "local_layers", "global_layers"):
+        np.testing.assert_allclose(runs[0][var].values, runs[1][var].values, atol=1e-5, err_msg=var)

@@ -6,13 +6,19 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from .errors import OnnxAttrError
 
-def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+
+def write_atomically(path: Path, write: Callable[[Path], object], what: str) -> Path:
     """``write(tmp)`` to a fresh name in ``path``'s folder (same file system), then rename it over ``path``.
 
-    A failed write removes the temporary file and leaves an existing ``path`` untouched. The writer
-    creates the file itself, so it gets the user's usual permissions (umask), not mkstemp's 0600.
+    A missing folder is an error naming ``what`` is written. A failed write removes the temporary file and
+    leaves an existing ``path`` untouched. The writer creates the file itself, so it gets the user's usual
+    permissions (umask), not mkstemp's 0600.
     """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OnnxAttrError(f"folder {str(folder)!r} for the {what} does not exist; create it first")
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
         write(tmp)

@@ -142,10 +142,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix not in (".nc", ".nc4", ".netcdf"):
         raise OnnxAttrError(f"result path {str(path)!r} should end in .nc (netCDF); pick a name like out.nc")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OnnxAttrError(f"folder {str(folder)!r} for the result does not exist; create it first")
-    return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+    return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), "result")
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:

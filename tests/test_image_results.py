@@ -143,3 +143,10 @@ def test_save_checks_the_path(tmp_path):
         save(ds, tmp_path / "r.txt")
     with pytest.raises(OnnxAttrError, match="does not exist"):
         save(ds, tmp_path / "no" / "r.nc")
+    from matplotlib.figure import Figure
+
+    from onnxattr.plot import save_figure
+
+    with pytest.raises(OnnxAttrError, match="for the figure does not exist"):
+        save_figure(Figure(), tmp_path / "no" / "f.png")
+    assert list(tmp_path.iterdir()) == []

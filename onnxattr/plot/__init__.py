@@ -33,10 +33,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise OnnxAttrError(f"figure path {str(path)!r} should end in {', '.join(FORMATS)}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OnnxAttrError(f"folder {str(folder)!r} for the figure does not exist; create it first")
-    return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"), "figure")
 
 
 def show(ds: xr.Dataset, path: str | os.PathLike) -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .arrays import to_numpy
 from .atomic import write_atomically
 from .errors import OnnxAttrError
 from .metrics import saliency as saliency_map
@@ -28,7 +29,7 @@ CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
 
 
 def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
-    return np.asarray(torch.as_tensor(t).detach().cpu(), dtype=np.float32)
+    return to_numpy(t, np.float32)
 
 
 def _attr_value(v: Any) -> Any:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..arrays import to_numpy
+
 
 def saliency(attribution: torch.Tensor | np.ndarray) -> np.ndarray:
     """|sum over channels of the attribution| / max: the LAM display map, (H, W) in [0, 1].
 
     ``attribution`` is (C, H, W); an all-zero map stays zero.
     """
-    a = np.abs(np.asarray(torch.as_tensor(attribution).detach().cpu(), dtype=np.float64).sum(axis=0))
+    a = np.abs(to_numpy(attribution, np.float64).sum(axis=0))
     peak = a.max()
     return a / peak if peak > 0 else a
 
@@ -21,9 +23,9 @@ def gini(values: torch.Tensor | np.ndarray) -> float:
 
     The map is flattened, shifted by -min if any value is negative, and 1e-7 is added.
     """
-    a = np.array(torch.as_tensor(values).detach().cpu(), dtype=np.float64).ravel()
+    a = to_numpy(values, np.float64).ravel()
     if a.min() < 0:
-        a -= a.min()
+        a = a - a.min()
     a = np.sort(a + 1e-7)
     n = a.size
     i = np.arange(1, n + 1)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..arrays import to_numpy
 from ..errors import OnnxAttrError
 from ..target import Window
 from .quality import SSIM_WINDOW, psnr, ssim
@@ -29,7 +30,7 @@ DEFAULT_SEEDS = 5
 
 def pixel_order(attribution: torch.Tensor | np.ndarray) -> np.ndarray:
     """Flat LR pixel indices sorted by sum_c |A_c| descending (stable); ``attribution`` is (C, h, w)."""
-    a = np.abs(np.asarray(torch.as_tensor(attribution).detach().cpu(), dtype=np.float64)).sum(axis=0).ravel()
+    a = np.abs(to_numpy(attribution, np.float64)).sum(axis=0).ravel()
     return np.argsort(-a, kind="stable")
 
 
@@ -76,7 +77,7 @@ def masking_curves(
     ``image`` is the LR input (C, h, w) or (1, C, h, w) in [0, 1]; ``hr`` must be aligned with the SR
     output. Ratio 0 reproduces the unmasked output exactly (PSNR inf against 'sr').
     """
-    img = np.asarray(torch.as_tensor(image).detach().cpu(), dtype=np.float32).reshape(-1, *np.shape(image)[-2:])
+    img = to_numpy(image, np.float32).reshape(-1, *np.shape(image)[-2:])
     c, h, w = img.shape
     if tuple(np.shape(attribution)[-3:]) != (c, h, w):
         raise OnnxAttrError(f"attribution {tuple(np.shape(attribution))} does not match the image {img.shape}")
@@ -92,7 +93,7 @@ def masking_curves(
     outputs, reference = np.clip(outputs, 0, 1), np.clip(reference, 0, 1)
     refs = {"sr": reference}
     if hr is not None:
-        refs["hr"] = np.clip(np.asarray(torch.as_tensor(hr).detach().cpu(), dtype=np.float32).reshape(reference.shape), 0, 1)
+        refs["hr"] = np.clip(to_numpy(hr, np.float32).reshape(reference.shape), 0, 1)
     regions = {"image": (slice(None), slice(None), model.scale)}
     if window is not None:
         regions["window"] = (slice(window.y, window.y + window.size), slice(window.x, window.x + window.size), 0)

@@ -9,6 +9,14 @@ from typing import Callable
 from .errors import OnnxAttrError
 
 
+def existing_folder(path: Path, what: str) -> Path:
+    """The folder ``path`` goes into; an error naming ``what`` is written when it does not exist."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OnnxAttrError(f"folder {str(folder)!r} for the {what} does not exist; create it first")
+    return folder
+
+
 def write_atomically(path: Path, write: Callable[[Path], object], what: str) -> Path:
     """``write(tmp)`` to a fresh name in ``path``'s folder (same file system), then rename it over ``path``.
 
@@ -16,9 +24,7 @@ def write_atomically(path: Path, write: Callable[[Path], object], what: str) -> 
     leaves an existing ``path`` untouched. The writer creates the file itself, so it gets the user's usual
     permissions (umask), not mkstemp's 0600.
     """
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OnnxAttrError(f"folder {str(folder)!r} for the {what} does not exist; create it first")
+    existing_folder(path, what)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
         write(tmp)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .atomic import existing_folder
 from .errors import OnnxAttrError
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
@@ -412,9 +413,7 @@ def save_study(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".zarr":
         raise OnnxAttrError(f"study path {str(path)!r} should end in .zarr; pick a name like study.zarr")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OnnxAttrError(f"folder {str(folder)!r} for the study does not exist; create it first")
+    folder = existing_folder(path, "study")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
     old = folder / f".{path.name}.old"
     try:

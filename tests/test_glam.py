@@ -255,7 +255,7 @@ def test_last_layer_local_map_sits_on_the_window(name, crop, margin):
     assert inside > 0.99, inside
     assert all(float(ds[v].min()) >= 0 and float(ds[v].max()) == pytest.approx(1) for v in ("local", "global"))
     if name.startswith("dat"):  # token-layout MatMuls are explained, window-partitioned ones skipped
-        assert "MatMul" in set(ds["op_type"].values) and ds.attrs["skipped_layers"] != "none"
+        assert "MatMul" in set(ds["op_type"].values) and ds.attrs["skipped_layers"] not in ("", "none")
 
 
 def test_both_exporters_give_the_same_maps():

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 import xarray as xr
+from matplotlib.figure import Figure
 from PIL import Image
 
 from onnxattr import OnnxAttrError, read_image, save
 from onnxattr.image import crop, downscale, rgb_to_y
+from onnxattr.plot import save_figure
 from onnxattr.results import build_dataset, load
 from onnxattr.target import Window
 
@@ -121,12 +125,6 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
 
 def test_saved_files_get_the_users_permissions(tmp_path):
     """Atomic writes must not leave mkstemp's owner-only 0600 on a result or figure."""
-    import os
-
-    from matplotlib.figure import Figure
-
-    from onnxattr.plot import save_figure
-
     ds, _ = _dataset()
     umask = os.umask(0o022)
     try:
@@ -143,10 +141,6 @@ def test_save_checks_the_path(tmp_path):
         save(ds, tmp_path / "r.txt")
     with pytest.raises(OnnxAttrError, match="does not exist"):
         save(ds, tmp_path / "no" / "r.nc")
-    from matplotlib.figure import Figure
-
-    from onnxattr.plot import save_figure
-
     with pytest.raises(OnnxAttrError, match="for the figure does not exist"):
         save_figure(Figure(), tmp_path / "no" / "f.png")
     assert list(tmp_path.iterdir()) == []

@@ -153,6 +153,11 @@ def _node(op: str, fn, **attrs) -> NodeCall:
     return NodeCall(name=op.lower(), op_type=op, fn=fn, attrs=attrs, opset=17)
 
 
+def _weights(shape: torch.Size, seed: int = 1) -> torch.Tensor:
+    """Random upstream multipliers m_out for a rule's output."""
+    return torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
 def _check_rule(node: NodeCall, args: list) -> list[torch.Tensor | None]:
     """sum over varying inputs of m * Delta h == sum of w * Delta y for random upstream weights w, to 1e-7 of
     sum |w Delta y| (exact up to the midpoint fallback's O(Delta h^3) where |Delta h| <= 1e-3 |h|)."""
@@ -160,7 +165,7 @@ def _check_rule(node: NodeCall, args: list) -> list[torch.Tensor | None]:
         if isinstance(a, Pair):
             a.x.requires_grad_(True)
     out = RULES[node.op_type](node, args)
-    w = torch.randn(out.ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    w = _weights(out.ref.shape)
     pairs = [a for a in args if isinstance(a, Pair)]
     grads = torch.autograd.grad((out.x * w).sum(), [p.x for p in pairs], allow_unused=True)
     total = sum(float((g * p.delta).sum()) for g, p in zip(grads, pairs) if g is not None)
@@ -247,7 +252,7 @@ def test_softmax_multipliers_stay_bounded_when_logits_are_far_apart(seed, spread
     h = _pair(seed, (2, 3, 6), spread)
     (m,) = _check_rule(_node("Softmax", None, axis=-1), [h])
     n, d = h.ref.shape[-1], float(h.delta.abs().max())
-    w_max = float(torch.randn(h.ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).abs().max())
+    w_max = float(_weights(h.ref.shape).abs().max())  # the m_out _check_rule propagated (Softmax keeps the shape)
     assert float(m.abs().max()) <= (1 + n * (2 + d + np.log(n))) * w_max
 
 
@@ -256,7 +261,7 @@ def test_softmax_multipliers_stay_bounded_when_logits_are_far_apart(seed, spread
 def test_softmax_rule_equals_its_chain_of_primitives(seed, spread):
     """The closed-form Softmax backward = the chain z = h - c, exp, sum, log, exp(z - L) run through the primitives."""
     h = _pair(seed, (2, 3, 7), spread)
-    w = torch.randn(h.ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    w = _weights(h.ref.shape, seed=2)
 
     def chain(h: Pair) -> Pair:
         with torch.no_grad():

@@ -18,7 +18,7 @@ from torch import fx
 from onnxattr.errors import UnsupportedOpError
 
 from . import (  # noqa: F401  (imported for their converter registrations)
-    activations, conv, depth_space, layer_norm, pad, reduce, reshape, resize, scatter, split, versions,
+    activations, conv, depth_space, layer_norm, pad, pool, reduce, reshape, resize, scatter, split, versions,
 )
 from .export import export_onnx
 

@@ -25,7 +25,6 @@ TYPE_ONLY_BUMPS: dict[str, tuple[int, tuple[int, ...]]] = {
     "IsInf": (10, (20,)),
     "IsNaN": (13, (20,)),
     "TopK": (11, (24,)),
-    "MaxPool": (12, (22,)),
     "GlobalAveragePool": (1, (22,)),
     "InstanceNormalization": (6, (22,)),
     "Dropout": (13, (22,)),
@@ -45,10 +44,3 @@ def convert_cast(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     """``saturate`` and ``round_mode`` (19+) only matter for float8/float4 targets, which torch refuses."""
     return released("Cast", 13)(node, graph)
 
-
-@converter("AveragePool", 19, 22)
-def convert_average_pool(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
-    """The 19 bump added ``dilations``; only the undilated pool is the old op."""
-    if any(d != 1 for d in node.attributes.get("dilations", [])):
-        raise NotImplementedError("AveragePool with dilations is not implemented")
-    return released("AveragePool", 11)(node, graph)

@@ -224,7 +224,8 @@ def test_binary_rules_complete(seed, spread, which):
 
 @settings(max_examples=20, deadline=None)
 @given(seed=seeds, spread=spreads, which=st.sampled_from(
-    ["Softmax", "LayerNormalization", "InstanceNormalization", "ReduceMax", "ReduceMin", "MaxPool", "GlobalMaxPool",
+    ["Softmax", "LayerNormalization", "InstanceNormalization", "ReduceMax", "ReduceMin", "MaxPool", "MaxPoolSame",
+     "GlobalMaxPool",
      "ReduceL2", "ReduceSumSquare"]))
 def test_composite_rules_complete(seed, spread, which):
     h = _pair(seed, (1, 3, 6, 5), spread)
@@ -236,6 +237,7 @@ def test_composite_rules_complete(seed, spread, which):
         "ReduceMax": _node("ReduceMax", None, axes=[1, 3], keepdims=0),
         "ReduceMin": _node("ReduceMin", None, axes=[2], keepdims=1),
         "MaxPool": _node("MaxPool", None, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        "MaxPoolSame": _node("MaxPool", None, kernel_shape=[2, 3], strides=[2, 1], auto_pad="SAME_UPPER"),
         "GlobalMaxPool": _node("GlobalMaxPool", None),
         "ReduceL2": _node("ReduceL2", None, axes=[-1], keepdims=1),
         "ReduceSumSquare": _node("ReduceSumSquare", None, axes=[1], keepdims=0),
@@ -293,6 +295,9 @@ def test_composite_rules_reproduce_the_op():
     }
     for op, (node, args, want) in cases.items():
         torch.testing.assert_close(RULES[op](node, args).x, want, msg=op)
+    same = _node("MaxPool", None, kernel_shape=[3, 2], strides=[2, 1], auto_pad="SAME_LOWER")  # pads by hand: 7 -> 4
+    want = nn.functional.max_pool2d(nn.functional.pad(h.x, (1, 0, 1, 1), value=-np.inf), (3, 2), (2, 1))  # 6 -> 6
+    torch.testing.assert_close(RULES["MaxPool"](same, [h]).x, want, msg="MaxPool SAME_LOWER")
 
 
 # ------------------------------------------------------------------ fidelity (paper Sec. 4.2)

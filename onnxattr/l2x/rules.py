@@ -258,15 +258,21 @@ def global_max_pool_rule(node: NodeCall, args: list) -> Pair:
 
 @kind("exact")
 def max_pool_rule(node: NodeCall, args: list) -> Pair:
-    """2-D max pooling: edge-replicate padding and unfold (linear), then a pairwise max tree per window."""
+    """2-D max pooling: edge-replicate padding (explicit or auto_pad SAME_*) and unfold (linear), then a pairwise
+    max tree per window."""
     h = args[0]
     a = node.attrs
-    if h.ref.ndim != 4 or a.get("ceil_mode", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise node.fail("only 2-D MaxPool with explicit pads and ceil_mode 0 has a rule")
+    auto_pad = a.get("auto_pad", "NOTSET")
+    if h.ref.ndim != 4 or (a.get("ceil_mode", 0) and auto_pad == "NOTSET"):
+        raise node.fail("only 2-D MaxPool with ceil_mode 0 or auto_pad has a rule")
     k = tuple(a["kernel_shape"])
     stride = tuple(a.get("strides", (1, 1)))
     dil = tuple(a.get("dilations", (1, 1)))
-    top, left, bottom, right = a.get("pads", (0, 0, 0, 0))
+    top, left, bottom, right = a.get("pads", (0, 0, 0, 0)) if auto_pad == "NOTSET" else (0, 0, 0, 0)
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        from ..converters.auto_pad import same_pads  # the converter's run-time pads
+
+        (top, left), (bottom, right) = same_pads(list(h.ref.shape[2:]), list(k), list(stride), list(dil), auto_pad)
     if dil != (1, 1) and any((top, left, bottom, right)):
         raise node.fail("dilated MaxPool with padding has no rule")
     n, c, hh, ww = h.ref.shape

@@ -1,0 +1,146 @@
+"""Ops as legacy and tf2onnx SR exports write them (auto_pad SAME_*, Upsample, attribute forms of old opsets):
+each converted graph against onnxruntime to 1e-5 on random inputs; dynamic H, W at two sizes through one graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxattr.converters import to_torch
+
+RNG = np.random.default_rng(0)
+SIZES = ((7, 10), (12, 9))  # odd and even sides: the SAME_* split differs
+
+
+def ir_version(opset: int) -> int:
+    """The IR version an exporter of that opset wrote (onnx.helper.VERSION_TABLE)."""
+    return next(ir for _, ir, op, *_ in onnx.helper.VERSION_TABLE if op >= opset)
+
+
+def build(nodes: list[onnx.NodeProto], opset: int, initializers: dict[str, np.ndarray] | None = None,
+          channels: int = 4, extra_inputs: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """Input ``x`` (1, channels, h, w) with dynamic h, w; output ``y``; at ``opset`` with its IR version."""
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, "h", "w"])]
+    inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in (extra_inputs or {}).items()]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)],
+                              [numpy_helper.from_array(a, n) for n, a in (initializers or {}).items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version(opset))
+    onnx.checker.check_model(model)
+    return model
+
+
+def check(model: onnx.ModelProto, op_type: str, sizes=SIZES, channels: int = 4,
+          extra_inputs: dict[str, np.ndarray] | None = None) -> float:
+    """Convert once, then per input size: torch == onnxruntime to 1e-5 (shape too). Returns the max error."""
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    module, prepared = to_torch(model)
+    assert op_type in {n.op_type for n in prepared.graph.node}, "the op under test was folded away"
+    worst = 0.0
+    for h, w in sizes:
+        feeds = {"x": RNG.standard_normal((1, channels, h, w)).astype(np.float32), **(extra_inputs or {})}
+        expected = session.run(None, feeds)[0]
+        with torch.no_grad():
+            got = module(*[torch.from_numpy(a) for a in feeds.values()]).numpy()
+        assert got.shape == expected.shape, (h, w)
+        worst = max(worst, float(np.abs(got - expected).max()))
+    assert worst < 1e-5
+    return worst
+
+
+# --------------------------------------------------------------------------------------- auto_pad
+CONV_CASES = [  # kernel, strides, dilations
+    ([3, 3], [1, 1], [1, 1]),
+    ([3, 2], [2, 2], [1, 1]),
+    ([4, 4], [2, 3], [1, 1]),
+    ([3, 3], [1, 1], [2, 2]),
+    ([1, 1], [3, 2], [1, 1]),
+]
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+@pytest.mark.parametrize(("kernel", "strides", "dilations"), CONV_CASES)
+@pytest.mark.parametrize("weights", ["initializer", "constant"])
+def test_conv_auto_pad(auto_pad: str, kernel: list[int], strides: list[int], dilations: list[int], weights: str) -> None:
+    """Conv 1 (opset 9) / 11 (opset 13) auto_pad with dynamic H, W."""
+    if auto_pad != "VALID" and dilations != [1, 1]:
+        pytest.skip("onnxruntime refuses dilated SAME_*: test_conv_same_dilated")
+    w = RNG.standard_normal((5, 4, *kernel)).astype(np.float32)
+    b = RNG.standard_normal(5).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], auto_pad=auto_pad, strides=strides, dilations=dilations)]
+    if weights == "constant":
+        nodes = [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w, "w")),
+                 helper.make_node("Constant", [], ["b"], value=numpy_helper.from_array(b, "b"))] + nodes
+        check(build(nodes, 13), "Conv")
+    else:
+        check(build(nodes, 9, {"w": w, "b": b}), "Conv")
+
+
+@pytest.mark.parametrize(("auto_pad", "pads"), [("SAME_UPPER", [1, 0, 2, 1]), ("SAME_LOWER", [2, 1, 1, 0])])
+def test_conv_same_dilated(auto_pad: str, pads: list[int]) -> None:
+    """Dilated SAME_* (onnxruntime refuses it): the spec's pads, worked out by hand for a 7x10 input, kernel 2,
+    dilations (3, 1) (extents 4, 2), stride 1: totals 3 and 1, the odd pixel at the end (UPPER) or start (LOWER)."""
+    w = RNG.standard_normal((5, 4, 2, 2)).astype(np.float32)
+    same = helper.make_node("Conv", ["x", "w"], ["y"], auto_pad=auto_pad, dilations=[3, 1])
+    explicit = helper.make_node("Conv", ["x", "w"], ["y"], pads=pads, dilations=[3, 1])
+    module, _ = to_torch(build([same], 11, {"w": w}))
+    session = ort.InferenceSession(build([explicit], 11, {"w": w}).SerializeToString(), providers=["CPUExecutionProvider"])
+    x = RNG.standard_normal((1, 4, 7, 10)).astype(np.float32)
+    with torch.no_grad():
+        got = module(torch.from_numpy(x)).numpy()
+    expected = session.run(None, {"x": x})[0]
+    assert got.shape == expected.shape == (1, 5, 7, 10)
+    assert np.abs(got - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+@pytest.mark.parametrize(("kernel", "strides", "dilations"), [([3, 3], [2, 2], [1, 1]), ([4, 3], [2, 3], [1, 1]),
+                                                              ([3, 3], [1, 1], [2, 1])])
+def test_conv_transpose_auto_pad(auto_pad: str, kernel: list[int], strides: list[int], dilations: list[int]) -> None:
+    """ConvTranspose 1 (opset 9) auto_pad: out = in * stride for SAME_*."""
+    w = RNG.standard_normal((4, 3, *kernel)).astype(np.float32)
+    b = RNG.standard_normal(3).astype(np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], auto_pad=auto_pad, strides=strides,
+                            dilations=dilations)
+    check(build([node], 9, {"w": w, "b": b}), "ConvTranspose")
+
+
+@pytest.mark.parametrize("attrs", [
+    {"output_shape": [15, 19]},
+    {"output_shape": [14, 19], "auto_pad": "SAME_UPPER"},
+    {"output_shape": [14, 19], "auto_pad": "SAME_LOWER"},
+    {"output_padding": [1, 0], "pads": [1, 0, 0, 2]},
+    {"output_padding": [1, 1], "auto_pad": "SAME_UPPER"},
+])
+def test_conv_transpose_output_shape_and_padding(attrs: dict) -> None:
+    """ConvTranspose 11 output_shape (total padding split by auto_pad) and output_padding."""
+    w = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], **attrs)
+    check(build([node], 11, {"w": w}), "ConvTranspose", sizes=((7, 10),))
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+@pytest.mark.parametrize(("op_type", "opset", "attrs"), [
+    ("MaxPool", 7, {}),
+    ("MaxPool", 10, {"ceil_mode": 1}),
+    ("AveragePool", 7, {"count_include_pad": 0}),
+    ("AveragePool", 10, {"count_include_pad": 1}),
+])
+@pytest.mark.parametrize(("kernel", "strides"), [([3, 3], [1, 1]), ([2, 3], [2, 2]), ([3, 2], [3, 2])])
+def test_pool_auto_pad(op_type: str, opset: int, attrs: dict, auto_pad: str, kernel: list[int], strides: list[int]) -> None:
+    """MaxPool 1 (opset 7) / 10 and AveragePool 7/10 auto_pad with dynamic H, W (MaxPool pads -inf, AveragePool
+    counts the real pixels unless count_include_pad). Dilated SAME pooling is left out: onnxruntime computes
+    its pads from the undilated kernel, ONNX from the dilated one (we follow ONNX)."""
+    node = helper.make_node(op_type, ["x"], ["y"], auto_pad=auto_pad, kernel_shape=kernel, strides=strides, **attrs)
+    check(build([node], opset), op_type)
+
+
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+def test_average_pool_asymmetric_pads(count_include_pad: int) -> None:
+    """AveragePool 11 with pads begin != end (onnx2torch refuses them)."""
+    node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 2, 1],
+                            count_include_pad=count_include_pad)
+    check(build([node], 11), "AveragePool")

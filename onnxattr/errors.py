@@ -10,13 +10,19 @@ class OnnxAttrError(Exception):
 
 
 class UnsupportedOpError(OnnxAttrError):
-    """The ONNX graph holds an op that no converter handles."""
+    """The ONNX graph holds an op that no converter handles.
 
-    def __init__(self, op_type: str, version: int, node: str, detail: str = "") -> None:
-        self.op_type, self.version, self.node = op_type, version, node
-        msg = (
-            f"unsupported ONNX op {op_type} (opset {version}) at node {node!r}"
-            f"{': ' + detail if detail else ''}; add a converter in converters/ "
-            "or re-export the model with another opset"
-        )
-        super().__init__(msg)
+    ``version`` is the op's definition in force (its schema's since_version at the file's opset), ``opset``
+    the file's opset for the op's domain, ``converted`` the definitions of the op that onnxattr does convert.
+    """
+
+    def __init__(self, op_type: str, version: int, node: str, detail: str = "", opset: int | None = None,
+                 converted: tuple[int, ...] = ()) -> None:
+        self.op_type, self.version, self.node, self.opset = op_type, version, node, opset
+        where = f"opset {opset}, {op_type}-{version}" if opset is not None and opset != version else f"opset {version}"
+        newer = [v for v in converted if v > version]
+        if detail == "no converter is registered" and newer:  # another definition of the op is converted
+            fix = f"re-export the model with opset >= {newer[0]} ({op_type}-{newer[0]} is converted)"
+        else:
+            fix = "add a converter in converters/ (re-exporting does not change this)"
+        super().__init__(f"unsupported ONNX op {op_type} ({where}) at node {node!r}{': ' + detail if detail else ''}; {fix}")

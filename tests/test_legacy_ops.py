@@ -11,6 +11,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxattr.converters import to_torch
+from onnxattr.errors import UnsupportedOpError
 
 RNG = np.random.default_rng(0)
 SIZES = ((7, 10), (12, 9))  # odd and even sides: the SAME_* split differs
@@ -144,3 +145,53 @@ def test_average_pool_asymmetric_pads(count_include_pad: int) -> None:
     node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 2, 1],
                             count_include_pad=count_include_pad)
     check(build([node], 11), "AveragePool")
+
+
+# ---------------------------------------------------------------------------------- the refusal
+def test_unsupported_message_names_the_files_opset() -> None:
+    """Hardmax in an opset-10 file: the definition in force is Hardmax-1; no converter at any opset, so no
+    advice to re-export."""
+    node = helper.make_node("Hardmax", ["x"], ["y"], name="odd", axis=1)
+    with pytest.raises(UnsupportedOpError) as info:
+        to_torch(build([node], 10))
+    message = str(info.value)
+    assert "Hardmax (opset 10, Hardmax-1) at node 'odd'" in message and "(opset 1)" not in message
+    assert "re-export the model" not in message and "add a converter" in message
+    assert (info.value.version, info.value.opset) == (1, 10)
+
+
+def test_unsupported_message_suggests_the_opset_that_converts() -> None:
+    """Max-6 (opset 6-7) has no converter, Max-8 has: re-exporting at opset >= 8 does help."""
+    node = helper.make_node("Max", ["x", "x"], ["y"], name="top")
+    with pytest.raises(UnsupportedOpError, match=r"Max \(opset 7, Max-6\) at node 'top'.*opset >= 8"):
+        to_torch(build([node], 7))
+
+
+# ------------------------------------------------------------------------------- Upsample / Resize
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("scales", [[1, 1, 2, 2], [1, 1, 3, 1.5]])
+@pytest.mark.parametrize("opset", [7, 9])
+def test_upsample(opset: int, mode: str, scales: list[float]) -> None:
+    """Upsample-7 (scales attribute) and Upsample-9 (scales input): asymmetric coordinates, nearest = floor."""
+    if opset == 7:
+        nodes, inits = [helper.make_node("Upsample", ["x"], ["y"], mode=mode, scales=[float(s) for s in scales])], {}
+    else:
+        nodes, inits = [helper.make_node("Upsample", ["x", "scales"], ["y"], mode=mode)], {
+            "scales": np.array(scales, np.float32)}
+    check(build(nodes, opset, inits), "Upsample")
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_resize10(mode: str) -> None:
+    """Resize-10: (X, scales), asymmetric coordinates (onnx2torch's linear used half-pixel ones)."""
+    node = helper.make_node("Resize", ["x", "scales"], ["y"], mode=mode)
+    check(build([node], 10, {"scales": np.array([1, 1, 2.5, 0.6], np.float32)}), "Resize")
+
+
+@pytest.mark.parametrize("coordinate_mode", ["asymmetric", "tf_half_pixel_for_nn", "half_pixel", "align_corners"])
+def test_resize11_linear_coordinate_modes(coordinate_mode: str) -> None:
+    """Resize-11 linear on every coordinate mode (tf2onnx writes asymmetric for TF1 bilinear resizes)."""
+    node = helper.make_node("Resize", ["x", "roi", "scales"], ["y"], mode="linear",
+                            coordinate_transformation_mode=coordinate_mode)
+    inits = {"roi": np.array([], np.float32), "scales": np.array([1, 1, 2, 1.5], np.float32)}
+    check(build([node], 11, inits), "Resize")

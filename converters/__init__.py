@@ -17,7 +17,7 @@ from torch import fx
 from onnxattr.errors import UnsupportedOpError
 
 from . import (  # noqa: F401  (imported for their converter registrations)
-    activations, conv, depth_space, layer_norm, pad, pool, reduce, reshape, resize, scatter, split, versions,
+    activations, conv, depth_space, layer_norm, pad, pool, reduce, reshape, resize, scatter, slices, split, versions,
 )
 from .export import export_onnx
 
@@ -95,8 +95,9 @@ def _first_unsupported(model: onnx.ModelProto, err: NotImplementedError) -> Exce
     for name, node in graph.nodes.items():
         opset = opsets.get(node.domain, 1)
         version = _schema_version(node.operation_type, node.domain, opset)
-        converted = tuple(sorted({d.version for d in _CONVERTER_REGISTRY
-                                  if d.domain == node.domain and d.operation_type == node.operation_type}))
+        converted = tuple(sorted({d.version for d in _CONVERTER_REGISTRY if d.domain == node.domain
+                                  and d.operation_type == node.operation_type
+                                  and _schema_version(d.operation_type, d.domain, d.version) == d.version}))
         label = node.name or name
         try:
             convert_node = get_converter(node.operation_type, opset, node.domain)

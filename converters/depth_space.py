@@ -1,4 +1,4 @@
-"""DepthToSpace 11/13 in both DCR and CRD modes, SpaceToDepth 1/13."""
+"""DepthToSpace 1/11/13 in both DCR and CRD modes (1 has no mode: DCR), SpaceToDepth 1/13."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class DepthToSpaceDCR(_Blocks):
         return x.reshape(b, c // (s * s), h * s, w * s)
 
 
-@converter("DepthToSpace", 11, 13)
+@converter("DepthToSpace", 1, 11, 13)
 def convert_depth_to_space(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     """CRD is ``nn.PixelShuffle``; DCR (the ONNX default) gets its own module."""
     del graph

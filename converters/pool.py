@@ -1,4 +1,4 @@
-"""MaxPool 1/8/10/11/12/22 and AveragePool 7/10/11/19/22 with ``auto_pad`` SAME_UPPER / SAME_LOWER (the
+"""GlobalMaxPool 1/22; MaxPool 1/8/10/11/12/22 and AveragePool 7/10/11/19/22 with ``auto_pad`` SAME_UPPER / SAME_LOWER (the
 padding computed from the input size) and asymmetric pads; AveragePool's ``count_include_pad`` either way."""
 
 from __future__ import annotations
@@ -71,3 +71,16 @@ def convert_max_pool(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResu
     if node.attributes.get("auto_pad", "NOTSET") in SAME:
         return same_wrapped(node, graph, list(node.attributes["kernel_shape"]), float("-inf"), _RELEASED_MAX)
     return _RELEASED_MAX(node, graph)
+
+
+class OnnxGlobalMaxPool(nn.Module, OnnxToTorchModule):
+    """max over the spatial axes, kept as size 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=tuple(range(2, x.dim())), keepdim=True)
+
+
+@converter("GlobalMaxPool", 1, 22)
+def convert_global_max_pool(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    return OperationConverterResult(OnnxGlobalMaxPool(), onnx_mapping_from_node(node))

@@ -1,5 +1,7 @@
 """Opset bumps 16-25 that only widened the type lists: reuse onnx2torch's converter of the
-previous version (checked: same attributes, inputs and outputs in onnx 1.23's schemas)."""
+previous version (checked: same attributes, inputs and outputs in onnx 1.23's schemas).
+Likewise the old definitions (opsets 1-8) that legacy exports hold, where the next definition
+only widened types or broadcasting: reuse the converter of that next definition."""
 
 from __future__ import annotations
 
@@ -35,8 +37,26 @@ TYPE_ONLY_BUMPS: dict[str, tuple[int, tuple[int, ...]]] = {
                                              ("Cos", 7), ("Tan", 7), ("Acos", 7), ("Asin", 7), ("Atan", 7)]},
 }
 
-for _op, (_known, _newer) in TYPE_ONLY_BUMPS.items():
-    converter(_op, *_newer)(released(_op, _known))
+# op type -> (version onnx2torch converts, older versions it also converts exactly in inference)
+OLD_FORMS: dict[str, tuple[int, tuple[int, ...]]] = {
+    "Cast": (9, (6,)),  # 9 added string types
+    "Dropout": (10, (7,)),  # 10 added the mask output's bool type; identity in inference either way
+    "Flatten": (9, (1,)),  # 9 added types
+    "Gemm": (9, (7,)),  # 7: C required, 9 added integer types
+    **{op: (8, (6,)) for op in ("Max", "Min", "Mean", "Sum")},  # 8 added multidirectional broadcasting
+}
+
+for _table in (TYPE_ONLY_BUMPS, OLD_FORMS):
+    for _op, (_known, _other) in _table.items():
+        converter(_op, *_other)(released(_op, _known))
+
+
+@converter("BatchNormalization", 7)
+def convert_batch_norm7(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    """BatchNormalization-7 (opsets 7-8) is -9 plus ``spatial``: 1 (per channel, the default) is -9."""
+    if not node.attributes.get("spatial", 1):
+        raise NotImplementedError("BatchNormalization with spatial=0 (per-activation statistics) is not implemented")
+    return released("BatchNormalization", 9)(node, graph)
 
 
 @converter("Cast", 19, 21, 23, 24, 25)

@@ -20,9 +20,9 @@ class UnsupportedOpError(OnnxAttrError):
                  converted: tuple[int, ...] = ()) -> None:
         self.op_type, self.version, self.node, self.opset = op_type, version, node, opset
         where = f"opset {opset}, {op_type}-{version}" if opset is not None and opset != version else f"opset {version}"
-        newer = [v for v in converted if v > version]
-        if detail == "no converter is registered" and newer:  # another definition of the op is converted
-            fix = f"re-export the model with opset >= {newer[0]} ({op_type}-{newer[0]} is converted)"
+        other = [f"{op_type}-{v}" for v in converted if v != version]
+        if detail == "no converter is registered" and other:  # another definition of the op is converted
+            fix = f"re-export the model with an opset whose {op_type} is converted ({', '.join(other)})"
         else:
             fix = "add a converter in converters/ (re-exporting does not change this)"
         super().__init__(f"unsupported ONNX op {op_type} ({where}) at node {node!r}{': ' + detail if detail else ''}; {fix}")

@@ -27,6 +27,9 @@ def build(nodes: list[onnx.NodeProto], opset: int, initializers: dict[str, np.nd
     """Input ``x`` (1, channels, h, w) with dynamic h, w; output ``y``; at ``opset`` with its IR version."""
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, "h", "w"])]
     inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in (extra_inputs or {}).items()]
+    if ir_version(opset) < 4:  # IR 3 lists every initializer among the graph inputs
+        inputs += [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+                   for n, a in (initializers or {}).items()]
     graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)],
                               [numpy_helper.from_array(a, n) for n, a in (initializers or {}).items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version(opset))
@@ -161,10 +164,10 @@ def test_unsupported_message_names_the_files_opset() -> None:
 
 
 def test_unsupported_message_suggests_the_opset_that_converts() -> None:
-    """Max-6 (opset 6-7) has no converter, Max-8 has: re-exporting at opset >= 8 does help."""
-    node = helper.make_node("Max", ["x", "x"], ["y"], name="top")
-    with pytest.raises(UnsupportedOpError, match=r"Max \(opset 7, Max-6\) at node 'top'.*opset >= 8"):
-        to_torch(build([node], 7))
+    """Dropout-6 (opset 6) has no converter, Dropout-7 has: re-exporting at another opset does help."""
+    node = helper.make_node("Dropout", ["x"], ["y"], name="drop")
+    with pytest.raises(UnsupportedOpError, match=r"Dropout \(opset 6\) at node 'drop'.*converted \(Dropout-7, Dropout-10"):
+        to_torch(build([node], 6))
 
 
 # ------------------------------------------------------------------------------- Upsample / Resize
@@ -195,3 +198,86 @@ def test_resize11_linear_coordinate_modes(coordinate_mode: str) -> None:
                             coordinate_transformation_mode=coordinate_mode)
     inits = {"roi": np.array([], np.float32), "scales": np.array([1, 1, 2, 1.5], np.float32)}
     check(build([node], 11, inits), "Resize")
+
+
+# ------------------------------------------------------------------------- attribute forms of old opsets
+@pytest.mark.parametrize(("starts", "ends", "axes"), [([1, 0], [-1, 100], [2, 3]), ([0, 2], [3, -2], None),
+                                                      ([1], [1000], [-1])])
+def test_slice1(starts: list[int], ends: list[int], axes: list[int] | None) -> None:
+    """Slice-1 (opset < 10): starts, ends, axes as attributes; ends past the end, negative indices."""
+    kwargs = {"axes": axes} if axes is not None else {}
+    if axes is None:
+        starts, ends = [0, 0] + starts, [1, 4] + ends
+    node = helper.make_node("Slice", ["x"], ["y"], starts=starts, ends=ends, **kwargs)
+    check(build([node], 9), "Slice")
+
+
+@pytest.mark.parametrize("bounds", [{"min": -0.5, "max": 0.7}, {"max": 0.2}, {}])
+def test_clip6(bounds: dict) -> None:
+    """Clip-6 (opset 6-10): min, max as attributes (defaults: the float range)."""
+    check(build([helper.make_node("Clip", ["x"], ["y"], **bounds)], 9), "Clip")
+
+
+@pytest.mark.parametrize("opset", [7, 9, 14])
+def test_batch_normalization(opset: int) -> None:
+    """BatchNormalization-7 (spatial attribute), -9 and -14 in inference."""
+    params = {name: RNG.standard_normal(4).astype(np.float32) for name in ("scale", "bias", "mean")}
+    params["var"] = RNG.random(4).astype(np.float32) + 0.5
+    attrs = {"spatial": 1} if opset == 7 else {}
+    node = helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"], epsilon=1e-3, **attrs)
+    check(build([node], opset, params), "BatchNormalization")
+
+
+@pytest.mark.parametrize("opset", [6, 9])
+def test_instance_normalization(opset: int) -> None:
+    """InstanceNormalization-6 (the attribute-free form since opset 6)."""
+    params = {"s": RNG.standard_normal(4).astype(np.float32), "b": RNG.standard_normal(4).astype(np.float32)}
+    node = helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-4)
+    check(build([node], opset, params), "InstanceNormalization")
+
+
+@pytest.mark.parametrize("slope_shape", [(1,), (4, 1, 1), (1, 4, 1, 1)])
+@pytest.mark.parametrize("opset", [7, 9, 16])
+def test_prelu_slope_shapes(slope_shape: tuple[int, ...], opset: int) -> None:
+    """PRelu-7/9/16 with a scalar, (C, 1, 1) and (1, C, 1, 1) slope. A (C,) slope broadcasts against W, not C,
+    by ONNX's rules (onnxruntime refuses it unless W == C)."""
+    slope = RNG.random(slope_shape).astype(np.float32)
+    check(build([helper.make_node("PRelu", ["x", "slope"], ["y"])], opset, {"slope": slope}), "PRelu")
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad2(mode: str) -> None:
+    """Pad-2 (opset 2-10): pads and value as attributes."""
+    attrs = {"value": 0.5} if mode == "constant" else {}
+    node = helper.make_node("Pad", ["x"], ["y"], mode=mode, pads=[0, 0, 1, 2, 0, 0, 3, 1], **attrs)
+    check(build([node], 10), "Pad")
+
+
+@pytest.mark.parametrize("opset", [7, 9, 11, 13])
+@pytest.mark.parametrize(("trans_a", "trans_b", "alpha", "beta"), [(0, 0, 1.0, 1.0), (1, 1, 0.5, 2.0), (0, 1, 2.0, 0.0)])
+def test_gemm(opset: int, trans_a: int, trans_b: int, alpha: float, beta: float) -> None:
+    """Gemm-7/9/11/13 after a Flatten (the classifier-head form): every transA, transB, alpha, beta."""
+    b = RNG.standard_normal((5, 6) if trans_b else (6, 5)).astype(np.float32)
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["f"], axis=1)]
+    nodes.append(helper.make_node("Transpose", ["f"], ["ft"], perm=[1, 0]) if trans_a else helper.make_node("Identity", ["f"], ["ft"]))
+    nodes.append(helper.make_node("Gemm", ["ft", "b", "c"], ["g"], transA=trans_a, transB=trans_b, alpha=alpha, beta=beta))
+    nodes.append(helper.make_node("Reshape", ["g", "shape"], ["y"]))
+    inits = {"b": b, "c": RNG.standard_normal(5).astype(np.float32), "shape": np.array([1, 5, 1, 1], np.int64)}
+    check(build(nodes, opset, inits, channels=6), "Gemm", channels=6)
+
+
+def test_old_definitions_of_common_ops() -> None:
+    """Opset 7: Cast-6, Max/Min/Mean/Sum-6, Dropout-7, DepthToSpace-1 (no mode: DCR), GlobalMaxPool-1."""
+    nodes = [
+        helper.make_node("Cast", ["x"], ["c"], to=TensorProto.FLOAT),
+        helper.make_node("Neg", ["c"], ["n"]),
+        helper.make_node("Max", ["c", "n"], ["mx"]),
+        helper.make_node("Min", ["c", "n"], ["mn"]),
+        helper.make_node("Mean", ["mx", "mn", "c"], ["me"]),
+        helper.make_node("Sum", ["me", "mx"], ["s"]),
+        helper.make_node("Dropout", ["s"], ["d"], ratio=0.3),
+        helper.make_node("DepthToSpace", ["d"], ["ds"], blocksize=2),
+        helper.make_node("GlobalMaxPool", ["ds"], ["g"]),
+        helper.make_node("Add", ["ds", "g"], ["y"]),
+    ]
+    check(build(nodes, 7), "DepthToSpace")

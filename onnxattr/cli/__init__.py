@@ -1,4 +1,4 @@
-"""The ``onnxattr`` command: one group, one module per command.
+"""The ``onnxattr`` command: one group, one module per command, imported when that command runs.
 
 User errors (``OnnxAttrError``) print one line on stderr and exit with status 2; warnings print
 one line each. A command module defines a click command named ``command``.
@@ -15,17 +15,38 @@ import click
 from .. import __version__
 from ..errors import OnnxAttrError
 
-COMMAND_MODULES = ["inspect", "show", "lam", "glam", "l2x", "compare"]
+# command -> its one-line help in the command list; the module ``.<command>`` is imported only to run it
+COMMANDS = {
+    "compare": "Run one method on every MODEL x image: maps, metrics, CKA.",
+    "glam": "GL-AM local and global attribution maps of an output window.",
+    "inspect": "What the model is and how well it converted.",
+    "l2x": "L2X attribution of an output window (per-op rules).",
+    "lam": "Local attribution map (LAM) of an output window.",
+    "show": "Draw the figure for a result file written by onnxattr.",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use: ``onnxattr --help`` and group-level usage errors
+    never import torch, onnx or onnxruntime."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"{__name__}.{name}").command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(list(COMMANDS.items()))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="onnxattr")
 def cli() -> None:
     """Attribution maps for super-resolution networks exported to ONNX."""
-
-
-for _name in COMMAND_MODULES:
-    cli.add_command(importlib.import_module(f"{__name__}.{_name}").command)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

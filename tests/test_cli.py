@@ -64,3 +64,33 @@ def test_show_refuses_a_non_result(tmp_path):
     res = run("show", tmp_path / "r.nc", "-o", tmp_path / "f.png")
     _assert_user_error(res, "not a readable netCDF result")
     assert not (tmp_path / "f.png").exists()
+
+
+def test_help_imports_no_heavy_module():
+    """`onnxattr --help` and a group-level usage error load no command module, torch, onnx or onnxruntime;
+    every listed command resolves to a click command of that name."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from onnxattr.cli import COMMANDS, cli\n"
+        "runner = CliRunner()\n"
+        "assert runner.invoke(cli, ['--help']).exit_code == 0\n"
+        "assert runner.invoke(cli, ['nosuch']).exit_code == 2\n"
+        "heavy = {'torch', 'onnx', 'onnxruntime', 'onnx2torch', 'xarray', 'matplotlib', 'numpy'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "assert all(cli.get_command(None, name).name == name for name in COMMANDS)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+
+
+def test_lazy_top_level_names():
+    """`onnxattr.lam` is the function even after its submodule is imported (also l2x, glam, compare)."""
+    import onnxattr
+    import onnxattr.lam
+    from onnxattr.l2x import rules  # noqa: F401
+
+    assert callable(onnxattr.lam) and callable(onnxattr.l2x) and callable(onnxattr.glam) and callable(onnxattr.compare)
+    assert set(onnxattr.__all__) <= set(dir(onnxattr))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        onnxattr.nope  # noqa: B018

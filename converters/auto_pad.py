@@ -38,12 +38,24 @@ def same_pads(sizes: list[int], kernel: list[int], strides: list[int], dilations
     return begins, ends
 
 
+def onnx_pads(attrs: dict, sizes: list[int], kernel: list[int]) -> tuple[list[int], list[int]]:
+    """(begins, ends) of a Conv / pooling node on spatial ``sizes``: SAME_* computed, VALID none, else ``pads``."""
+    rank, auto_pad = len(sizes), attrs.get("auto_pad", "NOTSET")
+    if auto_pad in SAME:
+        return same_pads(sizes, kernel, *spatial(attrs, rank), auto_pad)
+    if auto_pad == "VALID":
+        return [0] * rank, [0] * rank
+    pads = list(attrs.get("pads", [0] * 2 * rank))
+    return pads[:rank], pads[rank:]
+
+
 def torch_pads(begins: list[int], ends: list[int]) -> list[int]:
     """F.pad's order: last axis first, (begin, end) each."""
     return [p for axis in reversed(range(len(begins))) for p in (begins[axis], ends[axis])]
 
 
 def spatial(attrs: dict, rank: int) -> tuple[list[int], list[int]]:
+    """(strides, dilations), 1 where absent."""
     return list(attrs.get("strides", [1] * rank)), list(attrs.get("dilations", [1] * rank))
 
 
@@ -68,6 +80,7 @@ def with_attributes(node: OnnxNode, **changes) -> OnnxNode:
 
 
 def kernel_of(node: OnnxNode, graph: OnnxGraph) -> list[int]:
+    """``kernel_shape``, else the weight initializer's spatial shape."""
     if "kernel_shape" in node.attributes:
         return list(node.attributes["kernel_shape"])
     return list(graph.initializers[node.input_values[1]].to_torch().shape[2:])

@@ -12,7 +12,7 @@ from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult,
 from torch import nn
 
 from ._registry import converter, released
-from .auto_pad import SAME, kernel_of, same_pads, same_wrapped, spatial, torch_pads
+from .auto_pad import SAME, kernel_of, onnx_pads, same_wrapped, spatial, torch_pads
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -63,14 +63,7 @@ class OnnxConv(nn.Module, OnnxToTorchModule):
     def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         rank = weight.dim() - 2
         strides, dilations = spatial(self.attrs, rank)
-        auto_pad = self.attrs.get("auto_pad", "NOTSET")
-        if auto_pad in SAME:
-            begins, ends = same_pads(list(x.shape[2:]), list(weight.shape[2:]), strides, dilations, auto_pad)
-        elif auto_pad == "VALID":
-            begins, ends = [0] * rank, [0] * rank
-        else:
-            pads = list(self.attrs.get("pads", [0] * 2 * rank))
-            begins, ends = pads[:rank], pads[rank:]
+        begins, ends = onnx_pads(self.attrs, list(x.shape[2:]), list(weight.shape[2:]))
         if begins != ends:
             x, begins = F.pad(x, torch_pads(begins, ends)), [0] * rank
         return _CONV[rank](x, weight, bias, stride=strides, dilation=dilations, groups=self.attrs.get("group", 1),

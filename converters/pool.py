@@ -11,34 +11,26 @@ from onnx2torch.utils.common import OnnxToTorchModule, OperationConverterResult,
 from torch import nn
 
 from ._registry import converter, released
-from .auto_pad import SAME, same_pads, same_wrapped, spatial, torch_pads
+from .auto_pad import SAME, onnx_pads, same_wrapped, spatial, torch_pads
 
 class OnnxAveragePool(nn.Module, OnnxToTorchModule):
     """AveragePool with explicit (asymmetric) or SAME_* pads: sum over the zero-padded window divided by
     the window size (``count_include_pad=1``) or by the count of real pixels in it."""
 
-    def __init__(self, attrs: dict, rank: int):
+    def __init__(self, attrs: dict):
         super().__init__()
-        self.kernel = list(attrs["kernel_shape"])
-        self.strides, self.dilations = spatial(attrs, rank)
-        self.auto_pad = attrs.get("auto_pad", "NOTSET")
-        self.pads = list(attrs.get("pads", [0] * 2 * rank))
-        self.count_include_pad = bool(attrs.get("count_include_pad", 0))
-        self.ceil_mode = bool(attrs.get("ceil_mode", 0))
+        self.attrs = attrs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = list(self.attrs["kernel_shape"])
+        begins, ends = onnx_pads(self.attrs, list(x.shape[2:]), kernel)
         rank = x.dim() - 2
-        if self.auto_pad in SAME:
-            begins, ends = same_pads(list(x.shape[2:]), self.kernel, self.strides, self.dilations, self.auto_pad)
-        elif self.auto_pad == "VALID":
-            begins, ends = [0] * rank, [0] * rank
-        else:
-            begins, ends = self.pads[:rank], self.pads[rank:]
         pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[rank]
-        kwargs = {"kernel_size": self.kernel, "stride": self.strides, "ceil_mode": self.ceil_mode}
+        kwargs = {"kernel_size": kernel, "stride": spatial(self.attrs, rank)[0],
+                  "ceil_mode": bool(self.attrs.get("ceil_mode", 0))}
         padded = F.pad(x, torch_pads(begins, ends))
         mean = pool(padded, **kwargs)
-        if self.count_include_pad:
+        if self.attrs.get("count_include_pad", 0):
             return mean
         ones = F.pad(torch.ones_like(x[:1, :1]), torch_pads(begins, ends))
         return mean / pool(ones, **kwargs)
@@ -57,7 +49,7 @@ def convert_average_pool(node: OnnxNode, graph: OnnxGraph) -> OperationConverter
     rank = len(attrs["kernel_shape"])
     pads = list(attrs.get("pads", [0] * 2 * rank))
     if attrs.get("auto_pad", "NOTSET") in SAME or pads[:rank] != pads[rank:]:
-        return OperationConverterResult(OnnxAveragePool(attrs, rank), onnx_mapping_from_node(node))
+        return OperationConverterResult(OnnxAveragePool(attrs), onnx_mapping_from_node(node))
     return _RELEASED_AVG(node, graph)
 
 

@@ -74,6 +74,8 @@ def test_conv_auto_pad(auto_pad: str, kernel: list[int], strides: list[int], dil
     """Conv 1 (opset 9) / 11 (opset 13) auto_pad with dynamic H, W."""
     if auto_pad != "VALID" and dilations != [1, 1]:
         pytest.skip("onnxruntime refuses dilated SAME_*: test_conv_same_dilated")
+    if weights == "constant" and auto_pad != "SAME_UPPER":
+        pytest.skip("the Constant-weight path is the same module for every auto_pad")
     w = RNG.standard_normal((5, 4, *kernel)).astype(np.float32)
     b = RNG.standard_normal(5).astype(np.float32)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], auto_pad=auto_pad, strides=strides, dilations=dilations)]
@@ -135,7 +137,7 @@ def test_conv_transpose_output_shape_and_padding(attrs: dict) -> None:
     ("AveragePool", 7, {"count_include_pad": 0}),
     ("AveragePool", 10, {"count_include_pad": 1}),
 ])
-@pytest.mark.parametrize(("kernel", "strides"), [([3, 3], [1, 1]), ([2, 3], [2, 2]), ([3, 2], [3, 2])])
+@pytest.mark.parametrize(("kernel", "strides"), [([3, 3], [1, 1]), ([2, 3], [2, 2])])
 def test_pool_auto_pad(op_type: str, opset: int, attrs: dict, auto_pad: str, kernel: list[int], strides: list[int]) -> None:
     """MaxPool 1 (opset 7) / 10 and AveragePool 7/10 auto_pad with dynamic H, W (MaxPool pads -inf, AveragePool
     counts the real pixels unless count_include_pad). Dilated SAME pooling is left out: onnxruntime computes

@@ -5,6 +5,7 @@ run through LAM, L2X and GL-AM; and every refusal message."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,22 @@ def test_float16_files_attribute_through_a_float32_graph(zoo, loaded):
     assert loaded("fp16-io").precision_gap == pytest.approx(gap, rel=1e-6)
 
 
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "waifu2x-upconv7-x2.ts17.onnx"
+
+
+@pytest.mark.skipif(not SAMPLE.is_file(), reason="sample not built")
+def test_float16_conversion_of_a_real_sample(tmp_path):
+    m = load_model(fp16_file(SAMPLE, tmp_path / "upconv7-fp16.onnx", keep_io_types=False))
+    assert (m.adapter.precision, m.adapter.input_dtype, m.value_range_source) == ("float16", "float16", "detected")
+    assert m.conversion_error < 1e-5 and 1e-5 < m.precision_gap < 1e-2  # float16 rounding of the I/O and weights
+    assert (m.scale, m.offset, m.size_rule.min_side) == (2, -28, 15)
+    x = _image(m, 20)
+    ds = onnxattr.l2x(m, x, (0, 0, 8))
+    assert ds.attrs["completeness_error"] < 1e-6 and ds.attrs["file_precision"] == "float16"
+    with pytest.raises(OnnxAttrError, match=r"needs sides of at least 15; the image is 12x12: use an image with"):
+        m.check_input(torch.rand(1, 3, 12, 12))
+
+
 def test_upcast_graph_equals_onnxruntime_on_the_upcast_file(loaded, tmp_path):
     m = loaded("fp16-io")
     from onnxattr import adapters
@@ -363,6 +380,18 @@ def test_slow_stages_are_announced(zoo, monkeypatch):
 
 
 # --------------------------------------------------------------- refusals
+def test_mismatch_within_the_files_precision_is_named(zoo, monkeypatch):
+    monkeypatch.setattr(model_module, "VERIFY_TOLERANCE", 1e-12)  # a float32 check no graph passes
+    with pytest.raises(OnnxAttrError) as err:
+        load_model(zoo["fp16-io"])
+    assert re.fullmatch(
+        r"converted fp16io.onnx differs from onnxruntime by \d\.\d\de-\d\d, within the float16 file's own precision "
+        r"\(0.01\) but above the float32 check \(1e-12\): part of the graph still computes in low precision; "
+        r"pass --no-verify to accept it", str(err.value))
+    with pytest.raises(OnnxAttrError, match=r"first diverging node .*; a converter in converters/ is wrong$"):
+        load_model(zoo["tiny"])
+
+
 def _graph(path: Path, nodes, inp, out, inits=()) -> Path:
     model = helper.make_model(helper.make_graph(nodes, "g", [inp], [out], initializer=list(inits)),
                               opset_imports=[helper.make_opsetid("", 17)])

@@ -25,6 +25,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .errors import OnnxAttrError
+from .onnxfile import _dims, image_io
 
 _LOW_FLOATS = {TensorProto.FLOAT16: "float16", TensorProto.BFLOAT16: "bfloat16"}
 _DTYPES = {TensorProto.FLOAT: "float32", TensorProto.UINT8: "uint8", **_LOW_FLOATS}
@@ -73,11 +74,6 @@ class Adapter:
         if self.channel_order == "bgr":
             y = y[:, ::-1]
         return np.ascontiguousarray(y)
-
-
-def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
-    shape = value.type.tensor_type.shape
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in shape.dim]
 
 
 def _show(dims: list[int | None], names: str) -> str:
@@ -215,22 +211,6 @@ def _retype_uint8_input(proto: onnx.ModelProto, inp: onnx.ValueInfoProto, name: 
     inp.type.tensor_type.elem_type = TensorProto.FLOAT
 
 
-def _image_io(proto: onnx.ModelProto, name: str) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:
-    inits = {t.name for t in proto.graph.initializer}
-    inputs = [v for v in proto.graph.input if v.name not in inits]
-    if len(inputs) != 1:
-        raise OnnxAttrError(
-            f"{name} has {len(inputs)} graph inputs ({', '.join(v.name for v in inputs)}); "
-            "an SR model takes exactly one image tensor (N, C, H, W)"
-        )
-    if len(proto.graph.output) != 1:
-        raise OnnxAttrError(
-            f"{name} has {len(proto.graph.output)} graph outputs; an SR model returns exactly one image tensor "
-            "(N, C, sH, sW)"
-        )
-    return inputs[0], proto.graph.output[0]
-
-
 def _dtype(value: onnx.ValueInfoProto, name: str, side: str) -> str:
     kind = value.type.tensor_type.elem_type
     if kind not in _DTYPES:
@@ -245,7 +225,7 @@ def adapt(proto: onnx.ModelProto, name: str, channel_order: str = "rgb") -> tupl
     """The float32 NCHW RGB core of ``proto`` and the :class:`Adapter` that relates it to the file."""
     if channel_order not in CHANNEL_ORDERS:
         raise OnnxAttrError(f"channel order {channel_order!r}: pass 'rgb' or 'bgr'")
-    inp, out = _image_io(proto, name)
+    inp, out = image_io(proto, name)
     in_dtype, out_dtype = _dtype(inp, name, "input"), _dtype(out, name, "output")
     in_layout, in_why = _layout(_dims(inp), "input")
     out_dims = _dims(out)

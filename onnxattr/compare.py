@@ -59,14 +59,22 @@ class ModelInfo:
     conversion_error: float
 
 
-def _model(path: str, device: str | None, value_range: float, verify: bool) -> SRModel:
+def _model(
+    path: str,
+    device: str | None,
+    value_range: float | str,
+    verify: bool,
+    channel_order: str = "rgb",
+    probe_size: tuple[int, int] | None = None,
+) -> SRModel:
     """The model at ``path``, loaded once per process (threads share it; onnxruntime and inference-only
     torch graphs are safe to call from several threads)."""
-    key = (str(Path(path).resolve()), device, float(value_range), bool(verify))
+    key = (str(Path(path).resolve()), device, str(value_range), bool(verify), channel_order, probe_size)
     with _MODELS_LOCK:
         if key not in _MODELS:
             try:
-                _MODELS[key] = load_model(path, device=device, verify=verify, value_range=value_range)
+                _MODELS[key] = load_model(path, device=device, verify=verify, value_range=value_range,
+                                          channel_order=channel_order, probe_size=probe_size)
             except OnnxAttrError as err:  # subclasses with other __init__ signatures do not unpickle on a client
                 raise OnnxAttrError(str(err)) from None
         return _MODELS[key]
@@ -342,9 +350,11 @@ def compare(
     cka_debiased: bool = False,
     scheduler: str | None = None,
     device: str | None = None,
-    value_range: float = 1.0,
+    value_range: float | str = "auto",
     verify: bool = True,
     progress: bool = False,
+    channel_order: str = "rgb",
+    probe_size: tuple[int, int] | None = None,
     **method_params: Any,
 ) -> xr.Dataset:
     """Run ``method`` on every model x image and gather maps and measures in one Dataset.
@@ -367,7 +377,8 @@ def compare(
     model_paths = [str(m) for m in models]
     image_paths = [str(p) for p in images]
     win = window if isinstance(window, Window) else Window(*(int(v) for v in window))
-    load = {"device": device, "value_range": float(value_range), "verify": verify}
+    load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
+            "probe_size": tuple(probe_size) if probe_size else None}
     if method == "lam" and scheduler in (None, "threads", "local") and not {"batch_size", "memory_fraction"} & set(method_params):
         from .lam import DEFAULT_MEMORY_FRACTION
 

@@ -33,7 +33,7 @@ from torch import fx
 
 from .errors import OnnxAttrError
 from .metrics.gini import diffusion_index
-from .model import _PROBE_SIZES, NodeInfo, SRModel
+from .model import NodeInfo, SRModel
 from .results import build_dataset
 from .target import Window, check_window, gradient_detector, gradient_map
 
@@ -109,7 +109,7 @@ def layout_of(node: NodeInfo, probe_hw: tuple[int, int]) -> Layer | None:
 def choose_layers(model: SRModel, op_types: Iterable[str] | None, pattern: str | None) -> tuple[list[Layer], list[str]]:
     """Spatial layers among ``model.select(op_types=..., pattern=...)`` (graph order) and the skipped names."""
     nodes = model.select(op_types=list(op_types or DEFAULT_LAYERS), pattern=pattern)
-    probe = model.fixed_size or _PROBE_SIZES[-1]
+    probe = model.fixed_size or model.probe_size
     layers, skipped = [], []
     for n in nodes:
         layer = layout_of(n, probe)

@@ -9,10 +9,13 @@ finds a safe way to run several images at once.
 from __future__ import annotations
 
 import re
+import threading
+import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -20,13 +23,16 @@ import onnxruntime as ort
 import torch
 from torch import fx
 
-from . import onnxfile
+from . import adapters, onnxfile, probe
 from .device import ort_providers, pick_device
 from .errors import OnnxAttrError
 
 VERIFY_TOLERANCE = 1e-4
 BATCH_TOLERANCE = 1e-5
-_PROBE_SIZES = ((32, 48), (48, 64))
+STAGE_NOTICE_S = 2.0  # a load stage running longer than this is announced through ``progress``
+# relative error a file's own rounding explains, by precision (the precision gap is warned above it)
+PRECISION_TOLERANCE = {"float32": VERIFY_TOLERANCE, "float16": 1e-2, "bfloat16": 1e-1}
+UINT8_TOLERANCE = 1e-2  # a uint8 output rounds to 1/255 of the range, plus the float16-like steps before it
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,11 @@ class SRModel:
     Attributes: ``scale`` s and ``offset`` c (output side = s * input side + c), ``in_channels``,
     ``fixed_size`` (H, W) or None, ``value_range`` (the model sees x * value_range), ``nodes``,
     ``conversion_error`` (max |torch - ORT| / max |ORT| on the probe, None if not verified),
-    ``batch_mode`` ('native', 'vmap' or 'loop': how several images run at once), ``device``.
+    ``batch_mode`` ('native', 'vmap' or 'loop': how several images run at once), ``device``;
+    ``adapter`` (the file's layout, dtypes, precision, channel order: see ``onnxattr.adapters``),
+    ``precision_gap`` (max |ORT on the file - ORT on the float32 core| / max, None when the core is the file),
+    ``value_range_source`` ('detected', 'default (undecided)', 'given' or 'uint8 input'), ``size_rule`` (the input sizes it takes).
+    ``session`` runs the core graph in onnxruntime (float32 NCHW RGB, the units of ``model.graph``).
     """
 
     def __init__(
@@ -84,6 +94,9 @@ class SRModel:
         device: torch.device,
         value_range: float,
         session: ort.InferenceSession,
+        adapter: adapters.Adapter | None = None,
+        size_rule: probe.SizeRule | None = None,
+        value_range_source: str = "given",
     ) -> None:
         self.path, self.sha256, self.proto, self.graph = path, sha256, proto, graph
         self.spec, self.scale, self.offset, self.device = spec, scale, offset, device
@@ -91,6 +104,13 @@ class SRModel:
         self.session = session
         self.in_channels = spec.in_channels
         self.fixed_size = (spec.height, spec.width) if spec.height and spec.width else None
+        self.adapter = adapter
+        self.size_rule = size_rule or probe.SizeRule(fixed=self.fixed_size)
+        self.value_range_source = value_range_source
+        self.value_range_scores: dict[float, float] = {}
+        self.precision_gap: float | None = None
+        self.probe_size: tuple[int, int] = probe.DEFAULT_PROBES[-1]  # (H, W) of the verification probe
+        self.load_seconds: dict[str, float] = {}  # wall time of each load stage
         self.opset = onnxfile.opset_of(proto)
         self.producer = f"{proto.producer_name} {proto.producer_version}".strip()
         self._op_types = op_types
@@ -116,6 +136,15 @@ class SRModel:
                 f"{self.path.name} only takes {w}x{h} inputs but the image is {x.shape[3]}x{x.shape[2]}; "
                 f"crop or resize it to {w}x{h} (e.g. --crop X Y)"
             )
+        h, w = x.shape[2], x.shape[3]
+        problem = self.size_rule.problem(h, w)
+        if problem:
+            fix = (
+                f"use an image with sides of at least {self.size_rule.min_side}"
+                if min(h, w) < self.size_rule.min_side
+                else "crop with --crop X Y (to {1}x{0})".format(*self.size_rule.fit(h, w))
+            )
+            raise OnnxAttrError(f"{self.path.name} {problem}; the image is {w}x{h}: {fix}")
 
     def _graph_call(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph(x * self.value_range) / self.value_range
@@ -226,65 +255,204 @@ def _probe_image(channels: int, height: int, width: int, seed: int = 0) -> np.nd
     return (0.85 * fine + 0.15 * noise).clamp(0, 1).numpy()
 
 
-def _ort_session(path: Path, device: torch.device) -> ort.InferenceSession:
+def _ort_session(source: Path | bytes, name: str, device: torch.device) -> ort.InferenceSession:
+    """An onnxruntime session on a file path or a serialized model (the core graph)."""
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=ort_providers(device))
+        return ort.InferenceSession(
+            str(source) if isinstance(source, Path) else source, sess_options=opts, providers=ort_providers(device)
+        )
     except Exception as err:  # noqa: BLE001  (onnxruntime raises several private exception types)
         first = str(err).strip().splitlines()[0][:300]
-        raise OnnxAttrError(f"onnxruntime cannot load {path.name}: {first}; re-export the model") from err
+        raise OnnxAttrError(f"onnxruntime cannot load {name}: {first}; re-export the model") from err
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
+def _size_runner(session: ort.InferenceSession, spec: onnxfile.IOSpec) -> probe.Runner:
+    """(h, w) -> output shape of one onnxruntime run on a smooth probe image; ProbeError when it fails."""
+
+    quiet = ort.RunOptions()
+    quiet.log_severity_level = 4  # a refused size is an expected answer, not an error to print
+
+    def run(h: int, w: int) -> tuple[int, ...]:
+        try:
+            return session.run(None, {spec.input_name: _probe_image(spec.in_channels, h, w)}, quiet)[0].shape
+        except Exception as err:  # noqa: BLE001
+            raise probe.ProbeError(_first_line(err)) from err
+
+    return run
 
 
 def _ort_out_shape(session: ort.InferenceSession, spec: onnxfile.IOSpec, x: np.ndarray, vr: float) -> np.ndarray:
     try:
         return session.run(None, {spec.input_name: x * vr})[0] / vr
     except Exception as err:  # noqa: BLE001
-        first = str(err).strip().splitlines()[0][:300]
         raise OnnxAttrError(
-            f"onnxruntime failed to run the model on a {x.shape[3]}x{x.shape[2]} probe image: {first}"
+            f"onnxruntime failed to run the model on a {x.shape[3]}x{x.shape[2]} probe image: {_first_line(err)}"
         ) from err
 
 
-def _scale_law(spec: onnxfile.IOSpec, session: ort.InferenceSession, vr: float, name: str) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """Find s and c with out = s * in + c by running onnxruntime on one (fixed) or two (dynamic) sizes.
+def _probe_run(
+    spec: onnxfile.IOSpec,
+    session: ort.InferenceSession,
+    vr: float,
+    name: str,
+    size: tuple[int, int],
+    prep: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One onnxruntime run of the core on the probe image of ``size``: (x in [0, 1], output in [0, 1] units)."""
+    h, w = size
+    x = prep(_probe_image(spec.in_channels, h, w))
+    y = _ort_out_shape(session, spec, x, vr)
+    if y.ndim != 4 or y.shape[1] != spec.in_channels:
+        raise OnnxAttrError(
+            f"{name} maps {spec.in_channels} channels to output shape {y.shape}; not an SR image model "
+            "(the output must have the input's channels)"
+        )
+    if not np.isfinite(y).all():
+        raise OnnxAttrError(
+            f"onnxruntime itself returns NaN/Inf on {name} for a {w}x{h} probe image (value range {vr:g}): "
+            "the file computes non-finite values before any conversion; check the export"
+        )
+    return x, y
 
-    Returns s, c and the last probe input and ORT output (reused to verify the conversion).
-    """
-    fixed = spec.height and spec.width
-    sizes = [(spec.height, spec.width)] if fixed else list(_PROBE_SIZES)
-    runs = []
-    for h, w in sizes:
-        x = _probe_image(spec.in_channels, h, w)
-        y = _ort_out_shape(session, spec, x, vr)
-        if y.ndim != 4 or y.shape[1] != spec.in_channels:
+
+def _scale_law(name: str, runs: Sequence[tuple[tuple[int, int], tuple[int, ...]]], channels: int) -> tuple[int, int]:
+    """s and c with out = s * in + c from the output shapes at one (fixed) or two (dynamic) probe sizes."""
+    for (h, w), shape in runs:
+        if len(shape) != 4 or shape[1] != channels:
             raise OnnxAttrError(
-                f"{name} maps {spec.in_channels} channels to output shape {y.shape}; not an SR image model "
+                f"{name} maps {channels} channels to output shape {tuple(shape)}; not an SR image model "
                 "(the output must have the input's channels)"
             )
-        runs.append((h, w, x, y))
-    if fixed:
-        h, w, x, y = runs[0]
-        s = int(round(y.shape[2] / h))
-        c = y.shape[2] - s * h
-        if s * w + c != y.shape[3]:
-            raise OnnxAttrError(f"{name} maps {w}x{h} to {y.shape[3]}x{y.shape[2]}: no common scale for rows and columns")
+    (h, w), y = runs[-1]
+    if len(runs) == 1:
+        s = int(round(y[2] / h))
+        c = y[2] - s * h
+        if s * w + c != y[3]:
+            raise OnnxAttrError(f"{name} maps {w}x{h} to {y[3]}x{y[2]}: no common scale for rows and columns")
     else:
-        (h1, w1, _, y1), (h2, w2, x, y) = runs
-        sh, sw = (y.shape[2] - y1.shape[2]) / (h2 - h1), (y.shape[3] - y1.shape[3]) / (w2 - w1)
+        (h1, w1), y1 = runs[0]
+        sh, sw = (y[2] - y1[2]) / (h - h1), (y[3] - y1[3]) / (w - w1)
         s = int(round(sh))
-        c = y1.shape[2] - s * h1
-        if sh != sw or sh != s or y1.shape[3] - s * w1 != c:
+        c = y1[2] - s * h1
+        if sh != sw or sh != s or y1[3] - s * w1 != c:
             raise OnnxAttrError(
                 f"{name}'s output size is not s*H + c with one integer s and c for rows and columns "
-                f"({w1}x{h1} -> {y1.shape[3]}x{y1.shape[2]}, {w2}x{h2} -> {y.shape[3]}x{y.shape[2]})"
+                f"({w1}x{h1} -> {y1[3]}x{y1[2]}, {w}x{h} -> {y[3]}x{y[2]})"
             )
     if s < 2:
         raise OnnxAttrError(
-            f"{name} does not upscale (scale {s}: {x.shape[3]}x{x.shape[2]} -> {y.shape[3]}x{y.shape[2]}); "
+            f"{name} does not upscale (scale {s}: {w}x{h} -> {y[3]}x{y[2]}); "
             "onnxattr explains super-resolution models with scale >= 2"
         )
-    return s, c, x, y
+    return s, c
+
+
+def _value_range(
+    value_range: float | str,
+    adapter: adapters.Adapter,
+    session: ort.InferenceSession,
+    spec: onnxfile.IOSpec,
+    size: tuple[int, int],
+    scale: int,
+    offset: int,
+    name: str,
+) -> tuple[float, str, dict[float, float]]:
+    """The value range to use and its source: 'uint8 input' (always 255), 'detected' or 'default (undecided)'
+    (auto: 1 unless the photo test clearly says 255) or 'given'.
+
+    Detection runs the core on the bundled photo at 1 and 255 and keeps the range whose output is closest
+    to a bicubic upscale; an explicit range the detection clearly contradicts is warned about.
+    """
+    if adapter.input_dtype == "uint8":
+        if value_range not in ("auto", 255.0):
+            warnings.warn(f"{name} takes uint8 input (0..255): value range {value_range:g} ignored, 255 used", stacklevel=3)
+        return 255.0, "uint8 input", {}
+    image = probe.natural_image(spec.in_channels, *size)
+    detected, scores = probe.detect_value_range(
+        lambda x: session.run(None, {spec.input_name: x.astype(np.float32)})[0], image, scale, offset
+    )
+    decided = scores[detected] * probe.CLEARLY < scores[255.0 if detected == 1.0 else 1.0]
+    if value_range == "auto":
+        return detected, "detected" if decided else "default (undecided)", scores
+    given = float(value_range)
+    other = scores.get(given)
+    if detected != given and (other is None or other > probe.CLEARLY * scores[detected]):
+        warnings.warn(
+            f"{name}: value range {given:g} given, but on a photo the output with {detected:g} is "
+            f"{(other or float('inf')) / max(scores[detected], 1e-12):.0f}x closer to a bicubic upscale; "
+            f"pass --value-range {detected:g} (or auto) unless you know better",
+            stacklevel=3,
+        )
+    return given, "given", scores
+
+
+def _check_value_range(value_range: float | str) -> float | str:
+    """'auto' or a positive number (strings such as '255' from the CLI included)."""
+    if isinstance(value_range, str) and value_range != "auto":
+        try:
+            value_range = float(value_range)
+        except ValueError:
+            raise OnnxAttrError(f"value range {value_range!r}: pass 'auto', 1 or 255") from None
+    if not isinstance(value_range, str) and not value_range > 0:
+        raise OnnxAttrError(f"value range {value_range!r}: pass 'auto', 1 or 255 (a positive number)")
+    return value_range
+
+
+def _precision_gap(model: "SRModel", file_session: ort.InferenceSession, x: np.ndarray, y_core: np.ndarray) -> float:
+    """max |ORT on the original file - ORT on the core| / max |core| on the probe, in [0, 1] units."""
+    a, vr = model.adapter, model.value_range
+    try:
+        y = a.from_file(file_session.run(None, {a.input_name: a.to_file(x * vr)})[0]) / vr
+    except Exception as err:  # noqa: BLE001
+        warnings.warn(f"{model.path.name}: the original file fails in onnxruntime on the probe ({_first_line(err)})",
+                      stacklevel=3)
+        return float("nan")
+    if y.shape != y_core.shape or not np.isfinite(y).all():
+        what = f"shape {y.shape}" if y.shape != y_core.shape else "NaN/Inf"
+        warnings.warn(
+            f"onnxruntime returns {what} on the {a.precision} file {model.path.name} itself (the float32 core "
+            "graph, which all attribution uses, is finite): the file's own precision fails on this probe",
+            stacklevel=3,
+        )
+        return float("inf")
+    gap = _relative_error(y, y_core)
+    tol = max(PRECISION_TOLERANCE[a.precision], UINT8_TOLERANCE if "uint8" in (a.input_dtype, a.output_dtype) else 0)
+    if gap > tol:
+        warnings.warn(
+            f"{model.path.name}: the {a.precision} file differs from its float32 graph by {gap:.1e} on the probe, "
+            f"more than its precision explains ({tol:g}); attributions follow the float32 graph",
+            stacklevel=3,
+        )
+    return gap
+
+
+class _Stages:
+    """Announces, through ``progress``, each load stage still running after STAGE_NOTICE_S seconds."""
+
+    def __init__(self, name: str, progress: Callable[[str], None] | None) -> None:
+        self.name, self.progress = name, progress
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        timer = None
+        if self.progress is not None:
+            timer = threading.Timer(STAGE_NOTICE_S, self.progress, args=(f"{stage} {self.name} ...",))
+            timer.daemon = True
+            timer.start()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = time.perf_counter() - t0
+            if timer is not None:
+                timer.cancel()
 
 
 def _op_table(prepared: onnx.ModelProto, graph: fx.GraphModule) -> dict[str, tuple[str, str]]:
@@ -392,28 +560,47 @@ def load_model(
     path: str | Path,
     device: str | torch.device | None = None,
     verify: bool = True,
-    value_range: float = 1.0,
+    value_range: float | str = "auto",
+    channel_order: str = "rgb",
+    probe_size: tuple[int, int] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SRModel:
     """Load an ONNX SR model as a verified torch graph.
 
-    ``value_range``: 255 for models fed 0..255 images (inputs are scaled up, outputs down, so every
-    attribution is with respect to the [0, 1] image). ``verify=False`` skips the onnxruntime check.
+    ``value_range``: 'auto' (detected from onnxruntime runs on a bundled photo), or 1 / 255 for models fed
+    0..1 / 0..255 images (inputs are scaled up, outputs down, so every attribution is with respect to the
+    [0, 1] image). ``channel_order``: 'bgr' for files that take and return BGR. ``probe_size``: (H, W) to
+    start the probe-size search from. ``progress``: called with one line per load stage (reading, probing,
+    converting, verifying) that runs longer than ``STAGE_NOTICE_S``. ``verify=False`` skips the onnxruntime
+    checks of the conversion and of the file's precision.
     """
     from .converters import to_torch
 
-    proto, path = onnxfile.read_onnx(path)
-    spec = onnxfile.io_spec(proto, path.name)
+    name = Path(path).name
+    value_range = _check_value_range(value_range)
+    stages = _Stages(name, progress)
+    with stages("reading"):
+        proto, path = onnxfile.read_onnx(path)
+        core, adapter = adapters.adapt(proto, path.name, channel_order)
+        spec = onnxfile.io_spec(core, path.name)
     dev = pick_device(device)
-    session = _ort_session(path, dev)
-    scale, offset, x, y_ort = _scale_law(spec, session, value_range, path.name)
-    try:
-        graph, prepared = to_torch(proto)
-    except OnnxAttrError:
-        raise
-    except Exception as err:  # noqa: BLE001  (onnx2torch raises bare exceptions for many conversion faults)
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise OnnxAttrError(f"cannot convert {path.name} to torch: {first}") from err
-    graph = graph.to(dev).eval().requires_grad_(False)
+    with stages("probing"):
+        session = _ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
+        fixed = (spec.height, spec.width) if spec.height and spec.width else None
+        rule, runs = probe.find_sizes(_size_runner(session, spec), fixed, path.name, probe_size)
+        scale, offset = _scale_law(path.name, runs, spec.in_channels)
+        sizes = [size for size, _ in runs]
+        vr, vr_source, scores = _value_range(value_range, adapter, session, spec, sizes[-1], scale, offset, path.name)
+        quantize = (lambda x: np.round(x * 255) / 255) if adapter.input_dtype == "uint8" else (lambda x: x)
+        x, y_ort = _probe_run(spec, session, vr, path.name, sizes[-1], prep=quantize)
+    with stages("converting"):
+        try:
+            graph, prepared = to_torch(core)
+        except OnnxAttrError:
+            raise
+        except Exception as err:  # noqa: BLE001  (onnx2torch raises bare exceptions for many conversion faults)
+            raise OnnxAttrError(f"cannot convert {path.name} to torch: {_first_line(err)}") from err
+        graph = graph.to(dev).eval().requires_grad_(False)
     model = SRModel(
         path=path,
         sha256=onnxfile.sha256(path),
@@ -424,22 +611,51 @@ def load_model(
         scale=scale,
         offset=offset,
         device=dev,
-        value_range=value_range,
+        value_range=vr,
         session=session,
+        adapter=adapter,
+        size_rule=rule,
+        value_range_source=vr_source,
     )
-    if verify:
-        with torch.no_grad():
-            got = model._graph_call(torch.from_numpy(x).to(dev)).cpu().numpy()
-        if got.shape != y_ort.shape:
-            raise OnnxAttrError(
-                f"converted {path.name} returns shape {got.shape}, onnxruntime {y_ort.shape}; a converter is wrong"
-            )
-        model.conversion_error = _relative_error(got, y_ort)
-        if not np.isfinite(model.conversion_error) or model.conversion_error > VERIFY_TOLERANCE:
-            raise OnnxAttrError(
-                f"converted {path.name} differs from onnxruntime by {model.conversion_error:.2e} (relative max, limit "
-                f"{VERIFY_TOLERANCE:g}): {_first_divergence(model, x)}; a converter in converters/ is wrong"
-            )
-    model.batch_mode = _choose_batch_mode(model, x)
-    model.nodes = _node_list(model, x)
+    model.value_range_scores = scores
+    model.probe_size = sizes[-1]
+    model.load_seconds = stages.seconds
+    with stages("verifying"):
+        if verify:
+            _verify(model, x, y_ort)
+            if adapter.changed:
+                file_session = _ort_session(path, path.name, dev)
+                model.precision_gap = _precision_gap(model, file_session, x, y_ort)
+        if not adapter.changed:
+            model.precision_gap = 0.0  # onnxruntime runs the file itself
+        model.batch_mode = _choose_batch_mode(model, x)
+        model.nodes = _node_list(model, x)
     return model
+
+
+def _verify(model: SRModel, x: np.ndarray, y_ort: np.ndarray) -> None:
+    """conversion_error = max |torch - ORT| / max |ORT| on the core; refuse above VERIFY_TOLERANCE, naming the cause."""
+    name = model.path.name
+    with torch.no_grad():
+        got = model._graph_call(torch.from_numpy(x).to(model.device)).cpu().numpy()
+    if got.shape != y_ort.shape:
+        raise OnnxAttrError(f"converted {name} returns shape {got.shape}, onnxruntime {y_ort.shape}; a converter is wrong")
+    model.conversion_error = err = _relative_error(got, y_ort)
+    if np.isfinite(err) and err <= VERIFY_TOLERANCE:
+        return
+    if not np.isfinite(got).all():
+        raise OnnxAttrError(
+            f"converted {name} returns NaN/Inf where onnxruntime is finite: {_first_divergence(model, x)}; "
+            "a converter in converters/ is wrong"
+        )
+    precision = model.adapter.precision if model.adapter else "float32"
+    if precision != "float32" and err <= PRECISION_TOLERANCE[precision]:
+        raise OnnxAttrError(
+            f"converted {name} differs from onnxruntime by {err:.2e}, within the {precision} file's own precision "
+            f"({PRECISION_TOLERANCE[precision]:g}) but above the float32 check ({VERIFY_TOLERANCE:g}): part of the "
+            "graph still computes in low precision; pass --no-verify to accept it"
+        )
+    raise OnnxAttrError(
+        f"converted {name} differs from onnxruntime by {err:.2e} (relative max, limit "
+        f"{VERIFY_TOLERANCE:g}): {_first_divergence(model, x)}; a converter in converters/ is wrong"
+    )

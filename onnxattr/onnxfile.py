@@ -86,8 +86,8 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in shape.dim]
 
 
-def io_spec(proto: onnx.ModelProto, name: str) -> IOSpec:
-    """The single (N, C, H, W) float input with C in {1, 3} and the single 4-D output; else a clear error."""
+def image_io(proto: onnx.ModelProto, name: str) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:
+    """The single graph input (initializers aside) and the single output; else a clear error."""
     inits = {t.name for t in proto.graph.initializer}
     inputs = [v for v in proto.graph.input if v.name not in inits]
     outputs = list(proto.graph.output)
@@ -100,7 +100,12 @@ def io_spec(proto: onnx.ModelProto, name: str) -> IOSpec:
         raise OnnxAttrError(
             f"{name} has {len(outputs)} graph outputs; an SR model returns exactly one image tensor (N, C, sH, sW)"
         )
-    inp, out = inputs[0], outputs[0]
+    return inputs[0], outputs[0]
+
+
+def io_spec(proto: onnx.ModelProto, name: str) -> IOSpec:
+    """The single (N, C, H, W) float input with C in {1, 3} and the single 4-D output; else a clear error."""
+    inp, out = image_io(proto, name)
     if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         kind = onnx.TensorProto.DataType.Name(inp.type.tensor_type.elem_type)
         raise OnnxAttrError(f"{name} takes a {kind} input; onnxattr needs float32 (re-export the model in float32)")

@@ -73,7 +73,15 @@ def model_attrs(model: Any) -> dict[str, Any]:
         "scale": model.scale,
         "offset": model.offset,
         "value_range": model.value_range,
+        "value_range_source": model.value_range_source,
         "conversion_error": model.conversion_error if model.conversion_error is not None else float("nan"),
+        "file_precision": model.adapter.precision,
+        "precision_gap": model.precision_gap if model.precision_gap is not None else float("nan"),
+        "layout": model.adapter.input_layout,
+        "input_dtype": model.adapter.input_dtype,
+        "output_dtype": model.adapter.output_dtype,
+        "channel_order": model.adapter.channel_order,
+        "size_rule": model.size_rule.describe(),
         "device": str(model.device),
     }
 

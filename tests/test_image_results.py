@@ -83,6 +83,12 @@ class _FakeModel:
     path = _P("m.onnx")
     sha256 = "0" * 64
     scale, offset, value_range, conversion_error, device = 2, 0, 1.0, 3e-7, "cpu"
+    value_range_source, precision_gap = "given", 0.0
+    from onnxattr.adapters import Adapter as _A
+    from onnxattr.probe import SizeRule as _R
+
+    adapter = _A("x", "y", "NCHW", "NCHW", "float32", "float32", "float32", "rgb", (), ())
+    size_rule = _R()
 
 
 def _dataset():

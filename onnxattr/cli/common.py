@@ -29,14 +29,30 @@ class Inputs:
 
 
 def model_options(f: Callable) -> Callable:
-    """--device, --value-range, --no-verify: how to load the model."""
+    """--device, --value-range, --channel-order, --probe-size, --no-verify: how to load the model."""
     f = click.option("--no-verify", is_flag=True, help="Skip the onnxruntime check of the conversion.")(f)
     f = click.option(
-        "--value-range",
-        type=click.Choice(["1", "255"]),
-        default="1",
+        "--probe-size",
+        nargs=2,
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="H W",
+        help="Input size to start the probe-size search from (models that refuse the default probes).",
+    )(f)
+    f = click.option(
+        "--channel-order",
+        type=click.Choice(["rgb", "bgr"]),
+        default="rgb",
         show_default=True,
-        help="255 for models fed 0..255 images (attributions stay w.r.t. the [0, 1] image).",
+        help="Channel order the file takes and returns (cannot be detected; OpenCV-style exports use bgr).",
+    )(f)
+    f = click.option(
+        "--value-range",
+        type=click.Choice(["auto", "1", "255"]),
+        default="auto",
+        show_default=True,
+        help="Units the model is fed: auto (detected on a bundled photo), 1 or 255 (attributions stay w.r.t. the "
+        "[0, 1] image).",
     )(f)
     f = click.option("--device", default=None, help="torch device (cpu, cuda, cuda:1); default: CUDA if present.")(f)
     return f
@@ -51,7 +67,8 @@ def method_options(f: Callable) -> Callable:
         type=int,
         default=None,
         metavar="X Y",
-        help="Crop the LR image at column X, row Y to the model's fixed input size.",
+        help="Crop the LR image at column X, row Y to the model's fixed input size (or, for a model that needs "
+        "e.g. even sides, to the largest size it takes).",
     )(f)
     f = click.option("--hr", is_flag=True, help="IMAGE is HR: make the LR input by bicubic downscaling and keep the HR.")(f)
     f = click.option(
@@ -73,8 +90,28 @@ def check_output_path(out: str | Path, suffixes: tuple[str, ...] = (".nc",)) -> 
     return out
 
 
-def load(model_path: str, device: str | None, value_range: str, no_verify: bool) -> SRModel:
-    return load_model(model_path, device=device, verify=not no_verify, value_range=float(value_range))
+def _stage_line(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def load(
+    model_path: str,
+    device: str | None,
+    value_range: str,
+    no_verify: bool,
+    channel_order: str = "rgb",
+    probe_size: tuple[int, int] | None = None,
+) -> SRModel:
+    """load_model with the CLI's options; slow load stages are announced on stderr."""
+    return load_model(
+        model_path,
+        device=device,
+        verify=not no_verify,
+        value_range=value_range,
+        channel_order=channel_order,
+        probe_size=tuple(probe_size) if probe_size else None,
+        progress=_stage_line,
+    )
 
 
 def prepare_inputs(
@@ -86,17 +123,21 @@ def prepare_inputs(
     no_verify: bool,
     hr: bool,
     crop_at: tuple[int, int] | None,
+    channel_order: str = "rgb",
+    probe_size: tuple[int, int] | None = None,
 ) -> Inputs:
-    """Load the model and the image (LR, or LR made from HR), cropped to a fixed input size if asked."""
-    model = load(model_path, device, value_range, no_verify)
+    """Load the model and the image (LR, or LR made from HR), cropped to the model's fixed input size, or to
+    the largest size its size rule takes, if asked."""
+    model = load(model_path, device, value_range, no_verify, channel_order, probe_size)
     image = read_image(image_path, channels=model.in_channels)
     hr_image = None
     if hr:
         image, hr_image = downscale(image, model.scale)
     if crop_at is not None:
-        if model.fixed_size is None:
-            raise OnnxAttrError("--crop needs a model with a fixed input size; this one takes any size")
-        h, w = model.fixed_size
+        rule = model.size_rule
+        if model.fixed_size is None and rule.multiple == 1:
+            raise OnnxAttrError("--crop needs a model with a fixed input size or a multiple-of rule; this one takes any size")
+        h, w = rule.fit(image.shape[2] - crop_at[1], image.shape[3] - crop_at[0])
         image = crop(image, crop_at[0], crop_at[1], h, w)
         if hr_image is not None:
             s = model.scale
@@ -119,10 +160,11 @@ def method_command(name: str, help: str) -> Callable:
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
-        def run(model, image, window, hr, crop, out, device, value_range, no_verify, **kw):
+        def run(model, image, window, hr, crop, out, device, value_range, no_verify, channel_order, probe_size, **kw):
             out_path = check_output_path(out)
             inputs = prepare_inputs(
-                model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop
+                model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop,
+                channel_order=channel_order, probe_size=probe_size,
             )
             finish(f(inputs, tuple(window), **kw), out_path)
 

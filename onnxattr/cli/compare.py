@@ -75,7 +75,7 @@ def parse_ratios(text: str) -> tuple[float, ...]:
 @model_options
 def command(
     models, images, window, method, hr, window_in_sr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
-    device, value_range, no_verify,
+    device, value_range, no_verify, channel_order, probe_size,
 ) -> None:
     """Run one attribution method on every MODEL x image; write maps, DI, PSNR/SSIM, masking curves and CKA."""
     from ..plot import FORMATS
@@ -86,7 +86,8 @@ def command(
     ds = compare(
         list(models), list(images), tuple(window), method=method, hr=hr, window_in_hr=not window_in_sr,
         ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler, device=device,
-        value_range=float(value_range), verify=not no_verify, progress=True, **parse_params(params),
+        value_range=value_range, verify=not no_verify, progress=True, channel_order=channel_order,
+        probe_size=probe_size, **parse_params(params),
     )
     if out_path.suffix == ".zarr":
         save_study(ds, out_path)

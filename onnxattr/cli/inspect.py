@@ -28,6 +28,19 @@ def describe(model) -> dict:
         "op_types": dict(sorted(Counter(n.op_type for n in model.nodes).items())),
         "nodes": len(model.nodes),
         "conversion_error": model.conversion_error,
+        "file_precision": model.adapter.precision,
+        "precision_gap": model.precision_gap,
+        "layout": {"input": model.adapter.input_layout, "output": model.adapter.output_layout},
+        "dtype": {"input": model.adapter.input_dtype, "output": model.adapter.output_dtype},
+        "channel_order": model.adapter.channel_order,
+        "removed_at_output": list(model.adapter.removed),
+        "adapters": list(model.adapter.reasons),
+        "value_range": model.value_range,
+        "value_range_source": model.value_range_source,
+        "value_range_distance": {f"{k:g}": v for k, v in model.value_range_scores.items()},
+        "size_rule": {"text": model.size_rule.describe(), "min_side": model.size_rule.min_side,
+                      "multiple": model.size_rule.multiple},
+        "probe_size": list(model.probe_size),
         "batch_mode": model.batch_mode,
         "device": str(model.device),
         "ort_providers": model.session.get_providers(),
@@ -40,9 +53,10 @@ def describe(model) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--nodes", "list_nodes", is_flag=True, help="Also list every tappable node.")
 @model_options
-def command(model, as_json, list_nodes, device, value_range, no_verify) -> None:
-    """Inputs/outputs, scale, size, opset, op types and the conversion error vs onnxruntime."""
-    m = load(model, device, value_range, no_verify)
+def command(model, as_json, list_nodes, device, value_range, no_verify, channel_order, probe_size) -> None:
+    """Inputs/outputs, what was detected (layout, dtype, precision, value range, sizes) and why, scale, opset,
+    op types, the conversion error vs onnxruntime and the file's own precision gap."""
+    m = load(model, device, value_range, no_verify, channel_order, probe_size)
     info = describe(m)
     if list_nodes:
         info["node_list"] = [{"name": n.name, "op_type": n.op_type, "onnx_name": n.onnx_name, "shape": list(n.shape)}
@@ -50,14 +64,24 @@ def command(model, as_json, list_nodes, device, value_range, no_verify) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    err = info["conversion_error"]
+    err, gap = info["conversion_error"], info["precision_gap"]
+    scores = ", ".join(f"{k}: {v:.3g}" for k, v in info["value_range_distance"].items())
     lines = [
         f"model          {info['file']}",
         f"input          {info['input']['name']} {info['input']['shape']}",
+        f"detected       {info['layout']['input']} {info['dtype']['input']} -> {info['layout']['output']} "
+        f"{info['dtype']['output']}, {info['file_precision']} weights, {info['channel_order'].upper()}",
+        *(f"  why          {r}" for r in info["adapters"]),
+        f"value range    {info['value_range']:g} ({info['value_range_source']})"
+        + (f"; mean |SR - bicubic| on a photo at 1 and 255: {scores}" if scores else ""),
         f"scale          x{info['scale']}" + (f" (output = {info['scale']}*in {info['offset']:+d})" if info["offset"] else ""),
-        f"size           {'fixed ' + 'x'.join(map(str, info['fixed_size'][::-1])) if info['fixed_size'] else 'dynamic'}",
+        f"size           {'fixed ' + 'x'.join(map(str, info['fixed_size'][::-1])) if info['fixed_size'] else 'dynamic'}"
+        f"; takes {info['size_rule']['text']}; probe {info['probe_size'][1]}x{info['probe_size'][0]}",
         f"opset          {info['opset']} ({info['producer']})",
-        f"conversion     max |torch - ORT| / max |ORT| = {err:.2e}" if err is not None else "conversion     not verified",
+        f"conversion     max |torch - ORT| / max |ORT| = {err:.2e} (vs the float32 graph)"
+        if err is not None else "conversion     not verified",
+        f"precision gap  {gap:.2e} ({info['file_precision']} file in ORT vs its float32 graph)"
+        if gap is not None else "precision gap  not verified",
         f"batching       {info['batch_mode']}   device {info['device']}   ORT {', '.join(info['ort_providers'])}",
         f"nodes          {info['nodes']}: " + ", ".join(f"{k} {v}" for k, v in info["op_types"].items()),
         "L2X rules      " + "; ".join(f"{kind} {', '.join(ops) or '-'}" for kind, ops in info["rule_coverage"].items()),

@@ -21,7 +21,7 @@ import torch
 from torch import fx
 
 from . import onnxfile
-from .device import ort_providers, pick_device
+from .device import full_float32, ort_providers, pick_device
 from .errors import OnnxAttrError
 
 VERIFY_TOLERANCE = 1e-4
@@ -404,6 +404,7 @@ def load_model(
     proto, path = onnxfile.read_onnx(path)
     spec = onnxfile.io_spec(proto, path.name)
     dev = pick_device(device)
+    full_float32(dev)
     session = _ort_session(path, dev)
     scale, offset, x, y_ort = _scale_law(spec, session, value_range, path.name)
     try:

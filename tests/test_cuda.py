@@ -142,21 +142,30 @@ def test_l2x_on_device_equals_cpu(name, device):
     model = load(name, str(device))
     got64 = ref if device.type == "cpu" else onnxattr.l2x(model, x, window)
     got32 = onnxattr.l2x(model, x, window, dtype=torch.float32)
-    assert relative(got64["attribution"], ref["attribution"]) <= 1e-9
+    assert relative(got64["attribution"], ref["attribution"]) <= 1e-8
     assert got64.attrs["completeness_error"] <= 1e-6
-    assert relative(got32["attribution"], ref["attribution"]) <= 1e-3
+    assert relative(got32["attribution"], ref["attribution"]) <= 1e-4  # measured 4.3e-6 on the CPU
     assert got32.attrs["completeness_error"] <= 1e-4
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_glam_on_device_equals_cpu(name, device):
+    """Maps in [0, 1] equal to float32 tolerance, except where GL-AM itself is ill-conditioned: the last
+    layer's local map is d D / d output, whose direction flips at near-flat output pixels (sqrt(dh + dw)
+    near 0). Measured on the CPU (upconv7, this crop): a 1e-6 relative input perturbation moves that map by
+    up to 0.75 and the combined local map by 0.19 (correlation 0.97), every other local layer by <= 7e-5 and
+    the global maps by <= 9e-5; so those two are compared by correlation."""
     x, window = case(name)
     got = onnxattr.glam(load(name, str(device)), x, window)
     ref = got if device.type == "cpu" else onnxattr.glam(load(name, "cpu"), x, window)
     for var in ("local", "global", "local_layers", "global_layers"):
         values = got[var].values
         assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1 + 1e-6
-        assert np.abs(values - ref[var].values).max() <= 2e-4, var  # maps in [0, 1]: float32 tolerance
+    for var in ("global", "global_layers"):
+        assert np.abs(got[var].values - ref[var].values).max() <= 5e-4, var
+    assert np.abs(got["local_layers"].values[:-1] - ref["local_layers"].values[:-1]).max() <= 5e-4
+    for a, b in ((got["local"], ref["local"]), (got["local_layers"][-1], ref["local_layers"][-1])):
+        assert np.corrcoef(a.values.ravel(), b.values.ravel())[0, 1] >= 0.9
 
 
 def test_masking_forward_in_onnxruntime_equals_torch(device):

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
-from timing import median_times, timed
+from common import SR, median_times, timed
 
 import onnxattr
 from onnxattr.errors import OnnxAttrError
@@ -49,9 +50,11 @@ def runs(model, x: torch.Tensor, win: Window) -> tuple[int, dict[str, Callable[[
         xi = x.clone().requires_grad_(True)
         gradient_detector(model(xi), win).sum().backward()
 
+    multi = "windows" in inspect.signature(G.local_keys).parameters  # then: windows in, keys per window out
+
     def local() -> None:
-        _, keys = G.local_keys(model, x, layers, win)
-        G.glocal(torch.stack([G.to_output(k, size) for k in keys]))
+        _, keys = G.local_keys(model, x, layers, [win] if multi else win)
+        G.glocal(torch.stack([G.to_output(k, size) for k in (keys[0] if multi else keys)]))
 
     def global_() -> None:
         G.glocal(torch.stack([G.scale_unit(p.abs()) for p in G.global_products(model, x, layers, size)]))
@@ -66,7 +69,7 @@ def bench(path: Path, repeats: int, lam_steps: int, device: str | None = None) -
     win = Window(size[1] // 2 - 8, size[0] // 2 - 8, 16)
     n_layers, fs = runs(model, x, win)
     t_fb, t_local, t_global = median_times(list(fs.values()), repeats, model.device)
-    t_lam = timed(lambda: onnxattr.lam(model, x, win.as_tuple(), steps=lam_steps), model.device)
+    t_lam = timed(lambda: onnxattr.lam(model, x, win.as_tuple(), steps=lam_steps, **SR), model.device)
     return {"model": path.name, "layers": n_layers, "fb": t_fb, "local": t_local, "global": t_global, "lam": t_lam}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from timing import median_times
+from common import SR, median_times
 
 import onnxattr
 from onnxattr.target import Window, gradient_detector
@@ -38,9 +38,9 @@ def runs(model, image: torch.Tensor, window: Window, keys: tuple[str, ...] = KEY
     every = {
         "fb32": lambda: _forward_backward(model.graph, image, window, torch.float32),
         "fb64": lambda: _forward_backward(graph64, image, window, torch.float64),
-        "l2x32": lambda: onnxattr.l2x(model, image, window, dtype=torch.float32),
-        "l2x64": lambda: onnxattr.l2x(model, image, window),
-        "lam50": lambda: onnxattr.lam(model, image, window, steps=50),
+        "l2x32": lambda: onnxattr.l2x(model, image, window, dtype=torch.float32, **SR),
+        "l2x64": lambda: onnxattr.l2x(model, image, window, **SR),
+        "lam50": lambda: onnxattr.lam(model, image, window, steps=50, **SR),
     }
     return {k: every[k] for k in keys}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import ndimage
-from timing import timed
+from common import SR, check, timed
 
 import onnxattr
 from onnxattr.blur import blur_path_sigmas, gaussian_kernel
@@ -70,7 +70,7 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
     oh, ow = model.output_size(size, size)
     window = Window(ow // 2 - 8, oh // 2 - 8, 16)
     np_img = img[0].double().numpy()
-    ds = onnxattr.lam(model, img, window, steps=steps)  # warm-up, and the per-point memory
+    ds = onnxattr.lam(model, img, window, steps=steps, **SR)  # warm-up, and the per-point memory
     fit = budget_batch_size(ds.attrs["memory_per_sample_bytes"], free_memory(dev), 0.8, steps)
     if ref_weight_grads:
         model.graph.requires_grad_(True)
@@ -83,7 +83,7 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
     best = min(sweep, key=sweep.get)
     runs: dict[str, list[float]] = {"lam": [], "reference": [], "bare": []}
     for _ in range(repeats):
-        runs["lam"].append(timed(lambda: onnxattr.lam(model, img, window, steps=steps), dev))
+        runs["lam"].append(timed(lambda: onnxattr.lam(model, img, window, steps=steps, **SR), dev))
         model.graph.requires_grad_(ref_weight_grads)
         runs["reference"].append(timed(ref, dev))
         model.graph.requires_grad_(False)
@@ -93,7 +93,7 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
         "model": model.path.name, "batch_mode": model.batch_mode, "lam_batch": ds.attrs["batch_size"],
         "best_bare_batch": best, "sweep": sweep, **med,
         "ref_over_lam": med["reference"] / med["lam"], "lam_over_bare": med["lam"] / med["bare"],
-        "di": ds.attrs["diffusion_index"], "completeness": ds.attrs["completeness_error"], "window": window.as_tuple(),
+        "di": check(ds, "diffusion_index"), "completeness": check(ds, "completeness_error"), "window": window.as_tuple(),
         "memory_per_sample_bytes": ds.attrs["memory_per_sample_bytes"],
     }
 
@@ -105,11 +105,11 @@ def memory_check(path: Path, size: int, device: str | None = None) -> None:
         size = min(size, *model.fixed_size)
     img = onnxattr.read_image(IMAGE, model.in_channels)[:, :, :size, :size]
     oh, ow = model.output_size(size, size)
-    ds = onnxattr.lam(model, img, (ow // 2 - 8, oh // 2 - 8, 16))
+    ds = onnxattr.lam(model, img, (ow // 2 - 8, oh // 2 - 8, 16), **SR)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{path.name} {size}x{size}: batch {ds.attrs['batch_size']}, estimated "
           f"{ds.attrs['memory_per_sample_bytes'] / 2**20:.0f} MiB/sample, peak RSS {peak:.2f} GiB, "
-          f"{ds.attrs['elapsed_s']:.1f} s, DI {ds.attrs['diffusion_index']:.2f}")
+          f"{ds.attrs['elapsed_s']:.1f} s, DI {check(ds, 'diffusion_index'):.2f}")
 
 
 def main() -> None:

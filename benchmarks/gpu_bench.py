@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_glam  # noqa: E402
 import bench_l2x  # noqa: E402
 import bench_lam  # noqa: E402
-from timing import median_times, timed  # noqa: E402
+from common import SR, median_times, timed  # noqa: E402
 
 import onnxattr  # noqa: E402
 from onnxattr.device import pick_device  # noqa: E402
@@ -77,7 +77,7 @@ def lam_part(model, side: int, cfg: Config) -> dict:
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        onnxattr.lam(model, img, centre_window(model, side), steps=cfg.steps)
+        onnxattr.lam(model, img, centre_window(model, side), steps=cfg.steps, **SR)
         torch.cuda.synchronize()
         r["peak_gib"] = (torch.cuda.max_memory_allocated() - base) / 2**30
     return r
@@ -102,13 +102,13 @@ def windows_part(model, side: int, cfg: Config) -> dict:
     span = max(1, min(c.x, c.y) // max(1, cfg.windows - 1))
     wins = [Window(c.x - i * span, c.y - i * span, 16) for i in range(cfg.windows)]
     try:
-        ds = onnxattr.lam(model, img, [w.as_tuple() for w in wins], steps=cfg.steps)
+        ds = onnxattr.lam(model, img, [w.as_tuple() for w in wins], steps=cfg.steps, **SR)
     except (TypeError, ValueError, OnnxAttrError) as err:
         return {"skipped": f"lam takes one window here (window= sequence: {type(err).__name__})"}
     if ds.sizes.get("window") != cfg.windows:
         return {"skipped": "lam returned no window dimension of length K"}
-    shared = timed(lambda: onnxattr.lam(model, img, [w.as_tuple() for w in wins], steps=cfg.steps), model.device)
-    singles = sum(timed(lambda w=w: onnxattr.lam(model, img, w.as_tuple(), steps=cfg.steps), model.device) for w in wins)
+    shared = timed(lambda: onnxattr.lam(model, img, [w.as_tuple() for w in wins], steps=cfg.steps, **SR), model.device)
+    singles = sum(timed(lambda w=w: onnxattr.lam(model, img, w.as_tuple(), steps=cfg.steps, **SR), model.device) for w in wins)
     return {"shared": shared, "singles": singles, "ratio": shared / singles}
 
 

@@ -1,12 +1,20 @@
-"""Wall-clock timing shared by the benchmarks: synchronised on CUDA, medians of interleaved rounds."""
+"""What the benchmarks share: wall-clock timing (synchronised on CUDA, medians of interleaved rounds) and
+windows given in SR output pixels whichever window API the package has."""
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import time
 from typing import Callable
 
 import torch
+
+import onnxattr
+
+# The benchmarks give windows in SR output pixels: pass frame="sr" where the methods take a frame (their
+# default frame is then the HR image's), nothing where they do not.
+SR = {"frame": "sr"} if "frame" in inspect.signature(onnxattr.lam).parameters else {}
 
 
 def sync(device: torch.device | str | None) -> None:
@@ -36,3 +44,9 @@ def median_times(
             if r or not warmup:
                 ts.append(t)
     return [statistics.median(ts) for ts in times]
+
+
+def check(ds, name: str) -> float:
+    """A method's check (e.g. ``completeness_error``) of the first window: a per-window variable, or an attr
+    where the result has one window and no window dimension."""
+    return float(ds[name].values.ravel()[0]) if name in ds.data_vars else float(ds.attrs[name])

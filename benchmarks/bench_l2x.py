@@ -27,7 +27,7 @@ KEYS = ("fb32", "fb64", "l2x32", "l2x64", "lam50")
 
 
 def _forward_backward(graph: torch.nn.Module, image: torch.Tensor, window: Window, dtype: torch.dtype) -> None:
-    x = image.to(next(graph.parameters()).device, dtype).requires_grad_(True)
+    x = image.to(next(graph.parameters()).device, dtype).detach().requires_grad_(True)  # never flag the caller's image
     torch.autograd.grad(gradient_detector(graph(x), window), x)
 
 

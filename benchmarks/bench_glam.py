@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import statistics
-import time
+import inspect
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
+from common import SR, median_times, timed
 
 import onnxattr
 from onnxattr.errors import OnnxAttrError
@@ -38,24 +38,10 @@ MODELS = [
 ]
 
 
-def median_times(fs: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Median wall time of each function over ``repeats`` interleaved rounds (after one warm-up round),
-    so that load from other processes hits every function alike."""
-    times: list[list[float]] = [[] for _ in fs]
-    for r in range(repeats + 1):
-        for f, ts in zip(fs, times):
-            t = time.perf_counter()
-            f()
-            if r:
-                ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times]
-
-
-def bench(path: Path, repeats: int, lam_steps: int) -> dict[str, float | int | str]:
-    model = onnxattr.load_model(path)
-    x = onnxattr.read_image(ROOT / "samples/images/coffee-64.png", model.in_channels)
+def runs(model, x: torch.Tensor, win: Window) -> tuple[int, dict[str, Callable[[], object]]]:
+    """The number of explained layers and the timed functions fb, local, global on ``model``'s device."""
+    x = x.to(model.device)
     size = model.output_size(*x.shape[2:])
-    win = Window(size[1] // 2 - 8, size[0] // 2 - 8, 16)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         layers, _ = G.choose_layers(model, None, None)
@@ -64,24 +50,34 @@ def bench(path: Path, repeats: int, lam_steps: int) -> dict[str, float | int | s
         xi = x.clone().requires_grad_(True)
         gradient_detector(model(xi), win).sum().backward()
 
+    multi = "windows" in inspect.signature(G.local_keys).parameters  # then: windows in, keys per window out
+
     def local() -> None:
-        _, keys = G.local_keys(model, x, layers, win)
-        G.glocal(torch.stack([G.to_output(k, size) for k in keys]))
+        _, keys = G.local_keys(model, x, layers, [win] if multi else win)
+        G.glocal(torch.stack([G.to_output(k, size) for k in (keys[0] if multi else keys)]))
 
     def global_() -> None:
         G.glocal(torch.stack([G.scale_unit(p.abs()) for p in G.global_products(model, x, layers, size)]))
 
-    t_fb, t_local, t_global = median_times([fb, local, global_], repeats)
-    t = time.perf_counter()
-    onnxattr.lam(model, x, win.as_tuple(), steps=lam_steps)
-    t_lam = time.perf_counter() - t
-    return {"model": path.name, "layers": len(layers), "fb": t_fb, "local": t_local, "global": t_global, "lam": t_lam}
+    return len(layers), {"fb": fb, "local": local, "global": global_}
+
+
+def bench(path: Path, repeats: int, lam_steps: int, device: str | None = None) -> dict[str, float | int | str]:
+    model = onnxattr.load_model(path, device=device)
+    x = onnxattr.read_image(ROOT / "samples/images/coffee-64.png", model.in_channels)
+    size = model.output_size(*x.shape[2:])
+    win = Window(size[1] // 2 - 8, size[0] // 2 - 8, 16)
+    n_layers, fs = runs(model, x, win)
+    t_fb, t_local, t_global = median_times(list(fs.values()), repeats, model.device)
+    t_lam = timed(lambda: onnxattr.lam(model, x, win.as_tuple(), steps=lam_steps, **SR), model.device)
+    return {"model": path.name, "layers": n_layers, "fb": t_fb, "local": t_local, "global": t_global, "lam": t_lam}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--lam-steps", type=int, default=50)
+    ap.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
     args = ap.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}\n")
@@ -92,7 +88,7 @@ def main() -> None:
         if not path.is_file():
             continue
         try:
-            r = bench(path, args.repeats, args.lam_steps)
+            r = bench(path, args.repeats, args.lam_steps, args.device)
         except (OnnxAttrError, RuntimeError) as err:
             print(f"| {name} | skipped: {str(err)[:90]} |")
             continue

@@ -20,15 +20,16 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import ndimage
+from common import SR, check, timed
 
 import onnxattr
 from onnxattr.blur import blur_path_sigmas, gaussian_kernel
+from onnxattr.lam import budget_batch_size, free_memory
 from onnxattr.target import Window, gradient_detector
 
 IMAGE = Path(__file__).resolve().parents[1] / "samples" / "images" / "chelsea-128.png"
@@ -45,9 +46,9 @@ def reference_loop(model, image: np.ndarray, window: Window, steps: int, sigma: 
     for i in range(steps):
         point = filter2d(image, kernels[i + 1]).astype(np.float32)
         derivative = filter2d(image, (kernels[i + 1] - kernels[i]) * steps).astype(np.float32)
-        x = torch.from_numpy(point)[None].requires_grad_(True)
+        x = torch.from_numpy(point)[None].to(model.device).requires_grad_(True)
         gradient_detector(model(x), window).sum().backward()
-        grad = x.grad.numpy()[0]
+        grad = x.grad.cpu().numpy()[0]
         grad[np.isnan(grad)] = 0.0
         total += grad * derivative
     return total / steps
@@ -55,61 +56,60 @@ def reference_loop(model, image: np.ndarray, window: Window, steps: int, sigma: 
 
 def bare_passes(model, image: torch.Tensor, window: Window, steps: int, batch: int) -> None:
     """(b): ``steps`` forward+backward passes in batches of ``batch``, nothing else."""
+    image = image.to(model.device)
     for start in range(0, steps, batch):
         x = image.expand(min(batch, steps - start), -1, -1, -1).clone().requires_grad_(True)
         torch.autograd.grad(gradient_detector(model(x), window).sum(), x)
 
 
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def bench(path: Path, size: int, steps: int, repeats: int, batches: list[int], ref_weight_grads: bool) -> dict:
-    model = onnxattr.load_model(path)
+def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_weight_grads: bool = False) -> dict:
+    """lam, (a) and (b) on ``model``'s device; the sweep of (b) keeps the batches that fit in 80% of the
+    free memory by lam's per-point estimate (so that DAT at 128x128 LR does not run out of memory)."""
+    dev = model.device
     img = onnxattr.read_image(IMAGE, model.in_channels)[:, :, :size, :size]
     oh, ow = model.output_size(size, size)
     window = Window(ow // 2 - 8, oh // 2 - 8, 16)
     np_img = img[0].double().numpy()
+    ds = onnxattr.lam(model, img, window, steps=steps, **SR)  # warm-up, and the per-point memory
+    fit = budget_batch_size(ds.attrs["memory_per_sample_bytes"], free_memory(dev), 0.8, steps)
     if ref_weight_grads:
         model.graph.requires_grad_(True)
     ref = lambda: reference_loop(model, np_img, window, steps, 1.2, 9)  # noqa: E731
-    timed(ref)  # warm-up
+    timed(ref, dev)  # warm-up
     model.graph.requires_grad_(False)
-    sweep = {b: timed(lambda b=b: bare_passes(model, img, window, steps, b)) for b in batches}
+    sweep = {b: timed(lambda b=b: bare_passes(model, img, window, steps, b), dev) for b in batches if b <= fit} or {
+        1: timed(lambda: bare_passes(model, img, window, steps, 1), dev)
+    }
     best = min(sweep, key=sweep.get)
     runs: dict[str, list[float]] = {"lam": [], "reference": [], "bare": []}
-    ds = None
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        ds = onnxattr.lam(model, img, window, steps=steps)
-        runs["lam"].append(time.perf_counter() - t0)
+        runs["lam"].append(timed(lambda: onnxattr.lam(model, img, window, steps=steps, **SR), dev))
         model.graph.requires_grad_(ref_weight_grads)
-        runs["reference"].append(timed(ref))
+        runs["reference"].append(timed(ref, dev))
         model.graph.requires_grad_(False)
-        runs["bare"].append(timed(lambda: bare_passes(model, img, window, steps, best)))
+        runs["bare"].append(timed(lambda: bare_passes(model, img, window, steps, best), dev))
     med = {k: statistics.median(v) for k, v in runs.items()}
     return {
-        "model": path.name, "batch_mode": model.batch_mode, "lam_batch": ds.attrs["batch_size"],
+        "model": model.path.name, "batch_mode": model.batch_mode, "lam_batch": ds.attrs["batch_size"],
         "best_bare_batch": best, "sweep": sweep, **med,
         "ref_over_lam": med["reference"] / med["lam"], "lam_over_bare": med["lam"] / med["bare"],
-        "di": ds.attrs["diffusion_index"], "completeness": ds.attrs["completeness_error"], "window": window.as_tuple(),
+        "di": check(ds, "diffusion_index"), "completeness": check(ds, "completeness_error"), "window": window.as_tuple(),
+        "memory_per_sample_bytes": ds.attrs["memory_per_sample_bytes"],
     }
 
 
-def memory_check(path: Path, size: int) -> None:
+def memory_check(path: Path, size: int, device: str | None = None) -> None:
     """LAM at the defaults on a size x size LR input; peak RSS of this process."""
-    model = onnxattr.load_model(path)
+    model = onnxattr.load_model(path, device=device)
     if model.fixed_size:
         size = min(size, *model.fixed_size)
     img = onnxattr.read_image(IMAGE, model.in_channels)[:, :, :size, :size]
     oh, ow = model.output_size(size, size)
-    ds = onnxattr.lam(model, img, (ow // 2 - 8, oh // 2 - 8, 16))
+    ds = onnxattr.lam(model, img, (ow // 2 - 8, oh // 2 - 8, 16), **SR)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{path.name} {size}x{size}: batch {ds.attrs['batch_size']}, estimated "
           f"{ds.attrs['memory_per_sample_bytes'] / 2**20:.0f} MiB/sample, peak RSS {peak:.2f} GiB, "
-          f"{ds.attrs['elapsed_s']:.1f} s, DI {ds.attrs['diffusion_index']:.2f}")
+          f"{ds.attrs['elapsed_s']:.1f} s, DI {check(ds, 'diffusion_index'):.2f}")
 
 
 def main() -> None:
@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 5, 10, 25, 50])
     ap.add_argument("--ref-weight-grads", action="store_true")
     ap.add_argument("--memory-check", type=int, default=None, metavar="SIZE")
+    ap.add_argument("--device", default=None, help="torch device (default: CUDA if present)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args()
     if args.threads:
@@ -128,9 +129,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for path in args.models:
         if args.memory_check:
-            memory_check(path, args.memory_check)
+            memory_check(path, args.memory_check, args.device)
             continue
-        r = bench(path, args.size, args.steps, args.repeats, args.batches, args.ref_weight_grads)
+        model = onnxattr.load_model(path, device=args.device)
+        r = bench(model, args.size, args.steps, args.repeats, args.batches, args.ref_weight_grads)
         sweep = " ".join(f"b{b}={t:.2f}" for b, t in r["sweep"].items())
         print(f"{r['model']} ({r['batch_mode']}): lam {r['lam']:.2f} s (batch {r['lam_batch']}), "
               f"reference {r['reference']:.2f} s, bare {r['bare']:.2f} s (batch {r['best_bare_batch']}; {sweep}); "

@@ -1,11 +1,19 @@
-"""Device choice for torch and the matching onnxruntime execution providers."""
+"""Device choice for torch, the matching onnxruntime execution providers, and float32 kept float32 on CUDA."""
 
 from __future__ import annotations
+
+from typing import Union
 
 import onnxruntime as ort
 import torch
 
 from .errors import OnnxAttrError
+
+# The CUDA provider's options: TF32 off, so that its convolutions and matmuls are float32 like the CPU's
+# (onnxruntime's CUDA provider enables TF32 by default: ~1e-3 relative error, 10x the verification limit).
+ORT_CUDA_OPTIONS = {"use_tf32": "0"}
+
+Provider = Union[str, tuple[str, dict[str, str]]]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -18,8 +26,21 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def ort_providers(device: torch.device) -> list[str]:
-    """CUDA then CPU providers on a CUDA device when this onnxruntime build has CUDA; the CPU otherwise.
+def full_float32(device: torch.device) -> None:
+    """On CUDA, turn TF32 off for cuDNN convolutions and CUDA matmuls (process-wide torch flags).
+
+    torch runs float32 convolutions in TF32 by default on Ampere and later GPUs (10-bit mantissa, ~1e-3
+    relative error per layer): the conversion check (1e-4 against onnxruntime) and LAM's gradients
+    need float32. A no-op on other devices.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def ort_providers(device: torch.device) -> list[Provider]:
+    """CUDA (with ``ORT_CUDA_OPTIONS``) then CPU providers on a CUDA device when this onnxruntime build has
+    CUDA; the CPU otherwise.
 
     onnxruntime may still fall back to the CPU at session creation: read ``session.get_providers()``.
     """
@@ -30,5 +51,6 @@ def ort_providers(device: torch.device) -> list[str]:
                 preload()
             except Exception:  # noqa: BLE001  (best effort: ORT then reports the CPU provider)
                 pass
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        options = dict(ORT_CUDA_OPTIONS, device_id=str(device.index or 0))
+        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]

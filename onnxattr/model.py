@@ -24,7 +24,7 @@ import torch
 from torch import fx
 
 from . import adapters, onnxfile, probe
-from .device import ort_providers, pick_device
+from .device import full_float32, ort_providers, pick_device
 from .errors import OnnxAttrError
 
 VERIFY_TOLERANCE = 1e-4
@@ -584,6 +584,7 @@ def load_model(
         core, adapter = adapters.adapt(proto, path.name, channel_order)
         spec = onnxfile.io_spec(core, path.name)
     dev = pick_device(device)
+    full_float32(dev)
     with stages("probing"):
         session = _ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
         fixed = (spec.height, spec.width) if spec.height and spec.width else None

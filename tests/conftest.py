@@ -1,0 +1,28 @@
+"""Shared fixtures: ``device`` runs a test on the CPU and, when torch sees a GPU, on CUDA.
+
+Tests and parameters that need a GPU carry the ``cuda`` marker (``devices.cuda_param``); without a GPU
+they are skipped with a reason, so ``pytest -m cuda`` on a GPU machine runs exactly the CUDA part.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from devices import NO_CUDA, cuda_param
+
+
+@pytest.fixture(params=["cpu", cuda_param()], scope="module")
+def device(request) -> torch.device:
+    """torch.device('cpu'), then torch.device('cuda') when present."""
+    return torch.device(request.param)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip whole tests marked ``cuda`` when there is no GPU (``cuda_param`` parameters skip themselves)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=NO_CUDA)
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

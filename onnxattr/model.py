@@ -574,8 +574,6 @@ def load_model(
     converting, verifying) that runs longer than ``STAGE_NOTICE_S``. ``verify=False`` skips the onnxruntime
     checks of the conversion and of the file's precision.
     """
-    from .converters import to_torch
-
     name = Path(path).name
     value_range = _check_value_range(value_range)
     stages = _Stages(name, progress)
@@ -595,6 +593,8 @@ def load_model(
         quantize = (lambda x: np.round(x * 255) / 255) if adapter.input_dtype == "uint8" else (lambda x: x)
         x, y_ort = _probe_run(spec, session, vr, path.name, sizes[-1], prep=quantize)
     with stages("converting"):
+        from .converters import to_torch  # the heavy import (onnxscript) counts as converting
+
         try:
             graph, prepared = to_torch(core)
         except OnnxAttrError:

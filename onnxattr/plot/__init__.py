@@ -18,13 +18,18 @@ from ..errors import OnnxAttrError  # noqa: E402
 FORMATS = (".png", ".pdf", ".svg")
 
 
-def draw(ds: xr.Dataset) -> Figure:
-    """The figure for a result, chosen by its ``method`` attr."""
+def draw(ds: xr.Dataset, window: int = 0) -> Figure:
+    """The figure for a result, chosen by its ``method`` attr; of a method result, the figure of
+    window ``window`` (an index along the ``window`` dim)."""
     method = str(ds.attrs.get("method", ""))
     try:
         module = importlib.import_module(f"{__name__}.{method}")
     except ModuleNotFoundError as err:
         raise OnnxAttrError(f"no figure for results of method {method!r}; pass a result written by onnxattr") from err
+    if method != "compare" and "window" in ds.dims:
+        if not 0 <= window < ds.sizes["window"]:
+            raise OnnxAttrError(f"window {window} does not exist: the result has {ds.sizes['window']} (0..{ds.sizes['window'] - 1})")
+        ds = ds.isel(window=window)
     return module.draw(ds)
 
 

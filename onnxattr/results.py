@@ -3,7 +3,8 @@
 Dims: ``window`` (one per explained window, always present), ``channel``, ``y``, ``x`` (LR input);
 ``Y``, ``X`` (SR output); methods add their own (e.g. ``layer``). Variables: ``input`` (channel, y, x),
 ``output`` (channel, Y, X), ``attribution`` (window, channel, y, x, signed), ``saliency`` (window, y, x)
-= |sum_c attribution| / max, optionally ``hr`` (channel, Y, X, aligned with the output), and the
+= |sum_c attribution| / max, ``reach`` (window,) = the saliency-weighted mean distance of the input
+pixels from the window centre (LR px, ``metrics.reach``), optionally ``hr`` (channel, Y, X, aligned with the output), and the
 method's per-window checks (window,). Coordinates of ``window``: ``window_x``, ``window_y`` (top-left
 column and row, HR frame), ``window_size``, ``window_x_sr``, ``window_y_sr`` (SR frame; see ``target``).
 Attrs: ``method`` and its parameters, ``window_frame`` (the frame the windows were given in), model
@@ -24,8 +25,9 @@ import xarray as xr
 from .arrays import to_numpy
 from .atomic import write_atomically
 from .errors import OnnxAttrError
+from .metrics import reach
 from .metrics import saliency as saliency_map
-from .target import Window, window_coords
+from .target import Window, lr_centre, window_coords
 
 CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
 
@@ -112,8 +114,10 @@ def build_dataset(
     }
     if attribution is not None:
         a = _np(attribution)
+        sal = np.stack([saliency_map(m) for m in a])
         variables["attribution"] = (("window", "channel", "y", "x"), a)
-        variables["saliency"] = (("window", "y", "x"), np.stack([saliency_map(m) for m in a]).astype(np.float32))
+        variables["saliency"] = (("window", "y", "x"), sal.astype(np.float32))
+        variables["reach"] = (("window",), np.array([reach(m, lr_centre(w, model.scale, model.offset)) for m, w in zip(sal, windows)]))
     if hr is not None:
         variables["hr"] = (("channel", "Y", "X"), _np(hr[0]))
     for name, values in (window_checks or {}).items():

@@ -98,7 +98,7 @@ def grid_windows(grid: Grid, out_h: int, out_w: int) -> list[Window]:
     return [Window(x, y, grid.size) for y in range(0, last_y + 1, stride) for x in range(0, last_x + 1, stride)]
 
 
-def _as_list(window: WindowSpec) -> list[tuple[int, int, int]]:
+def as_windows(window: WindowSpec) -> list[tuple[int, int, int]]:
     """One window (a Window or (x, y, size)) or a sequence of them as a list of (x, y, size)."""
     if isinstance(window, Window):
         return [window.as_tuple()]
@@ -129,7 +129,7 @@ def resolve_windows(window: WindowSpec | None, offset: int, out_h: int, out_w: i
         raise OnnxAttrError("no window given; pass --window X Y SIZE, --windows FILE or --grid SIZE (API: window=(x, y, size))")
     if isinstance(window, Grid):
         return grid_windows(window, out_h, out_w)
-    given = _as_list(window)
+    given = as_windows(window)
     shift = hr_shift(offset) if frame == "hr" else 0
     seen: dict[tuple[int, int, int], int] = {}
     out = []
@@ -160,6 +160,12 @@ def window_coords(windows: Sequence[Window], offset: int) -> dict[str, tuple[str
         "window_x_sr": ("window", xs),
         "window_y_sr": ("window", ys),
     }
+
+
+def lr_centre(window: Window, scale: int, offset: int) -> tuple[float, float]:
+    """The window's centre (column, row) in LR pixel-centre coordinates: HR position / s - 1/2, HR
+    position = SR position - c/2 (LR pixel i covers HR pixels s i .. s i + s - 1)."""
+    return tuple((v + window.size / 2 - offset / 2) / scale - 0.5 for v in (window.x, window.y))  # type: ignore[return-value]
 
 
 def align_hr(hr: torch.Tensor, offset: int, out_hw: tuple[int, int]) -> torch.Tensor:

@@ -159,3 +159,45 @@ def test_bad_windows_are_one_line_exit_2_and_write_nothing(hr_png, tmp_path, mon
     lines = [line for line in err.splitlines() if line.startswith("onnxattr: error")]
     assert len(lines) == 1 and re.search(message, lines[0]), err
     assert not out.exists()
+
+
+def test_compare_windows_file_naming_another_image_is_one_line(tmp_path, monkeypatch, capsys):
+    f, out = tmp_path / "w.csv", tmp_path / "s.nc"
+    f.write_text("x,y,size,image\n56,56,16,chelsea-128.png\n40,40,16,coffee.png\n")
+    code, err = _run_main(monkeypatch, capsys, ["compare", str(SAMPLE), "--images", str(HR_IMAGE), "--windows", str(f),
+                                                "--hr", "-o", str(out)])
+    assert code == 2 and err.strip().splitlines() == [
+        "onnxattr: error: windows file w.csv line 3: image 'coffee.png' is not in --images (chelsea-128.png); "
+        "fix the row or add the image"]
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ the attribution atlas
+def test_reach_and_lr_centre():
+    from onnxattr.metrics import reach
+    from onnxattr.target import lr_centre
+
+    s = np.zeros((9, 9))
+    s[2, 7] = 1.0  # 3 columns right, 4 rows up of (4, 6): distance 5
+    assert reach(s, (4.0, 6.0)) == pytest.approx(5.0)
+    s[6, 4] = 1.0  # and one at the centre: mean 2.5
+    assert reach(s, (4.0, 6.0)) == pytest.approx(2.5) and np.isnan(reach(np.zeros((3, 3)), (1, 1)))
+    # SR window x 4..7 at scale 2, offset 0: HR centre 6 = LR pixel-centre 2.5; offset -28 adds 14 HR px
+    assert lr_centre(Window(4, 6, 4), 2, 0) == (2.5, 3.5) and lr_centre(Window(4, 6, 4), 2, -28) == (9.5, 10.5)
+
+
+def test_grid_atlas_and_its_figure(hr_png, tmp_path):
+    out, fig, one = tmp_path / "atlas.nc", tmp_path / "atlas.png", tmp_path / "one.png"
+    res = CliRunner().invoke(cli, ["glam", str(SAMPLE), str(hr_png), "--hr", "--grid", "6", "--layers", "Conv", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    ds = onnxattr.load(out)
+    assert ds.sizes["window"] == 9 and ds.window_x_sr.values.tolist() == [0, 6, 12] * 3  # 20x20 output, 19x19 map
+    assert ds.window_x.values.tolist() == [14, 20, 26] * 3  # HR frame
+    for v in ("diffusion_index", "reach", "attributed_share"):
+        assert ds[v].dims == ("window",) and np.isfinite(ds[v]).all()
+    assert (ds.reach > 0).all() and (ds.reach < 24).all()
+    assert CliRunner().invoke(cli, ["show", str(out), "-o", str(fig)]).exit_code == 0
+    assert Image.open(fig).size[0] > 1500  # image + DI, reach, attributed share maps
+    assert CliRunner().invoke(cli, ["show", str(out), "--window", "4", "-o", str(one)]).exit_code == 0
+    res = CliRunner().invoke(cli, ["show", str(out), "--window", "9", "-o", str(one)])
+    assert res.exit_code != 0 and "--window 9 does not exist" in str(res.exception)

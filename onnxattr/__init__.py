@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 # public name -> the submodule that defines it
 _EXPORTS = {
     "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "SRModel": "model", "load_model": "model",
-    "Window": "target", "compare": "compare", "glam": "glam", "read_image": "image", "l2x": "l2x", "lam": "lam",
+    "Window": "target", "Grid": "target", "compare": "compare", "glam": "glam", "read_image": "image", "l2x": "l2x", "lam": "lam",
     "load": "results", "save": "results",
 }
 
@@ -57,4 +57,4 @@ if TYPE_CHECKING:
     from .lam import lam
     from .model import SRModel, load_model
     from .results import load, save
-    from .target import Window
+    from .target import Grid, Window

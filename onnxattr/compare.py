@@ -7,12 +7,15 @@ the SR output against the HR image (with ``hr=True``), and the remove-and-replac
 (``metrics.cka``). Tasks receive file paths and load each model once per worker process
 (``_model``), so no torch graph crosses a process boundary. See docs/compare.md for the layout.
 
-Windows. With ``window_in_hr`` (the default) the window (x, y, size) is given in HR pixels: the frame
-of the HR image with ``hr=True``, or of the LR image upscaled by the (shared) scale otherwise. For a
-model with output side s n + c it lies at (x + c/2, y + c/2) in the model's SR output (c <= 0 and even:
-the output lacks -c/2 px on each border), so every model explains the same image region. Models of
-different scales can only be mixed with HR images, whose frame they share; with ``window_in_hr=False``
-the window is used as is in every SR output, which needs one scale and one offset for all models.
+Windows. Every image has one or more windows (x, y, size): one window or a list for all images, or a
+mapping image -> window(s) (the CLI's ``--windows FILE`` with an image column). With ``frame='hr'``
+(the default) they are in HR pixels: the frame of the HR image with ``hr=True``, or of the LR image
+upscaled by the (shared) scale otherwise. For a model with output side s n + c a window lies at
+(x + c/2, y + c/2) in the model's SR output (c even), so every model explains the same image region.
+Models of different scales can only be mixed with HR images, whose frame they share; with
+``frame='sr'`` the windows are used as they are in every SR output, which needs one scale and one
+offset for all models. Each model x image is one task that explains all its windows at once (shared
+forward passes).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +40,8 @@ from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
 from .results import _attr_value, versions
-from .target import Window, check_window
+from .target import FRAMES, Window, WindowSpec, align_hr, as_windows, check_window, hr_shift
+from .windowfile import image_matches
 
 METHODS = ("lam", "l2x", "glam")
 QUALITY = ("psnr", "ssim", "psnr_y", "ssim_y")
@@ -87,11 +91,41 @@ def model_info(path: str, load: dict[str, Any]) -> ModelInfo:
     return ModelInfo(str(path), m.scale, m.offset, m.in_channels, m.fixed_size, m.sha256, err)
 
 
-def sr_window(window: Window, offset: int, in_hr: bool) -> Window:
-    """The window in a model's SR pixels: (x + c/2, y + c/2) for a window in HR pixels, else unchanged."""
-    if not in_hr:
+def sr_window(window: Window, offset: int, frame: str) -> Window:
+    """The window in a model's SR pixels: (x + c/2, y + c/2) for a window in the HR frame, else unchanged."""
+    if frame == "sr":
         return window
-    return Window(window.x + offset // 2, window.y + offset // 2, window.size)
+    shift = hr_shift(offset)
+    return Window(window.x + shift, window.y + shift, window.size)
+
+
+def image_windows(window: WindowSpec | Mapping[str, WindowSpec], images: Sequence[str]) -> dict[str, list[Window]]:
+    """The windows of every image: ``window`` (one or a list, for every image) or a mapping from an image
+    (path, file name or stem) to its window(s). Errors for a key naming no image, an image without a
+    window and a window given twice for one image."""
+    if not isinstance(window, Mapping):
+        given = [Window(*w) for w in as_windows(window)]
+        per = {p: list(given) for p in images}
+    else:
+        per = {p: [] for p in images}
+        for key, spec in window.items():
+            matches = [p for p in images if image_matches(str(key), p)]
+            if not matches:
+                raise OnnxAttrError(
+                    f"windows for {key!r}: no such image among the images "
+                    f"({', '.join(Path(p).name for p in images)}); fix the name or add the image"
+                )
+            per[matches[0]] += [Window(*w) for w in as_windows(spec)]
+        missing = [Path(p).name for p, ws in per.items() if not ws]
+        if missing:
+            raise OnnxAttrError(f"image {missing[0]} has no window; give it one or more windows (rows in the windows file)")
+    for p, ws in per.items():
+        seen: set[Window] = set()
+        for w in ws:
+            if w in seen:
+                raise OnnxAttrError(f"{Path(p).name}: window x={w.x} y={w.y} size={w.size} is given twice; give each window once")
+            seen.add(w)
+    return per
 
 
 def lr_size(image_hw: tuple[int, int], scale: int, hr: bool) -> tuple[int, int]:
@@ -99,55 +133,51 @@ def lr_size(image_hw: tuple[int, int], scale: int, hr: bool) -> tuple[int, int]:
     return (image_hw[0] // scale, image_hw[1] // scale) if hr else image_hw
 
 
-def check_models(infos: Sequence[ModelInfo], hr: bool, in_hr: bool) -> None:
+def check_models(infos: Sequence[ModelInfo], hr: bool, frame: str) -> None:
     """Errors for model sets that cannot explain the same region with the same window."""
+    if frame not in FRAMES:
+        raise OnnxAttrError(f"frame {frame!r}: use 'hr' (HR-image pixels, the default) or 'sr' (output pixels)")
     names = [Path(i.path).name for i in infos]
     if len(set(names)) != len(names):
         raise OnnxAttrError("two models share a file name; give every model a distinct file name")
     if len({i.in_channels for i in infos}) > 1:
         raise OnnxAttrError("the models take different channel counts (RGB and gray); compare models of one kind")
     scales = sorted({i.scale for i in infos})
-    if len(scales) > 1 and not (hr and in_hr):
+    if len(scales) > 1 and not (hr and frame == "hr"):
         raise OnnxAttrError(
             f"the models mix scales (x{', x'.join(map(str, scales))}): one LR image has no common HR frame, "
             "so one window would cover different regions; pass HR images (--hr) with the window in HR pixels"
         )
-    if not in_hr and len({i.offset for i in infos}) > 1:
+    if frame == "sr" and len({i.offset for i in infos}) > 1:
         raise OnnxAttrError(
             "the models' outputs differ in border (offsets "
             f"{', '.join(str(i.offset) for i in infos)}), so one SR-pixel window covers different regions; "
-            "give the window in HR pixels (the default, drop --window-in-sr)"
+            "give the window in HR pixels (the default, drop --frame sr)"
         )
     for i in infos:
-        if in_hr and (i.offset > 0 or i.offset % 2):
+        if frame == "hr" and (i.offset > 0 or i.offset % 2):
             raise OnnxAttrError(
                 f"{Path(i.path).name}: output side {i.scale} n {i.offset:+d} has no whole-pixel HR alignment; "
-                "give the window in SR pixels (--window-in-sr) and compare it only with models of the same law"
+                "give the window in SR pixels (--frame sr) and compare it only with models of the same law"
             )
 
 
-def check_windows(infos: Sequence[ModelInfo], sizes: dict[str, tuple[int, int]], window: Window, hr: bool, in_hr: bool) -> None:
-    """Validate the window for every model x image before any computation (one-line errors)."""
+def check_windows(
+    infos: Sequence[ModelInfo], sizes: dict[str, tuple[int, int]], windows: dict[str, list[Window]], hr: bool, frame: str
+) -> None:
+    """Validate every window for every model x image before any computation (one-line errors)."""
     for i in infos:
-        for name, hw in sizes.items():
+        for path, hw in sizes.items():
+            name = Path(path).name
             h, w = lr_size(hw, i.scale, hr)
             if i.fixed_size and (h, w) != tuple(i.fixed_size):
                 raise OnnxAttrError(
                     f"{Path(i.path).name} only takes {i.fixed_size[1]}x{i.fixed_size[0]} inputs but {name} gives "
                     f"{w}x{h}; crop the images to that size first"
                 )
-            win = sr_window(window, i.offset, in_hr)
-            try:
-                check_window(win, i.scale * h + i.offset, i.scale * w + i.offset)
-            except OnnxAttrError as err:
-                frame = f" (HR x={window.x} y={window.y} is x={win.x} y={win.y} in its SR output)" if in_hr else ""
-                raise OnnxAttrError(f"{Path(i.path).name} on {name}{frame}: {err}") from None
-
-
-def align_hr(hr: torch.Tensor, offset: int, out_hw: tuple[int, int]) -> torch.Tensor:
-    """The part of the HR image an SR output with offset c <= 0 covers: rows/columns -c/2 .. -c/2 + H."""
-    b = -offset // 2
-    return hr[:, :, b : b + out_hw[0], b : b + out_hw[1]]
+            for win in windows[path]:
+                label = f"{Path(i.path).name} on {name}: window x={win.x} y={win.y} size={win.size} ({frame.upper()} frame)"
+                check_window(sr_window(win, i.offset, frame), i.scale * h + i.offset, i.scale * w + i.offset, label)
 
 
 def _method(name: str) -> Callable[..., xr.Dataset]:
@@ -162,37 +192,42 @@ def run_job(
     *,
     load: dict[str, Any],
     method: str,
-    window: Window,
+    windows: list[Window],
     hr: bool,
-    in_hr: bool,
+    frame: str,
     ratios: Sequence[float],
     seeds: int,
     params: dict[str, Any],
 ) -> dict[str, Any]:
-    """Task: one model x image. Returns numpy arrays and numbers only (cheap to ship back)."""
+    """Task: one model x image, all its windows in one method call. Returns numpy arrays and numbers only
+    (cheap to ship back); per-window values are lists in window order."""
     model = _model(model_path, **load)
     image = read_image(image_path, channels=model.in_channels)
     lr, hr_image = downscale(image, model.scale) if hr else (image, None)
     out_hw = model.output_size(*lr.shape[2:])
     hr_image = align_hr(hr_image, model.offset, out_hw) if hr_image is not None else None
-    win = sr_window(window, model.offset, in_hr)
-    ds = _method(method)(model, lr, win, hr=hr_image, **params)
+    wins = [sr_window(w, model.offset, frame) for w in windows]
+    ds = _method(method)(model, lr, wins, frame="sr", hr=hr_image, **params)
     attribution = ds["attribution"].values
     sal = ds["saliency"].values
-    rows, cols = slice(win.y, win.y + win.size), slice(win.x, win.x + win.size)
-    curves = masking_curves(model, lr, attribution, ratios=ratios, seeds=seeds, hr=hr_image, window=win)
+    output = ds["output"].values
+
+    def crops(a: np.ndarray) -> list[np.ndarray]:
+        return [a[:, w.y : w.y + w.size, w.x : w.x + w.size] for w in wins]
+
     return {
         "input": lr[0].numpy(),
         "attribution": attribution,
         "saliency": sal,
-        "sr_crop": ds["output"].values[:, rows, cols],
-        "hr_crop": hr_image[0].numpy()[:, rows, cols] if hr_image is not None else None,
-        "diffusion_index": float(ds.attrs["diffusion_index"] if "diffusion_index" in ds.attrs else diffusion_index(sal)),
-        "quality": sr_quality(ds["output"].values, hr_image[0], border=model.scale) if hr_image is not None else {},
-        "curves": curves,
+        "sr_crop": crops(output),
+        "hr_crop": crops(hr_image[0].numpy()) if hr_image is not None else None,
+        "diffusion_index": ds["diffusion_index"].values if "diffusion_index" in ds else [diffusion_index(m) for m in sal],
+        "quality": sr_quality(output, hr_image[0], border=model.scale) if hr_image is not None else {},
+        "curves": [masking_curves(model, lr, a, ratios=ratios, seeds=seeds, hr=hr_image, window=w)
+                   for a, w in zip(attribution, wins)],
         "elapsed_s": float(ds.attrs["elapsed_s"]),
-        "completeness_error": float(ds.attrs.get("completeness_error", np.nan)),
-        "window_sr": (win.x, win.y),
+        "completeness_error": ds["completeness_error"].values if "completeness_error" in ds else np.full(len(wins), np.nan),
+        "window_sr": [(w.x, w.y) for w in wins],
     }
 
 
@@ -267,17 +302,37 @@ def _padded(arrays: list[list[np.ndarray]], lead: tuple[int, ...]) -> np.ndarray
     return out
 
 
-def _cka(results: list[list[dict[str, Any]]], debiased: bool) -> np.ndarray:
-    """CKA of the models' saliency matrices (images x LR pixels); NaN when too few images."""
-    n_images, need = len(results[0]), 4 if debiased else 3
-    if n_images < need:
+def _cka(saliency: np.ndarray, valid: np.ndarray, debiased: bool) -> np.ndarray:
+    """CKA of the models' saliency matrices (one row per image x window, LR pixels as columns; the NaN
+    padding of smaller inputs dropped); NaN when there are too few maps."""
+    n, need = int(valid.sum()), 4 if debiased else 3
+    if n < need:
         warnings.warn(
-            f"CKA over {n_images} image(s) is not informative (2 samples give 1 by construction); "
-            f"pass at least {need} images; CKA left as NaN",
+            f"CKA over {n} map(s) (images x windows) is not informative (2 samples give 1 by construction); "
+            f"pass at least {need} images or windows; CKA left as NaN",
             stacklevel=4,
         )
-        return np.full((len(results), len(results)), np.nan)
-    return cka_matrix([np.stack([r["saliency"].ravel() for r in row]) for row in results], debiased)
+        return np.full((saliency.shape[0], saliency.shape[0]), np.nan)
+    feats = []
+    for m in saliency:  # (image, window, y, x)
+        rows = m[valid]
+        feats.append(rows[:, np.isfinite(rows).all(axis=0)].reshape(n, -1))
+    return cka_matrix(feats, debiased)
+
+
+def _by_window(results: list[list[dict[str, Any]]], key: str, k: int, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """(model, image, window, ...) array of the per-window values ``key``, NaN-padded to ``k`` windows and,
+    for arrays of several sizes (window crops), to the largest trailing shape."""
+    items = [[list(r[key]) for r in row] for row in results]
+    arrays = [np.asarray(a, dtype=np.float64) for row in items for per in row for a in per]
+    shape = shape if shape is not None else tuple(np.max([a.shape for a in arrays], axis=0)) if arrays[0].ndim else ()
+    out = np.full((len(items), len(items[0]), k, *shape), np.nan)
+    for i, row in enumerate(items):
+        for j, per in enumerate(row):
+            for w, a in enumerate(per):
+                a = np.asarray(a, dtype=np.float64)
+                out[(i, j, w, *(slice(0, n) for n in a.shape))] = a
+    return out
 
 
 def _image_names(images: Sequence[str]) -> list[str]:
@@ -285,43 +340,61 @@ def _image_names(images: Sequence[str]) -> list[str]:
     return stems if len(set(stems)) == len(stems) else [str(p) for p in images]
 
 
+def _window_coords(windows: dict[str, list[Window]], images: Sequence[str], k: int) -> dict[str, tuple[tuple[str, str], np.ndarray]]:
+    """``window_x``, ``window_y``, ``window_size`` on (image, window) in the frame they were given;
+    NaN (then float) where an image has fewer than ``k`` windows."""
+    pad = any(len(windows[p]) < k for p in images)
+    out = {}
+    for name, get in (("window_x", lambda w: w.x), ("window_y", lambda w: w.y), ("window_size", lambda w: w.size)):
+        a = np.full((len(images), k), np.nan) if pad else np.zeros((len(images), k), dtype=np.int64)
+        for j, p in enumerate(images):
+            a[j, : len(windows[p])] = [get(w) for w in windows[p]]
+        out[name] = (("image", "window"), a)
+    return out
+
+
 def assemble(
     infos: Sequence[ModelInfo],
     images: Sequence[str],
+    windows: dict[str, list[Window]],
     results: list[list[dict[str, Any]]],
     attrs: dict[str, Any],
     cka_debiased: bool,
 ) -> xr.Dataset:
-    """One Dataset with dims (model, image, ...) from the models x images grid of job results."""
+    """One Dataset with dims (model, image, window, ...) from the models x images grid of job results."""
     first = results[0][0]
     c = first["input"].shape[0]
-    curves = xr.concat([xr.concat([r["curves"] for r in row], dim="image") for row in results], dim="model")
+    k = max(len(windows[p]) for p in images)
+    mi, miw = ("model", "image"), ("model", "image", "window")
+    h = max(r["input"].shape[-2] for row in results for r in row)
+    w = max(r["input"].shape[-1] for row in results for r in row)
+    saliency = _by_window(results, "saliency", k, (h, w))
+    valid = np.array([[j < len(windows[p]) for j in range(k)] for p in images])
+    curve = first["curves"][0]
     data: dict[str, Any] = {
         "input": (("model", "image", "channel", "y", "x"), _padded([[r["input"] for r in row] for row in results], (c,))),
-        "attribution": (
-            ("model", "image", "channel", "y", "x"),
-            _padded([[r["attribution"] for r in row] for row in results], (c,)),
-        ),
-        "saliency": (("model", "image", "y", "x"), _padded([[r["saliency"] for r in row] for row in results], ())),
-        "sr_crop": (("model", "image", "channel", "wy", "wx"), np.stack([[r["sr_crop"] for r in row] for row in results])),
-        "diffusion_index": (("model", "image"), np.array([[r["diffusion_index"] for r in row] for row in results])),
-        "elapsed_s": (("model", "image"), np.array([[r["elapsed_s"] for r in row] for row in results])),
-        "completeness_error": (("model", "image"), np.array([[r["completeness_error"] for r in row] for row in results])),
-        "window_x_sr": (("model",), np.array([row[0]["window_sr"][0] for row in results])),
-        "window_y_sr": (("model",), np.array([row[0]["window_sr"][1] for row in results])),
+        "attribution": ((*miw, "channel", "y", "x"), _by_window(results, "attribution", k, (c, h, w)).astype(np.float32)),
+        "saliency": ((*miw, "y", "x"), saliency.astype(np.float32)),
+        "sr_crop": ((*miw, "channel", "wy", "wx"), _by_window(results, "sr_crop", k).astype(np.float32)),
+        "diffusion_index": (miw, _by_window(results, "diffusion_index", k)),
+        "completeness_error": (miw, _by_window(results, "completeness_error", k)),
+        "window_x_sr": (miw, _by_window([[{"v": [x for x, _ in r["window_sr"]]} for r in row] for row in results], "v", k)),
+        "window_y_sr": (miw, _by_window([[{"v": [y for _, y in r["window_sr"]]} for r in row] for row in results], "v", k)),
+        "elapsed_s": (mi, np.array([[r["elapsed_s"] for r in row] for row in results])),
         "scale": (("model",), np.array([i.scale for i in infos])),
         "offset": (("model",), np.array([i.offset for i in infos])),
         "model_sha256": (("model",), np.array([i.sha256 for i in infos])),
         "conversion_error": (("model",), np.array([i.conversion_error for i in infos])),
-        "cka": (("model", "model2"), _cka(results, cka_debiased)),
+        "cka": (("model", "model2"), _cka(saliency, valid, cka_debiased)),
     }
-    for name in ("psnr", "ssim"):
-        data[f"mask_{name}"] = curves[name].transpose("model", "image", ...)
-        data[f"mask_{name}_random_std"] = curves[f"{name}_random_std"].transpose("model", "image", ...)
+    for name, var in (("psnr", "mask_psnr"), ("ssim", "mask_ssim"), ("psnr_random_std", "mask_psnr_random_std"),
+                      ("ssim_random_std", "mask_ssim_random_std"), ("masked_pixels", "mask_pixels")):
+        curves = [[{"v": [cv[name].values for cv in r["curves"]]} for r in row] for row in results]
+        data[var] = ((*miw, *curve[name].dims), _by_window(curves, "v", k, curve[name].shape))
     if first["hr_crop"] is not None:
-        data["hr_crop"] = (("image", "channel", "wy", "wx"), np.stack([r["hr_crop"] for r in results[0]]))
+        data["hr_crop"] = (("image", "window", "channel", "wy", "wx"), _by_window([results[0]], "hr_crop", k)[0].astype(np.float32))
         for q in QUALITY:
-            data[q] = (("model", "image"), np.array([[r["quality"][q] for r in row] for row in results]))
+            data[q] = (mi, np.array([[r["quality"][q] for r in row] for row in results]))
     models = [Path(i.path).name for i in infos]
     ds = xr.Dataset(
         data,
@@ -329,10 +402,12 @@ def assemble(
             "model": models,
             "model2": models,
             "image": _image_names(images),
-            "channel": ["Y"] if c == 1 else ["R", "G", "B"] if c == 3 else [str(k) for k in range(c)],
+            "channel": ["Y"] if c == 1 else ["R", "G", "B"] if c == 3 else [str(j) for j in range(c)],
+            **{d: curve[d].values for d in curve["psnr"].dims},
+            **_window_coords(windows, images, k),
         },
     )
-    ds.attrs = {k: _attr_value(v) for k, v in {**attrs, "masking_seeds": curves.attrs["seeds"]}.items()}
+    ds.attrs = {key: _attr_value(v) for key, v in {**attrs, "masking_seeds": curve.attrs["seeds"]}.items()}
     return ds
 
 
@@ -340,11 +415,11 @@ def assemble(
 def compare(
     models: Sequence[str | os.PathLike],
     images: Sequence[str | os.PathLike],
-    window: Window | tuple[int, int, int],
+    window: WindowSpec | Mapping[str, WindowSpec],
     *,
     method: str = "lam",
     hr: bool = False,
-    window_in_hr: bool = True,
+    frame: str = "hr",
     ratios: Sequence[float] = DEFAULT_RATIOS,
     seeds: int = 5,
     cka_debiased: bool = False,
@@ -357,26 +432,26 @@ def compare(
     probe_size: tuple[int, int] | None = None,
     **method_params: Any,
 ) -> xr.Dataset:
-    """Run ``method`` on every model x image and gather maps and measures in one Dataset.
+    """Run ``method`` on every model x image x window and gather maps and measures in one Dataset.
 
-    ``models``, ``images``: file paths (tasks load them where they run). ``window`` = (x, y, size) in HR
-    pixels (``window_in_hr``, see the module docstring) or in SR pixels. ``hr``: the images are HR;
+    ``models``, ``images``: file paths (tasks load them where they run). ``window``: (x, y, size) or a list
+    of them for every image, or a mapping image (path, file name or stem) -> window(s), in HR pixels
+    (``frame='hr'``, see the module docstring) or SR pixels (``frame='sr'``). ``hr``: the images are HR;
     each model gets their bicubic downscale by its scale, and PSNR/SSIM are measured against them.
-    ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 images).
+    ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
     ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
     scheduler address. ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
 
-    Dims: model, model2 (CKA), image, channel, y, x (LR, NaN-padded to the largest model input), wy, wx
-    (the window in SR pixels), region, reference, order, ratio (masking). Variables: input, attribution,
-    saliency, sr_crop, hr_crop, diffusion_index, psnr, ssim, psnr_y, ssim_y, mask_psnr, mask_ssim
-    (+ ``_random_std``), cka, elapsed_s, completeness_error, scale, offset, window_x_sr, window_y_sr.
+    Dims: model, model2 (CKA), image, window (the most windows of an image; NaN-padded), channel, y, x
+    (LR, NaN-padded to the largest model input), wy, wx (the largest window, SR pixels), region,
+    reference, order, ratio (masking). See docs/compare.md for the variables.
     """
     _method(method)
     if not models or not images:
         raise OnnxAttrError("compare needs at least one model and one image")
     model_paths = [str(m) for m in models]
     image_paths = [str(p) for p in images]
-    win = window if isinstance(window, Window) else Window(*(int(v) for v in window))
+    windows = image_windows(window, image_paths)
     load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
             "probe_size": tuple(probe_size) if probe_size else None}
     if method == "lam" and scheduler in (None, "threads", "local") and not {"batch_size", "memory_fraction"} & set(method_params):
@@ -384,17 +459,17 @@ def compare(
 
         # LAM sizes its batch from free memory; tasks run side by side, one per core, so share the budget
         method_params = {**method_params, "memory_fraction": DEFAULT_MEMORY_FRACTION / (os.cpu_count() or 1)}
-    sizes = {Path(p).name: tuple(read_image(p).shape[2:]) for p in image_paths}
+    sizes = {p: tuple(read_image(p).shape[2:]) for p in image_paths}
     runner = _Runner(scheduler)
     try:
         infos = runner.run(model_info, [{"path": p, "load": load} for p in model_paths], _NoBar())
-        check_models(infos, hr, window_in_hr)
-        check_windows(infos, sizes, win, hr, window_in_hr)
+        check_models(infos, hr, frame)
+        check_windows(infos, sizes, windows, hr, frame)
         common = {
-            "load": load, "method": method, "window": win, "hr": hr, "in_hr": window_in_hr,
+            "load": load, "method": method, "hr": hr, "frame": frame,
             "ratios": tuple(ratios), "seeds": seeds, "params": method_params,
         }
-        jobs = [{"model_path": m, "image_path": p, **common} for m in model_paths for p in image_paths]
+        jobs = [{"model_path": m, "image_path": p, "windows": windows[p], **common} for m in model_paths for p in image_paths]
         from tqdm.auto import tqdm
 
         with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=not progress) as bar:
@@ -405,18 +480,15 @@ def compare(
     attrs = {
         "method": "compare",
         "attribution_method": method,
-        "window_x": win.x,
-        "window_y": win.y,
-        "window_size": win.size,
-        "window_frame": "hr" if window_in_hr else "sr",
+        "window_frame": frame,
         "hr": hr,
         "cka_debiased": cka_debiased,
-        "cka_features": "saliency maps (|sum_c A| / max), one row per image",
+        "cka_features": "saliency maps (|sum_c A| / max), one row per image x window",
         "scheduler": scheduler or "threads",
         **versions(),
         **{f"method_{k}": v for k, v in method_params.items()},
     }
-    return assemble(infos, image_paths, results, attrs, cka_debiased)
+    return assemble(infos, image_paths, windows, results, attrs, cka_debiased)
 
 
 def save_study(ds: xr.Dataset, path: str | os.PathLike) -> Path:

@@ -27,10 +27,11 @@ HR_IMAGES = [IMAGES / "astronaut-hr-128.png", IMAGES / "chelsea-128.png"]
 @pytest.fixture(scope="module")
 def cli_result(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("compare") / "study.nc"
-    args = ["compare", *map(str, CNNS), "--images", *map(str, HR_IMAGES), "--window", "56", "56", "16", "--hr",
+    windows = out.with_name("windows.csv")  # per-image windows: one on the astronaut, two on the cat
+    windows.write_text("x,y,size,image\n56,56,16,astronaut-hr-128.png\n56,56,16,chelsea-128.png\n70,44,12,chelsea-128\n")
+    args = ["compare", *map(str, CNNS), "--images", *map(str, HR_IMAGES), "--windows", str(windows), "--hr",
             "--param", "steps=4", "--seeds", "2", "--ratios", "0,0.1,0.3", "-o", str(out), "--figures", str(out.with_suffix(".png"))]
-    with pytest.warns(UserWarning, match=r"CKA over 2 image\(s\) is not informative"):
-        res = CliRunner().invoke(cli, args)
+    res = CliRunner().invoke(cli, args)  # 3 maps (images x windows): enough for CKA
     assert res.exit_code == 0, res.output
     return out, res.output
 
@@ -40,27 +41,36 @@ def test_cli_writes_the_documented_dataset(cli_result):
     ds = load(out)
     assert ds.attrs["method"] == "compare" and ds.attrs["attribution_method"] == "lam"
     assert ds.attrs["window_frame"] == "hr" and ds.attrs["method_steps"] == 4
-    assert dict(ds.sizes) == {"model": 2, "model2": 2, "image": 2, "channel": 3, "y": 64, "x": 64, "wy": 16, "wx": 16,
-                              "region": 2, "reference": 2, "order": 2, "ratio": 3}
+    assert dict(ds.sizes) == {"model": 2, "model2": 2, "image": 2, "window": 2, "channel": 3, "y": 64, "x": 64,
+                              "wy": 16, "wx": 16, "region": 2, "reference": 2, "order": 2, "ratio": 3}
     assert list(ds.model.values) == [p.name for p in CNNS] and list(ds.image.values) == ["astronaut-hr-128", "chelsea-128"]
-    assert ds.attribution.dims == ("model", "image", "channel", "y", "x")
-    assert ds.mask_psnr.dims == ("model", "image", "region", "reference", "order", "ratio")
+    assert ds.attribution.dims == ("model", "image", "window", "channel", "y", "x")
+    assert ds.mask_psnr.dims == ("model", "image", "window", "region", "reference", "order", "ratio")
+    # each image with its own windows, in the HR frame; the astronaut's second window is padding
+    np.testing.assert_array_equal(ds.window_x.values, [[56, np.nan], [56, 70]])
+    np.testing.assert_array_equal(ds.window_size.values, [[16, np.nan], [16, 12]])
     # the HR window (56, 56) sits at 56 + c/2 in each SR output: c = -28 and -52
-    assert list(ds.window_x_sr.values) == [42, 30] and list(ds.offset.values) == [-28, -52]
-    hr = read_image(HR_IMAGES[1])[0, :, 56:72, 56:72].numpy()
-    np.testing.assert_allclose(ds.hr_crop.sel(image="chelsea-128").values, hr, atol=1e-7)
-    assert np.allclose(ds.saliency.max(dim=("y", "x")), 1.0)
-    assert ((ds.diffusion_index > 0) & (ds.diffusion_index < 100)).all()
+    np.testing.assert_array_equal(ds.window_x_sr.values[:, 1], [[42, 56], [30, 44]])
+    assert list(ds.offset.values) == [-28, -52]
+    hr = read_image(HR_IMAGES[1])[0].numpy()
+    chelsea = ds.hr_crop.sel(image="chelsea-128")
+    np.testing.assert_allclose(chelsea.isel(window=0).values, hr[:, 56:72, 56:72], atol=1e-7)
+    np.testing.assert_allclose(chelsea.isel(window=1).values[:, :12, :12], hr[:, 44:56, 70:82], atol=1e-7)
+    assert np.isnan(chelsea.isel(window=1).values[:, 12:]).all()  # 12-px window in 16-px crops
+    valid = np.isfinite(ds.window_size).broadcast_like(ds.diffusion_index)
+    assert np.isnan(ds.diffusion_index.where(~valid)).all() and np.isnan(ds.saliency.isel(image=0, window=1)).all()
+    assert np.allclose(ds.saliency.max(dim=("y", "x")).where(valid, 1.0), 1.0)
+    assert ((ds.diffusion_index > 0) & (ds.diffusion_index < 100)).sum() == 6
     # PSNR of the window crop vs HR is below the whole-image PSNR on these photos, all finite and plausible
     assert ((ds.psnr_y > 28) & (ds.psnr_y < 45)).all() and (ds.ssim_y < 1).all()
-    crop_psnr = psnr(ds.sr_crop.sel(model=CNNS[0].name, image="chelsea-128").values, hr)
+    crop_psnr = psnr(ds.sr_crop.sel(model=CNNS[0].name, image="chelsea-128").isel(window=0).values, hr[:, 56:72, 56:72])
     assert np.isfinite(crop_psnr) and crop_psnr > 20
-    sr0 = ds.mask_psnr.sel(reference="sr", ratio=0.0)
+    sr0 = ds.mask_psnr.sel(reference="sr", ratio=0.0).isel(window=0)
     assert np.isinf(sr0).all()
     # ratio 0 against HR on the whole image is the model's PSNR (same Y, same border)
-    np.testing.assert_allclose(ds.mask_psnr.sel(reference="hr", ratio=0.0, region="image", order="attribution"),
+    np.testing.assert_allclose(ds.mask_psnr.sel(reference="hr", ratio=0.0, region="image", order="attribution").isel(window=0),
                                ds.psnr_y, rtol=1e-5)
-    assert np.isnan(ds.cka).all()  # two images: CKA would be 1 by construction (warned)
+    assert np.isfinite(ds.cka).all() and np.allclose(np.diag(ds.cka), 1.0)  # over the 3 image x window maps
     assert "wrote" in log
     for panel in ("grid", "masking", "cka", "scatter"):
         assert out.with_name(f"study-{panel}.png").stat().st_size > 10_000
@@ -84,11 +94,11 @@ def test_mixing_scales_needs_hr_and_aligns_the_frame(tiny, tmp_path):
     with pytest.raises(OnnxAttrError, match="mix scales .* pass HR images"):
         compare(models, HR_IMAGES[:1], (30, 30, 12), method="lam", path="gradient")
     with pytest.raises(OnnxAttrError, match="mix scales"):
-        compare(models, HR_IMAGES[:1], (30, 30, 12), hr=True, window_in_hr=False, path="gradient")
+        compare(models, HR_IMAGES[:1], (30, 30, 12), hr=True, frame="sr", path="gradient")
     ds = compare(models, HR_IMAGES[:1], (30, 30, 12), hr=True, path="gradient", ratios=(0.1,), seeds=1)
-    assert list(ds.scale.values) == [2, 3] and list(ds.window_x_sr.values) == [30, 30]
+    assert list(ds.scale.values) == [2, 3] and ds.window_x_sr.values.ravel().tolist() == [30, 30]
     # LR 64x64 for x2, 42x42 for x3 (128 // 3), NaN-padded to 64
-    sal = ds.saliency.sel(model="conv-x3.onnx").values[0]
+    sal = ds.saliency.sel(model="conv-x3.onnx").values[0, 0]
     assert np.isfinite(sal[:42, :42]).all() and np.isnan(sal[42:]).all() and np.isnan(sal[:, 42:]).all()
     # every model's PSNR is against the same HR (cropped to its multiple of the scale)
     hr = read_image(HR_IMAGES[0])
@@ -100,8 +110,14 @@ def test_mixing_scales_needs_hr_and_aligns_the_frame(tiny, tmp_path):
 
 
 def test_window_errors_name_the_model(tiny):
-    with pytest.raises(OnnxAttrError, match=r"conv-x2.onnx on astronaut-hr-128.png.*outside"):
+    with pytest.raises(OnnxAttrError, match=r"conv-x2.onnx on astronaut-hr-128.png: window x=120 y=5 size=16 \(HR frame\) lies outside"):
         compare([tiny["x2"]], HR_IMAGES[:1], (120, 5, 16), hr=True, path="gradient")
+    with pytest.raises(OnnxAttrError, match="chelsea-128.png has no window"):
+        compare([tiny["x2"]], HR_IMAGES, {"astronaut-hr-128": (5, 5, 16)}, hr=True, path="gradient")
+    with pytest.raises(OnnxAttrError, match="windows for 'coffee': no such image"):
+        compare([tiny["x2"]], HR_IMAGES, {"coffee": (5, 5, 16)}, hr=True, path="gradient")
+    with pytest.raises(OnnxAttrError, match="astronaut-hr-128.png: window x=5 y=5 size=16 is given twice"):
+        compare([tiny["x2"]], HR_IMAGES[:1], [(5, 5, 16), (5, 5, 16)], hr=True, path="gradient")
     with pytest.raises(OnnxAttrError, match="method 'gradcam'"):
         compare([tiny["x2"]], HR_IMAGES[:1], (5, 5, 16), method="gradcam")
 

@@ -134,11 +134,12 @@ def test_masking_ratio_zero_reproduces_the_output(curves):
 def test_masking_curves_fall_with_the_ratio(curves):
     # on average: the mean step is a drop; single steps may rise a little once the ranked pixels leave
     # the receptive field of the window (the gradient is zero there)
-    for region in ("image", "window"):
-        for metric, uptick in (("psnr", 0.05), ("ssim", 0.005)):
-            v = curves[metric].sel(region=region, reference="sr").values[:, 1:]  # (order, ratio > 0)
-            steps = np.diff(v, axis=1)
-            assert steps.mean() < 0 and np.all(steps < uptick), (region, metric, v)
+    # (SSIM of the window is left out: once most of its influence region is flat, the structure term of
+    # the near-constant window output may rise again, 0.13 -> 0.43 from 20% to 40% of S)
+    for region, metric, uptick in (("image", "psnr", 0.05), ("image", "ssim", 0.005), ("window", "psnr", 0.05)):
+        v = curves[metric].sel(region=region, reference="sr").values[:, 1:]  # (order, ratio > 0)
+        steps = np.diff(v, axis=1)
+        assert steps.mean() < 0 and np.all(steps < uptick), (region, metric, v)
     rnd = curves.psnr.sel(region="image", reference="sr", order="random").values[1:]
     assert np.all(np.diff(rnd) < -0.5)  # random masking costs dB at every step
 
@@ -149,3 +150,15 @@ def test_attribution_order_beats_random(curves):
     spread = win.psnr_random_std.values[1:]
     assert np.all(attr < rnd - 2 * spread - 1.0), (attr, rnd, spread)
     assert win.ssim.sel(order="attribution", ratio=0.05) < win.ssim.sel(order="random", ratio=0.05) - 0.1
+
+
+def test_window_ratios_are_of_the_attribution_support(curves):
+    """Region 'window' masks shares of the window's influence region S (the attribution's support), region
+    'image' shares of the whole image: a 16-px window on UpConv7 reaches 8 + 2 * 7 = 22 LR px per side."""
+    n = curves.attrs["support_pixels"]
+    assert 400 < n <= 22 * 22
+    np.testing.assert_array_equal(curves.masked_pixels.sel(region="window"), [round(r * n) for r in curves.ratio.values])
+    np.testing.assert_array_equal(curves.masked_pixels.sel(region="image"), [round(r * 64 * 64) for r in curves.ratio.values])
+    # the attribution-ordered window curve still falls after 5% of S (it sat at its floor with image ratios)
+    attr = curves.psnr.sel(region="window", reference="sr", order="attribution").values[1:]
+    assert attr[0] - attr[-1] > 2.0, attr

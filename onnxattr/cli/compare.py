@@ -1,4 +1,5 @@
-"""``onnxattr compare MODEL... --images IMG... --window X Y SIZE -o OUT.nc``: one method on every model x image."""
+"""``onnxattr compare MODEL... --images IMG... --window X Y SIZE | --windows FILE -o OUT.nc``: one method on every
+model x image x window."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import click
 from ..compare import METHODS, compare, save_study
 from ..errors import OnnxAttrError
 from ..metrics import DEFAULT_RATIOS
+from ..target import FRAMES
+from ..windowfile import read_windows, rows_for_images
 from .common import check_output_path, finish, model_options
 
 VARIADIC = ("--images",)
@@ -58,13 +61,29 @@ def parse_ratios(text: str) -> tuple[float, ...]:
     return ratios
 
 
+def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | None, images: list[str]) -> dict[str, list]:
+    """The windows of every image: each --window for all images, plus the rows of --windows FILE (an
+    image column picks the image; rows without one apply to every image)."""
+    if not window and windows_file is None:
+        raise OnnxAttrError("compare needs windows: pass --window X Y SIZE (repeatable) or --windows FILE")
+    per = {p: [tuple(w) for w in window] for p in images}
+    if windows_file is not None:
+        for p, rows in rows_for_images(read_windows(windows_file), images, windows_file).items():
+            per[p] += [r.window for r in rows]
+    return {p: ws for p, ws in per.items() if ws}  # compare names an image left without windows
+
+
 @click.command(name="compare", cls=_Command)
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--images", "images", multiple=True, required=True, metavar="IMG...", help="Image files (LR, or HR with --hr).")
-@click.option("--window", nargs=3, type=int, required=True, metavar="X Y SIZE", help="Window: column, row, side (HR px).")
+@click.option("--window", nargs=3, type=int, multiple=True, metavar="X Y SIZE",
+              help="Window for every image: column, row, side (repeatable).")
+@click.option("--windows", "windows_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="CSV x,y,size[,image]: windows per image (rows without image: every image).")
+@click.option("--frame", type=click.Choice(FRAMES), default="hr", show_default=True,
+              help="hr: windows in HR-image pixels (every model the same region); sr: in every model's output pixels.")
 @click.option("--method", type=click.Choice(METHODS), default="lam", show_default=True, help="Attribution method.")
 @click.option("--hr", is_flag=True, help="The images are HR: each model gets their bicubic downscale; PSNR/SSIM vs HR.")
-@click.option("--window-in-sr", is_flag=True, help="The window is in SR pixels of every model (one scale and offset).")
 @click.option("--ratios", default=",".join(f"{r:g}" for r in DEFAULT_RATIOS), show_default=True, help="Masking ratios.")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Random masking orders.")
 @click.option("--cka-debiased", is_flag=True, help="Debiased CKA (unbiased HSIC; needs >= 4 images).")
@@ -74,17 +93,18 @@ def parse_ratios(text: str) -> tuple[float, ...]:
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Result .nc (or a .zarr study).")
 @model_options
 def command(
-    models, images, window, method, hr, window_in_sr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
+    models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
     device, value_range, no_verify, channel_order, probe_size,
 ) -> None:
-    """Run one attribution method on every MODEL x image; write maps, DI, PSNR/SSIM, masking curves and CKA."""
+    """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
     from ..plot import FORMATS
     from ..plot.compare import save_figures
 
     out_path = check_output_path(out, (".nc", ".zarr"))
     fig_path = check_output_path(figures, FORMATS) if figures else None
+    study_windows(window, windows_file, list(images))  # bad rows fail before any model loads
     ds = compare(
-        list(models), list(images), tuple(window), method=method, hr=hr, window_in_hr=not window_in_sr,
+        list(models), list(images), study_windows(window, windows_file, list(images)), method=method, hr=hr, frame=frame,
         ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler, device=device,
         value_range=value_range, verify=not no_verify, progress=True, channel_order=channel_order,
         probe_size=probe_size, **parse_params(params),

@@ -1,7 +1,7 @@
 """Measures on attribution maps and SR outputs: pure functions on arrays."""
 
 from .cka import cka, cka_matrix, hsic
-from .gini import diffusion_index, gini, saliency
+from .gini import diffusion_index, gini, reach, saliency
 from .masking import DEFAULT_RATIOS, masking_curves, pixel_order
 from .quality import psnr, sr_quality, ssim
 
@@ -14,6 +14,7 @@ __all__ = [
     "hsic",
     "masking_curves",
     "pixel_order",
+    "reach",
     "psnr",
     "saliency",
     "sr_quality",

@@ -35,3 +35,14 @@ def gini(values: torch.Tensor | np.ndarray) -> float:
 def diffusion_index(values: torch.Tensor | np.ndarray) -> float:
     """DI = (1 - G) * 100: 100 for a uniform map, about 100/n for a one-hot map of n pixels."""
     return (1.0 - gini(values)) * 100.0
+
+
+def reach(saliency_map: torch.Tensor | np.ndarray, centre: tuple[float, float]) -> float:
+    """Saliency-weighted mean distance of the input pixels from ``centre`` (column, row; LR pixel centres):
+    sum_p s(p) |p - centre| / sum_p s(p), in LR pixels; NaN for an all-zero map. How far a window draws from."""
+    s = np.abs(to_numpy(saliency_map, np.float64))
+    total = s.sum()
+    if not total > 0:
+        return float("nan")
+    rows, cols = np.mgrid[0 : s.shape[0], 0 : s.shape[1]]
+    return float((s * np.hypot(cols - centre[0], rows - centre[1])).sum() / total)

@@ -1,6 +1,7 @@
 """Figures of a compare result (``onnxattr.compare``): the paper-style comparison figures.
 
-* ``grid``: per model (rows) and image (column groups), the SR crop of the window, the saliency map and
+* ``grid``: per model (rows) and image x window (column groups, each image with its own window), the SR crop of
+  the window, the saliency map and
   the area-of-interest overlay (LAM Fig. 5), with DI and PSNR (Y, vs HR) under each model's row.
 * ``masking``: PSNR and SSIM (rows) against the mask ratio per model (columns), attribution order
   (solid) vs random order (dashed, band = mean spread over seeds), averaged over images (L2X Fig. 3a).
@@ -43,58 +44,70 @@ def _valid(a: np.ndarray) -> np.ndarray:
     return a[..., :h, :w]
 
 
-def _window_lr(ds: xr.Dataset, model: str) -> tuple[float, float, float]:
+def _window_lr(ds: xr.Dataset, model: str, image: str, window: int) -> tuple[float, float, float]:
     """The window in the model's LR pixels: (X - c/2) / s."""
-    m = ds.sel(model=model)
+    m = ds.sel(model=model, image=image).isel(window=window)
     s, c = float(m.scale), float(m.offset)
-    return (float(m.window_x_sr) - c / 2) / s, (float(m.window_y_sr) - c / 2) / s, float(ds.attrs["window_size"]) / s
+    return (float(m.window_x_sr) - c / 2) / s, (float(m.window_y_sr) - c / 2) / s, float(m.window_size) / s
 
 
-def _caption(ds: xr.Dataset, model: str, image: str) -> str:
-    di = float(ds.diffusion_index.sel(model=model, image=image))
+def _caption(ds: xr.Dataset, model: str, image: str, window: int) -> str:
+    di = float(ds.diffusion_index.sel(model=model, image=image).isel(window=window))
     text = f"DI {di:.2f}"
     if "psnr_y" in ds:
         text += f" | PSNR {float(ds.psnr_y.sel(model=model, image=image)):.2f} dB"
     return text
 
 
+def panels_of(ds: xr.Dataset, most: int = 3) -> list[tuple[str, int]]:
+    """The first ``most`` (image, window index) pairs that hold a window: every image's first window,
+    then every image's second, ..."""
+    pairs = [(str(image), k) for k in range(ds.sizes["window"]) for image in ds.image.values
+             if np.isfinite(float(ds.window_size.sel(image=image).isel(window=k)))]
+    return pairs[:most]
+
+
 def grid(fig: Figure | SubFigure, ds: xr.Dataset, max_images: int = 3) -> None:
-    """Rows: a reference row (HR crop or none, LR input with the window), then one row per model with
-    its SR crop, saliency ('seismic' on [-1, 1] as LAM) and area of interest over the upscaled LR."""
-    models, images = list(ds.model.values), list(ds.image.values)[:max_images]
-    axes = fig.subplots(len(models) + 1, 3 * len(images), squeeze=False, gridspec_kw=dict(hspace=0.45, wspace=0.08))
+    """Column groups: the first ``max_images`` image x window pairs, each image with its own window. Rows: a
+    reference row (HR crop or none, LR input with the window), then one row per model with its SR crop,
+    saliency ('seismic' on [-1, 1] as LAM) and area of interest over the upscaled LR."""
+    models, pairs = list(ds.model.values), panels_of(ds, max_images)
+    axes = fig.subplots(len(models) + 1, 3 * len(pairs), squeeze=False, gridspec_kw=dict(hspace=0.45, wspace=0.08))
     seismic = colormaps["seismic"]
-    for j, image in enumerate(images):
+    for j, (image, k) in enumerate(pairs):
+        at = dict(image=image)
+        size = int(ds.window_size.sel(**at).isel(window=k))
         ref = axes[0, 3 * j : 3 * j + 3]
         if "hr_crop" in ds:
-            ref[0].imshow(as_rgb(ds.hr_crop.sel(image=image)), interpolation="nearest")
+            ref[0].imshow(as_rgb(ds.hr_crop.sel(**at).isel(window=k)[:, :size, :size]), interpolation="nearest")
             bare(ref[0], "")
             ref[0].set_xlabel("HR window", fontsize=FONT)
         else:
             ref[0].axis("off")
-        lr = _valid(ds.input.sel(model=models[0], image=image).values)
+        lr = _valid(ds.input.sel(model=models[0], **at).values)
         ref[1].imshow(as_rgb(xr.DataArray(lr)), interpolation="nearest")
-        mark(ref[1], _window_lr(ds, models[0]))
-        bare(ref[1], f"{image} (LR)")
+        mark(ref[1], _window_lr(ds, models[0], image, k))
+        x, y = (int(ds[c].sel(**at).isel(window=k)) for c in ("window_x", "window_y"))
+        bare(ref[1], f"{image} (LR)\nwindow {x},{y},{size} ({ds.attrs.get('window_frame', 'hr').upper()})")
         ref[2].axis("off")
         for i, model in enumerate(models, start=1):
             row = axes[i, 3 * j : 3 * j + 3]
             scale = int(ds.scale.sel(model=model))
-            lr = _valid(ds.input.sel(model=model, image=image).values)
-            sal = _valid(ds.saliency.sel(model=model, image=image).values).astype(np.float64)
+            lr = _valid(ds.input.sel(model=model, **at).values)
+            sal = _valid(ds.saliency.sel(model=model, **at).isel(window=k).values).astype(np.float64)
             kde = seismic(area_of_interest(sal) * 0.5 + 0.5)[..., :3]
             rgb = as_rgb(xr.DataArray(lr))
             blend = 0.5 * _upscale(rgb, scale) + 0.5 * _upscale(kde, scale)
-            row[0].imshow(as_rgb(ds.sr_crop.sel(model=model, image=image)), interpolation="nearest")
+            row[0].imshow(as_rgb(ds.sr_crop.sel(model=model, **at).isel(window=k)[:, :size, :size]), interpolation="nearest")
             row[1].imshow(sal, cmap=seismic, vmin=-1, vmax=1, interpolation="nearest")
             row[2].imshow(blend, interpolation="nearest")
-            mark(row[2], tuple(v * scale for v in _window_lr(ds, model)), color="black", lw=0.8)
+            mark(row[2], tuple(v * scale for v in _window_lr(ds, model, image, k)), color="black", lw=0.8)
             for ax, title in zip(row, ("SR", "saliency", "area of interest")):
                 bare(ax, title if i == 1 else "")
-            row[1].set_xlabel(_caption(ds, model, image), fontsize=FONT)
+            row[1].set_xlabel(_caption(ds, model, image, k), fontsize=FONT)
             if j == 0:
                 row[0].set_ylabel(_short(model), fontsize=FONT, rotation=0, ha="right", va="center")
-    fig.suptitle(f"{ds.attrs['attribution_method'].upper()} across models (window {ds.attrs['window_size']} px)", fontsize=8)
+    fig.suptitle(f"{ds.attrs['attribution_method'].upper()} across models", fontsize=8)
 
 
 def _reference(ds: xr.Dataset) -> str:
@@ -102,7 +115,7 @@ def _reference(ds: xr.Dataset) -> str:
 
 
 def masking(fig: Figure | SubFigure, ds: xr.Dataset, region: str = "window") -> None:
-    """PSNR and SSIM rows, one column per model, mean over images; random band = mean seed spread."""
+    """PSNR and SSIM rows, one column per model, mean over images and windows; random band = mean seed spread."""
     ref = _reference(ds)
     models = list(ds.model.values)
     axes = fig.subplots(2, len(models), squeeze=False, sharex=True, gridspec_kw=dict(hspace=0.15, wspace=0.35))
@@ -112,10 +125,10 @@ def masking(fig: Figure | SubFigure, ds: xr.Dataset, region: str = "window") -> 
         for i, (metric, unit) in enumerate((("psnr", " (dB)"), ("ssim", ""))):
             ax = axes[i, j]
             for order, style in ORDER_STYLE.items():
-                ax.plot(pct, sel[f"mask_{metric}"].sel(order=order).mean("image"), marker="o", ms=2.5, lw=1.2,
-                        label=order, **style)
-            mean = sel[f"mask_{metric}"].sel(order="random").mean("image").values
-            spread = sel[f"mask_{metric}_random_std"].mean("image").values
+                ax.plot(pct, sel[f"mask_{metric}"].sel(order=order).mean(("image", "window")), marker="o", ms=2.5,
+                        lw=1.2, label=order, **style)
+            mean = sel[f"mask_{metric}"].sel(order="random").mean(("image", "window")).values
+            spread = sel[f"mask_{metric}_random_std"].mean(("image", "window")).values
             ax.fill_between(pct, mean - spread, mean + spread, color="tab:orange", alpha=0.2, lw=0)
             ax.tick_params(labelsize=FONT - 1)
             ax.grid(alpha=0.3)
@@ -156,10 +169,13 @@ def scatter(fig: Figure | SubFigure, ds: xr.Dataset) -> None:
     if "psnr_y" not in ds:
         ax.text(0.5, 0.5, "no HR images: run compare with --hr", ha="center", va="center", transform=ax.transAxes, fontsize=FONT)
         return
-    di, ps = ds.diffusion_index.values.ravel(), ds.psnr_y.values.ravel()
+    di_all, ps_all = xr.broadcast(ds.diffusion_index, ds.psnr_y)  # one point per model x image x window
+    keep = np.isfinite(di_all.values)
+    di, ps = di_all.values[keep], ps_all.values[keep]
     for k, model in enumerate(ds.model.values):
         color = f"C{k}"
-        d, p = ds.diffusion_index.sel(model=model).values, ds.psnr_y.sel(model=model).values
+        d, p = di_all.sel(model=model).values, ps_all.sel(model=model).values
+        d, p = d[np.isfinite(d)], p[np.isfinite(d)]
         ax.scatter(d, p, s=12, color=color, alpha=0.6)
         ax.scatter(d.mean(), p.mean(), s=50, color=color, edgecolor="black", lw=0.6, label=_short(model))
     title = "DI vs PSNR"
@@ -175,7 +191,7 @@ def scatter(fig: Figure | SubFigure, ds: xr.Dataset) -> None:
 
 
 def _sizes(ds: xr.Dataset) -> dict[str, tuple[float, float]]:
-    n_models, n_images = ds.sizes["model"], min(ds.sizes["image"], 3)
+    n_models, n_images = ds.sizes["model"], len(panels_of(ds))
     return {
         "grid": (max(4.0, 2.4 * n_images + 1.0), 1.2 * (n_models + 1) + 0.4),
         "masking": (max(3.5, 2.0 * n_models), 3.4),

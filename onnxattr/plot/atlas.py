@@ -1,0 +1,78 @@
+"""The attribution atlas of a many-window result (``--grid`` or several windows): each per-window
+number drawn as a map over the image, one colour cell per window.
+
+Panels: the image (HR when the result holds it, else the SR output) with the windows, then one panel
+per per-window check present in ``ATLAS`` (DI, reach, completeness error, attributed share, the
+explained value): each window is a cell centred on the window (side = the window, or the grid's stride
+when windows overlap), coloured by its value (``viridis``), over the dimmed image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .common import as_rgb, bare, mark, psnr_note
+
+ATLAS = {
+    "diffusion_index": "diffusion index (DI)",
+    "reach": "reach: mean distance of the attribution (LR px)",
+    "completeness_error": "completeness error",
+    "attributed_share": "attributed pixel share",
+    "objective_input": "detector D on the window",
+    "target_value": "target t on the window",
+}
+
+
+def cell_side(ds: xr.Dataset) -> float:
+    """The side of a window's cell: its size, or the smallest step between window positions when smaller."""
+    side = float(ds.window_size.min())
+    for c in ("window_x_sr", "window_y_sr"):
+        steps = np.diff(np.unique(ds[c].values))
+        if steps.size:
+            side = min(side, float(steps.min()))
+    return side
+
+
+def _map(ax, ds: xr.Dataset, background: np.ndarray, name: str, title: str, fig: Figure) -> None:
+    values = ds[name].values.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
+    cmap = colormaps["viridis"]
+    ax.imshow(0.35 * background + 0.65 * background.mean(axis=2, keepdims=True), interpolation="nearest")
+    side = cell_side(ds)
+    for k in range(ds.sizes["window"]):
+        w = ds.isel(window=k)
+        cx, cy = float(w.window_x_sr) + float(w.window_size) / 2, float(w.window_y_sr) + float(w.window_size) / 2
+        colour = cmap(norm(values[k])) if np.isfinite(values[k]) else (0.6, 0.6, 0.6, 1.0)
+        ax.add_patch(Rectangle((cx - side / 2 - 0.5, cy - side / 2 - 0.5), side, side, facecolor=colour, alpha=0.8, lw=0))
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.75)
+    bare(ax, title)
+
+
+def draw(ds: xr.Dataset) -> Figure:
+    """The atlas of a result with a ``window`` dim (any method)."""
+    names = [n for n in ATLAS if n in ds and ds[n].dims == ("window",)]
+    background = as_rgb(ds["hr"] if "hr" in ds else ds["output"])
+    cols = 1 + len(names)
+    fig = Figure(figsize=(3.3 * cols, 3.5), layout="constrained")
+    axes = fig.subplots(1, cols)
+    axes[0].imshow(background, interpolation="nearest")
+    for k in range(ds.sizes["window"]):
+        w = ds.isel(window=k)
+        mark(axes[0], (float(w.window_x_sr), float(w.window_y_sr), float(w.window_size)), color="white", lw=0.5)
+    bare(axes[0], f"{'HR (aligned)' if 'hr' in ds else 'SR output'} and the windows")
+    for ax, name in zip(axes[1:], names):
+        _map(ax, ds, background, name, ATLAS[name], fig)
+    lo, hi = int(ds.window_size.min()), int(ds.window_size.max())
+    fig.suptitle(
+        f"{str(ds.attrs['method']).upper()} atlas   {ds.attrs['model_file']}   {ds.sizes['window']} windows of "
+        f"{lo if lo == hi else f'{lo}-{hi}'} px{psnr_note(ds)}",
+        fontsize=9,
+    )
+    return fig

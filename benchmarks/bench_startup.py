@@ -4,12 +4,18 @@ against what onnxruntime alone needs to import, open and run the file once.
 Every figure is the wall time of a fresh Python process (imports included), median of interleaved
 rounds, so the ratios compare runs taken under the same load.
 
-Run: .venv/bin/python benchmarks/bench_startup.py [--repeats 3] [--models samples/*.onnx]
+Run: .venv/bin/python benchmarks/bench_startup.py [--repeats 3] [--models samples/*.onnx] [--before TREE]
+     .venv/bin/python benchmarks/bench_startup.py --prepare   (the graph cleaning alone, in one process:
+     ``onnxattr.converters.prepare`` against onnxscript.optimizer.optimize, interleaved)
+
+``--before TREE`` also times a checkout of an earlier version (e.g. ``git worktree add /tmp/old main``;
+with ``onnxattr/converters`` linked to ``../converters`` there), its runs interleaved with this tree's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -34,44 +40,85 @@ onnxattr.load_model(sys.argv[1])
 """
 
 
-def wall(cmd: list[str], expect: int = 0) -> float:
-    """Seconds a fresh process takes; it must exit with ``expect``."""
+def wall(cmd: list[str], expect: int = 0, tree: Path | None = None) -> float:
+    """Seconds a fresh process takes (importing onnxattr from ``tree`` if given); it must exit with ``expect``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT, env=env)
     took = time.perf_counter() - start
     if done.returncode != expect:
         raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-2000:]}")
     return took
 
 
+def bench_prepare(models: list[Path], repeats: int) -> None:
+    """Median seconds of onnxscript's full optimizer (what prepare ran before) and of prepare's passes."""
+    import logging
+
+    import onnx
+    import onnxscript.optimizer
+
+    from onnxattr.converters import prepare
+
+    logging.getLogger("onnxscript.optimizer").setLevel(logging.ERROR)
+    print("| model | onnxscript.optimizer.optimize s | prepare s | nodes (both) |\n|---|---|---|---|")
+    for model in models:
+        proto = onnx.load(model)
+        full, ours = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a = onnxscript.optimizer.optimize(proto)
+            full.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            b = prepare(proto)
+            ours.append(time.perf_counter() - start)
+        nodes = f"{len(a.graph.node)}, {len(b.graph.node)}"
+        print(f"| {model.name} | {statistics.median(full):.2f} | {statistics.median(ours):.2f} | {nodes} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="*", type=Path, default=sorted((ROOT / "samples").glob("*.onnx")))
+    parser.add_argument("--before", type=Path, default=None, help="an earlier checkout to time side by side")
+    parser.add_argument("--prepare", action="store_true", help="time the graph cleaning alone")
     args = parser.parse_args()
+    models = [m.resolve() for m in args.models]
+    if args.prepare:
+        bench_prepare(models, args.repeats)
+        return
 
     cases: dict[str, tuple[list[str], int]] = {
         "onnxattr --help": (ONNXATTR + ["--help"], 0),
         "onnxattr lam --help": (ONNXATTR + ["lam", "--help"], 0),
         "onnxattr lam (missing arguments)": (ONNXATTR + ["lam"], 2),
+        "onnxattr nosuch (unknown command)": (ONNXATTR + ["nosuch"], 2),
     }
-    for model in args.models:
+    commands = list(cases)
+    for model in models:
         cases[f"ort {model.name}"] = ([sys.executable, "-c", ORT_ALONE, str(model)], 0)
         cases[f"load {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    trees = {"after": None} if args.before is None else {"before": args.before.resolve(), "after": None}
+    times: dict[tuple[str, str], list[float]] = {(t, name): [] for t in trees for name in cases}
     for _ in range(args.repeats):
         for name, (cmd, expect) in cases.items():
-            times[name].append(wall(cmd, expect))
-    med = {name: statistics.median(t) for name, t in times.items()}
+            for label, tree in trees.items():
+                if name.startswith("ort ") and label == "before":
+                    continue  # onnxruntime alone does not depend on the tree
+                times[label, name].append(wall(cmd, expect, tree))
+                print(f"{label} {name}: {times[label, name][-1]:.2f} s", file=sys.stderr, flush=True)
+    med = {key: statistics.median(t) for key, t in times.items() if t}
+    labels = list(trees)
 
-    print("| command | s |\n|---|---|")
-    for name in list(cases)[:3]:
-        print(f"| `{name}` | {med[name]:.2f} |")
-    print("\n| model | onnxruntime alone s | load + verify s | ratio |\n|---|---|---|---|")
-    for model in args.models:
-        ort_s, load_s = med[f"ort {model.name}"], med[f"load {model.name}"]
-        print(f"| {model.name} | {ort_s:.2f} | {load_s:.2f} | {load_s / ort_s:.1f} |")
-
+    print("| command | " + " | ".join(f"{t} s" for t in labels) + " |\n|---|" + "---|" * len(labels))
+    for name in commands:
+        print(f"| `{name}` | " + " | ".join(f"{med[t, name]:.2f}" for t in labels) + " |")
+    print("\n| model | onnxruntime alone s | " + " | ".join(f"load + verify {t} s | ratio {t}" for t in labels)
+          + " |\n|---|---|" + "---|---|" * len(labels))
+    for model in models:
+        ort_s = med["after", f"ort {model.name}"]
+        cells = [f"{med[t, f'load {model.name}']:.2f} | {med[t, f'load {model.name}'] / ort_s:.1f}" for t in labels]
+        print(f"| {model.name} | {ort_s:.2f} | " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
     main()

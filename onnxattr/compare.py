@@ -142,6 +142,18 @@ def align_hr(hr: torch.Tensor, offset: int, out_hw: tuple[int, int]) -> torch.Te
     return hr[:, :, b : b + out_hw[0], b : b + out_hw[1]]
 
 
+def require_study_extra(*modules: str) -> None:
+    """One clear line when an optional package of the ``study`` extra (dask, distributed, zarr) is missing."""
+    from importlib.util import find_spec
+
+    missing = [m for m in modules if find_spec(m) is None]
+    if missing:
+        raise OnnxAttrError(
+            f"studies need {' and '.join(missing)}, which come with the 'study' extra; "
+            "install it with: pip install 'onnxattr[study]'"
+        )
+
+
 def _method(name: str) -> Callable[..., xr.Dataset]:
     if name not in METHODS:
         raise OnnxAttrError(f"method {name!r}: use one of {', '.join(METHODS)}")
@@ -362,6 +374,7 @@ def compare(
     (+ ``_random_std``), cka, elapsed_s, completeness_error, scale, offset, window_x_sr, window_y_sr.
     """
     _method(method)
+    require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
     if not models or not images:
         raise OnnxAttrError("compare needs at least one model and one image")
     model_paths = [str(m) for m in models]
@@ -413,6 +426,7 @@ def save_study(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".zarr":
         raise OnnxAttrError(f"study path {str(path)!r} should end in .zarr; pick a name like study.zarr")
+    require_study_extra("zarr")
     folder = existing_folder(path, "study")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
     old = folder / f".{path.name}.old"
@@ -432,5 +446,6 @@ def load_study(path: str | os.PathLike) -> xr.Dataset:
     path = Path(path)
     if not path.is_dir():
         raise OnnxAttrError(f"study {str(path)!r} not found; pass a .zarr store written by save_study")
+    require_study_extra("zarr")
     with xr.open_zarr(path, consolidated=True) as ds:
         return ds.load()

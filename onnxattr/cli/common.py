@@ -1,4 +1,5 @@
-"""Shared CLI pieces: the options every method takes, input preparation, atomic result writing.
+"""Shared CLI pieces: the options every method takes, input preparation, atomic result writing, and
+the report after a run (``reported``: a summary on stderr, ``--json`` on stdout, ``--quiet``).
 
 The CLI parses and reports; it never computes: every number comes from the Python API.
 """
@@ -6,6 +7,10 @@ The CLI parses and reports; it never computes: every number comes from the Pytho
 from __future__ import annotations
 
 import functools
+import json
+import math
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +22,7 @@ from ..errors import OnnxAttrError
 from ..image import crop, downscale, read_image
 from ..model import SRModel, load_model
 from ..results import save
+from ..schema import CHECKS
 
 
 @dataclass
@@ -105,27 +111,114 @@ def prepare_inputs(
     return Inputs(model, image, hr_image)
 
 
-def finish(ds: Any, out: Path) -> None:
-    """Write the result atomically and say where it went."""
-    save(ds, out)
-    click.echo(f"wrote {out}", err=True)
+# ---------------------------------------------------------------- the report after a run
+def reported(f: Callable) -> Callable:
+    """Adds ``--json`` and ``--quiet`` to a command whose function returns a summary dict.
+
+    The summary is printed as one JSON object on stdout with ``--json``, else as a few lines on stderr
+    (none with ``--quiet``, which also hides progress bars and warnings). A ``report`` key holds text
+    that belongs on stdout (``inspect``'s table). ``command_s``: the command's wall time.
+    """
+
+    @functools.wraps(f)
+    def run(*args: Any, as_json: bool, quiet: bool, **kw: Any) -> None:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            summary = f(*args, quiet=quiet, **kw)
+        summary["command_s"] = round(time.perf_counter() - t0, 3)
+        report = summary.pop("report", None)
+        if as_json:
+            click.echo(json.dumps(_jsonable(summary), indent=2))
+            return
+        if report is not None:
+            click.echo(report)
+        elif not quiet:
+            click.echo(summary_text(summary), err=True)
+
+    run = click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors: no progress, summary or warnings.")(run)
+    return click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")(run)
+
+
+def _jsonable(v: Any) -> Any:
+    """NaN -> null, numpy scalars and tuples -> plain JSON values."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, str):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+
+
+def _number(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The stderr lines: what ran, the method's checks, times and batch size, files written."""
+    lines = []
+    if "model" in summary:
+        window = summary.get("window")
+        lines.append(f"{summary['command']}: {summary['model']}" + (f", window {tuple(window)}" if window else ""))
+    checks = summary.get("checks") or {}
+    if checks:
+        lines.append("  " + " | ".join(f"{label} {_number(v)}" for label, v in checks.items()))
+    for model, values in (summary.get("per_model") or {}).items():
+        lines.append(f"  {model}: " + " | ".join(f"{label} {_number(v)}" for label, v in values.items()))
+    timing = []
+    if "elapsed_s" in summary:
+        timing.append(f"method {summary['elapsed_s']:.2f} s")
+    if summary.get("batch_size") is not None:
+        timing.append(f"batch size {summary['batch_size']}")
+    timing.append(f"command {summary['command_s']:.2f} s")
+    lines.append("  " + ", ".join(timing))
+    lines += [f"  wrote {p}" for p in summary.get("files", [])]
+    return "\n".join(lines)
+
+
+def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
+    """The summary of one method's result: its checks (``schema.CHECKS``), time, batch size, files."""
+    a = ds.attrs
+    method = str(a.get("method", command))
+    summary: dict[str, Any] = {
+        "command": command,
+        "method": method,
+        "model": a.get("model_file"),
+        "window": [int(a[k]) for k in ("window_x", "window_y", "window_size") if k in a] or None,
+        "checks": {label: a[name] for name, label in CHECKS.get(method, {}).items() if name in a},
+        "elapsed_s": float(a["elapsed_s"]) if "elapsed_s" in a else None,
+        "batch_size": a.get("batch_size"),
+        "files": [str(p) for p in files],
+    }
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def finish(ds: Any, out: Path) -> list[Path]:
+    """Write the result atomically; the files written."""
+    return [save(ds, out)]
 
 
 def method_command(name: str, help: str) -> Callable:
     """Decorator for a method command: adds the shared options and turns the function into a click command.
 
-    The wrapped function gets ``inputs: Inputs`` and ``window`` plus its own options and returns the Dataset.
+    The wrapped function gets ``inputs: Inputs``, ``window`` and ``progress`` (False with ``--quiet``)
+    plus its own options and returns the Dataset; the command writes it and reports (``reported``).
     """
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
-        def run(model, image, window, hr, crop, out, device, value_range, no_verify, **kw):
+        def run(model, image, window, hr, crop, out, device, value_range, no_verify, quiet, **kw):
             out_path = check_output_path(out)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop
             )
-            finish(f(inputs, tuple(window), **kw), out_path)
+            ds = f(inputs, tuple(window), progress=not quiet, **kw)
+            return result_summary(ds, name, finish(ds, out_path))
 
-        return click.command(name=name, help=help)(method_options(run))
+        return click.command(name=name, help=help)(method_options(reported(run)))
 
     return wrap

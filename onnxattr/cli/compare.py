@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
-from ..compare import METHODS, compare, save_study
+from ..compare import METHODS, compare
 from ..errors import OnnxAttrError
 from ..metrics import DEFAULT_RATIOS
-from .common import check_output_path, finish, model_options
+from .common import check_output_path, finish, model_options, reported
 
 VARIADIC = ("--images",)
 
@@ -73,10 +74,11 @@ def parse_ratios(text: str) -> tuple[float, ...]:
 @click.option("--figures", default=None, type=click.Path(dir_okay=False), help="Also write the four figures: FIG.png -> FIG-grid.png ...")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Result .nc (or a .zarr study).")
 @model_options
+@reported
 def command(
     models, images, window, method, hr, window_in_sr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
-    device, value_range, no_verify,
-) -> None:
+    device, value_range, no_verify, quiet,
+) -> dict:
     """Run one attribution method on every MODEL x image; write maps, DI, PSNR/SSIM, masking curves and CKA."""
     from ..plot import FORMATS
     from ..plot.compare import save_figures
@@ -86,13 +88,31 @@ def command(
     ds = compare(
         list(models), list(images), tuple(window), method=method, hr=hr, window_in_hr=not window_in_sr,
         ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler, device=device,
-        value_range=float(value_range), verify=not no_verify, progress=True, **parse_params(params),
+        value_range=float(value_range), verify=not no_verify, progress=not quiet, **parse_params(params),
     )
-    if out_path.suffix == ".zarr":
-        save_study(ds, out_path)
-        click.echo(f"wrote {out_path}", err=True)
-    else:
-        finish(ds, out_path)
+    files = finish(ds, out_path)
     if fig_path is not None:
-        for path in save_figures(ds, fig_path):
-            click.echo(f"wrote {Path(path)}", err=True)
+        files += save_figures(ds, fig_path)
+    return study_summary(ds, files)
+
+
+def study_summary(ds: Any, files: list[Path]) -> dict[str, Any]:
+    """Per model: mean diffusion index (and PSNR vs HR, completeness error) over the images."""
+    per_model = {}
+    for model in ds.model.values:
+        m = ds.sel(model=model)
+        values = {"mean DI": float(m.diffusion_index.mean())}
+        if "psnr_y" in ds:
+            values["mean PSNR Y (dB)"] = float(m.psnr_y.mean())
+        if np.isfinite(m.completeness_error.values).any():
+            values["max completeness error"] = float(np.nanmax(m.completeness_error.values))
+        per_model[str(model)] = values
+    return {
+        "command": "compare",
+        "method": ds.attrs["attribution_method"],
+        "model": f"{ds.sizes['model']} models x {ds.sizes['image']} images",
+        "window": [int(ds.attrs[k]) for k in ("window_x", "window_y", "window_size")],
+        "per_model": per_model,
+        "elapsed_s": float(ds.elapsed_s.sum()),
+        "files": [str(p) for p in files],
+    }

@@ -36,7 +36,8 @@ from .errors import OnnxAttrError
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
-from .results import _attr_value, versions
+from .results import aligned_hr, attrs_of, versions
+from .schema import SCHEMA_VERSION, describe
 from .target import Window, check_window
 
 METHODS = ("lam", "l2x", "glam")
@@ -136,12 +137,6 @@ def check_windows(infos: Sequence[ModelInfo], sizes: dict[str, tuple[int, int]],
                 raise OnnxAttrError(f"{Path(i.path).name} on {name}{frame}: {err}") from None
 
 
-def align_hr(hr: torch.Tensor, offset: int, out_hw: tuple[int, int]) -> torch.Tensor:
-    """The part of the HR image an SR output with offset c <= 0 covers: rows/columns -c/2 .. -c/2 + H."""
-    b = -offset // 2
-    return hr[:, :, b : b + out_hw[0], b : b + out_hw[1]]
-
-
 def require_study_extra(*modules: str) -> None:
     """One clear line when an optional package of the ``study`` extra (dask, distributed, zarr) is missing."""
     from importlib.util import find_spec
@@ -178,7 +173,7 @@ def run_job(
     image = read_image(image_path, channels=model.in_channels)
     lr, hr_image = downscale(image, model.scale) if hr else (image, None)
     out_hw = model.output_size(*lr.shape[2:])
-    hr_image = align_hr(hr_image, model.offset, out_hw) if hr_image is not None else None
+    hr_image = aligned_hr(hr_image, model.offset, out_hw) if hr_image is not None else None
     win = sr_window(window, model.offset, in_hr)
     ds = _method(method)(model, lr, win, hr=hr_image, **params)
     attribution = ds["attribution"].values
@@ -327,6 +322,11 @@ def assemble(
         for q in QUALITY:
             data[q] = (("model", "image"), np.array([[r["quality"][q] for r in row] for row in results]))
     models = [Path(i.path).name for i in infos]
+    h, w = data["input"][1].shape[-2:]
+    scales = np.array([i.scale for i in infos], dtype=np.float64)[:, None]
+    size, wx0, wy0 = int(attrs["window_size"]), float(attrs["window_x"]), float(attrs["window_y"])
+    if attrs["window_frame"] == "sr":  # one offset for all models (check_models): back to the HR frame
+        wx0, wy0 = wx0 - infos[0].offset / 2, wy0 - infos[0].offset / 2
     ds = xr.Dataset(
         data,
         coords={
@@ -334,10 +334,16 @@ def assemble(
             "model2": models,
             "image": _image_names(images),
             "channel": ["Y"] if c == 1 else ["R", "G", "B"] if c == 3 else [str(k) for k in range(c)],
+            "y": np.arange(h),
+            "x": np.arange(w),
+            "lr_y": (("model", "y"), -(np.arange(h) + 0.5) * scales),
+            "lr_x": (("model", "x"), (np.arange(w) + 0.5) * scales),
+            "wy": -(wy0 + np.arange(size) + 0.5),
+            "wx": wx0 + np.arange(size) + 0.5,
         },
     )
-    ds.attrs = {k: _attr_value(v) for k, v in {**attrs, "masking_seeds": curves.attrs["seeds"]}.items()}
-    return ds
+    ds.attrs = attrs_of({"schema_version": SCHEMA_VERSION, **attrs, "masking_seeds": curves.attrs["seeds"]})
+    return describe(ds, study=True)
 
 
 # ------------------------------------------------------------------------- API

@@ -1,12 +1,14 @@
-"""The one result layout shared by every method, and atomic writing.
+"""The one result layout shared by every method (described in ``schema`` and docs/results.md),
+atomic writing and reading, and ``combine`` for several runs on one model and image.
 
 Dims: ``channel``, ``y``, ``x`` (LR input); ``Y``, ``X`` (SR output); methods add their own
-(e.g. ``layer``). Variables: ``input`` (channel, y, x), ``output`` (channel, Y, X),
+(e.g. ``layer``). Coordinates are pixel centres in one HR frame (``schema.lr_coords``,
+``schema.sr_coords``). Variables: ``input`` (channel, y, x), ``output`` (channel, Y, X),
 ``attribution`` (channel, y, x, signed), ``saliency`` (y, x) = |sum_c attribution| / max,
-optionally ``hr`` (channel, Y, X). Attrs: ``method`` and its parameters, the window
-(``window_x`` column, ``window_y`` row of the top-left corner, ``window_size``, SR pixels),
+optionally ``hr`` (channel, Y, X). Attrs: ``schema_version``, ``method`` and its parameters, the
+window (``window_x`` column, ``window_y`` row of the top-left corner, ``window_size``, SR pixels),
 model file name, sha256, scale, offset, value range, conversion error, device, versions,
-``elapsed_s`` and the method's checks.
+``elapsed_s``, the method's checks and, with HR, PSNR/SSIM of the output.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from .arrays import to_numpy
 from .atomic import write_atomically
 from .errors import OnnxAttrError
 from .metrics import saliency as saliency_map
+from .metrics import sr_quality
+from .schema import SCHEMA_VERSION, describe, lr_coords, sr_coords
 from .target import Window
 
 CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
@@ -33,11 +37,10 @@ def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def _attr_value(v: Any) -> Any:
-    """netCDF attrs hold numbers, strings and 1-D arrays: map bools, None and tuples onto those."""
+    """netCDF attrs hold numbers, strings and 1-D arrays: map bools (0/1) and tuples onto those.
+    ``None`` (not set) is left to the caller: ``attrs_of`` drops it."""
     if isinstance(v, bool) or isinstance(v, np.bool_):
         return int(v)
-    if v is None:
-        return "none"
     if isinstance(v, (list, tuple)):
         return np.asarray(v) if all(isinstance(e, (int, float)) for e in v) else ", ".join(map(str, v))
     if isinstance(v, str):
@@ -45,6 +48,23 @@ def _attr_value(v: Any) -> Any:
     if isinstance(v, (int, float, np.integer, np.floating, np.ndarray)):
         return v
     return str(v)
+
+
+def attrs_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Attrs for netCDF: ``None`` values are left out (CF: an absent attribute is not set), bools are 0/1."""
+    return {k: _attr_value(v) for k, v in values.items() if v is not None}
+
+
+def aligned_hr(hr: torch.Tensor, offset: int, out_hw: tuple[int, int]) -> torch.Tensor:
+    """The part of an HR image (1, C, s h, s w) an SR output with side s n + c covers: for c <= 0 the
+    output lacks -c/2 px on each border, so rows/columns -c/2 .. -c/2 + H."""
+    if tuple(hr.shape[2:]) == tuple(out_hw):
+        return hr
+    b = -offset // 2
+    if offset > 0 or offset % 2 or hr.shape[2] < b + out_hw[0] or hr.shape[3] < b + out_hw[1]:
+        raise OnnxAttrError(f"HR image {hr.shape[3]}x{hr.shape[2]} does not cover the {out_hw[1]}x{out_hw[0]} SR output "
+                            f"(offset {offset:+d}); pass the HR image the LR input was made from")
+    return hr[:, :, b : b + out_hw[0], b : b + out_hw[1]]
 
 
 def versions() -> dict[str, str]:
@@ -104,22 +124,24 @@ def build_dataset(
         "input": (("channel", "y", "x"), _np(image[0])),
         "output": (("channel", "Y", "X"), _np(output[0])),
     }
+    quality: dict[str, float] = {}
     if attribution is not None:
         variables["attribution"] = (("channel", "y", "x"), _np(attribution))
         variables["saliency"] = (("y", "x"), saliency_map(attribution).astype(np.float32))
     if hr is not None:
+        hr = aligned_hr(hr, int(model.offset), (oh, ow))
         variables["hr"] = (("channel", "Y", "X"), _np(hr[0]))
+        quality = sr_quality(output.detach().float().cpu(), hr.float().cpu(), border=int(model.scale))
     for name, (dims, value) in (data_vars or {}).items():
         variables[name] = (dims, value if isinstance(value, np.ndarray) and value.dtype.kind in "iufU" else _np(value))
     all_coords = {
         "channel": CHANNEL_NAMES.get(c, [str(i) for i in range(c)]),
-        "y": np.arange(h),
-        "x": np.arange(w),
-        "Y": np.arange(oh),
-        "X": np.arange(ow),
+        **lr_coords(h, w, int(model.scale)),
+        **sr_coords(oh, ow, int(model.offset)),
         **(coords or {}),
     }
     attrs: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "method": method,
         "window_x": window.x,
         "window_y": window.y,
@@ -128,11 +150,12 @@ def build_dataset(
         **versions(),
         **{k: v for k, v in params.items()},
         **(checks or {}),
+        **quality,
         "elapsed_s": float(elapsed_s),
     }
     ds = xr.Dataset(variables, coords=all_coords)
-    ds.attrs = {k: _attr_value(v) for k, v in attrs.items()}
-    return ds
+    ds.attrs = attrs_of(attrs)
+    return describe(ds)
 
 
 STUDY_SUFFIX = ".zarr"

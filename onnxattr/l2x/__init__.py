@@ -70,7 +70,7 @@ def l2x(
     uses the plain gradient for ops without a rule instead of failing. ``dtype``: float64 (default)
     propagates on a float64 copy of the graph, float32 on the graph itself (faster, completeness
     limited by float32 rounding of small differences).
-    Returns the shared Dataset plus ``reference``, ``attribution_pos``, ``attribution_neg``;
+    Returns the shared Dataset plus ``baseline`` (x_ref), ``attribution_pos``, ``attribution_neg``;
     attrs hold ``completeness_error``, the target on input and reference and ``gradient_ops``.
     """
     start = time.perf_counter()
@@ -108,10 +108,10 @@ def l2x(
             "target_value": t,
             "target_reference_value": t_ref,
             "attribution_sum": total,
-            "gradient_ops": ", ".join(run.gradient_ops) or "none",
+            "gradient_ops": ", ".join(run.gradient_ops),
         },
         data_vars={
-            "reference": (("channel", "y", "x"), x_ref[0]),
+            "baseline": (("channel", "y", "x"), x_ref[0]),
             "attribution_pos": (("channel", "y", "x"), positive),
             "attribution_neg": (("channel", "y", "x"), negative),
         },

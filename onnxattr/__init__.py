@@ -10,7 +10,7 @@ from .l2x import l2x  # noqa: E402
 from .lam import lam  # noqa: E402
 from .model import SRModel, load_model  # noqa: E402
 from .results import combine, load, save  # noqa: E402
-from .target import Window  # noqa: E402
+from .target import Grid, Window  # noqa: E402
 
-__all__ = ["OnnxAttrError", "SRModel", "UnsupportedOpError", "Window", "combine", "compare", "glam", "l2x", "lam", "load", "load_model", "load_study", "read_image", "save",
-           "save_study"]
+__all__ = ["Grid", "OnnxAttrError", "SRModel", "UnsupportedOpError", "Window", "combine", "compare", "glam", "l2x", "lam", "load",
+           "load_model", "load_study", "read_image", "save", "save_study"]

@@ -36,9 +36,9 @@ from .errors import OnnxAttrError
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
-from .results import aligned_hr, attrs_of, versions
+from .results import attrs_of, versions
 from .schema import SCHEMA_VERSION, describe
-from .target import Window, check_window
+from .target import Window, align_hr, check_window
 
 METHODS = ("lam", "l2x", "glam")
 QUALITY = ("psnr", "ssim", "psnr_y", "ssim_y")
@@ -173,9 +173,9 @@ def run_job(
     image = read_image(image_path, channels=model.in_channels)
     lr, hr_image = downscale(image, model.scale) if hr else (image, None)
     out_hw = model.output_size(*lr.shape[2:])
-    hr_image = aligned_hr(hr_image, model.offset, out_hw) if hr_image is not None else None
+    hr_image = align_hr(hr_image, model.offset, out_hw) if hr_image is not None else None
     win = sr_window(window, model.offset, in_hr)
-    ds = _method(method)(model, lr, win, hr=hr_image, **params)
+    ds = _method(method)(model, lr, win, frame="sr", hr=hr_image, **params).isel(window=0)
     attribution = ds["attribution"].values
     sal = ds["saliency"].values
     rows, cols = slice(win.y, win.y + win.size), slice(win.x, win.x + win.size)
@@ -186,11 +186,11 @@ def run_job(
         "saliency": sal,
         "sr_crop": ds["output"].values[:, rows, cols],
         "hr_crop": hr_image[0].numpy()[:, rows, cols] if hr_image is not None else None,
-        "diffusion_index": float(ds.attrs["diffusion_index"] if "diffusion_index" in ds.attrs else diffusion_index(sal)),
+        "diffusion_index": float(ds["diffusion_index"] if "diffusion_index" in ds else diffusion_index(sal)),
         "quality": sr_quality(ds["output"].values, hr_image[0], border=model.scale) if hr_image is not None else {},
         "curves": curves,
         "elapsed_s": float(ds.attrs["elapsed_s"]),
-        "completeness_error": float(ds.attrs.get("completeness_error", np.nan)),
+        "completeness_error": float(ds["completeness_error"]) if "completeness_error" in ds else np.nan,
         "window_sr": (win.x, win.y),
     }
 

@@ -1,14 +1,17 @@
 """The one result layout shared by every method (described in ``schema`` and docs/results.md),
 atomic writing and reading, and ``combine`` for several runs on one model and image.
 
-Dims: ``channel``, ``y``, ``x`` (LR input); ``Y``, ``X`` (SR output); methods add their own
-(e.g. ``layer``). Coordinates are pixel centres in one HR frame (``schema.lr_coords``,
-``schema.sr_coords``). Variables: ``input`` (channel, y, x), ``output`` (channel, Y, X),
-``attribution`` (channel, y, x, signed), ``saliency`` (y, x) = |sum_c attribution| / max,
-optionally ``hr`` (channel, Y, X). Attrs: ``schema_version``, ``method`` and its parameters, the
-window (``window_x`` column, ``window_y`` row of the top-left corner, ``window_size``, SR pixels),
-model file name, sha256, scale, offset, value range, conversion error, device, versions,
-``elapsed_s``, the method's checks and, with HR, PSNR/SSIM of the output.
+Dims: ``window`` (one per explained window, always present), ``channel``, ``y``, ``x`` (LR input);
+``Y``, ``X`` (SR output); methods add their own (e.g. ``layer``). Coordinates are pixel centres in one
+HR frame (``schema.lr_coords``, ``schema.sr_coords``). Variables: ``input`` (channel, y, x),
+``output`` (channel, Y, X), ``attribution`` (window, channel, y, x, signed), ``saliency`` (window, y, x)
+= |sum_c attribution| / max, optionally ``hr`` (channel, Y, X, aligned with the output), and the
+method's per-window checks (window,). Coordinates of ``window``: ``window_x``, ``window_y`` (top-left
+column and row, HR frame), ``window_size``, ``window_x_sr``, ``window_y_sr`` (SR frame; see ``target``).
+Attrs: ``schema_version``, ``method`` and its parameters, ``window_frame`` (the frame the windows were
+given in), model file name, sha256, scale, offset, value range, conversion error, device, versions,
+``elapsed_s`` (the whole call), the method's window-independent checks and, with HR, PSNR/SSIM of the
+output. Every variable and coordinate gets ``long_name``, ``units``, ``description`` from ``schema``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .errors import OnnxAttrError
 from .metrics import saliency as saliency_map
 from .metrics import sr_quality
 from .schema import SCHEMA_VERSION, describe, lr_coords, sr_coords
-from .target import Window
+from .target import Window, align_hr, window_coords
 
 CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
 
@@ -53,18 +56,6 @@ def _attr_value(v: Any) -> Any:
 def attrs_of(values: Mapping[str, Any]) -> dict[str, Any]:
     """Attrs for netCDF: ``None`` values are left out (CF: an absent attribute is not set), bools are 0/1."""
     return {k: _attr_value(v) for k, v in values.items() if v is not None}
-
-
-def aligned_hr(hr: torch.Tensor, offset: int, out_hw: tuple[int, int]) -> torch.Tensor:
-    """The part of an HR image (1, C, s h, s w) an SR output with side s n + c covers: for c <= 0 the
-    output lacks -c/2 px on each border, so rows/columns -c/2 .. -c/2 + H."""
-    if tuple(hr.shape[2:]) == tuple(out_hw):
-        return hr
-    b = -offset // 2
-    if offset > 0 or offset % 2 or hr.shape[2] < b + out_hw[0] or hr.shape[3] < b + out_hw[1]:
-        raise OnnxAttrError(f"HR image {hr.shape[3]}x{hr.shape[2]} does not cover the {out_hw[1]}x{out_hw[0]} SR output "
-                            f"(offset {offset:+d}); pass the HR image the LR input was made from")
-    return hr[:, :, b : b + out_hw[0], b : b + out_hw[1]]
 
 
 def versions() -> dict[str, str]:
@@ -104,10 +95,12 @@ def build_dataset(
     image: torch.Tensor,
     output: torch.Tensor,
     method: str,
-    window: Window,
+    windows: Sequence[Window],
+    frame: str,
     params: Mapping[str, Any],
     elapsed_s: float,
-    attribution: torch.Tensor | None = None,
+    attribution: torch.Tensor | np.ndarray | None = None,
+    window_checks: Mapping[str, Any] | None = None,
     checks: Mapping[str, Any] | None = None,
     data_vars: Mapping[str, tuple[tuple[str, ...], Any]] | None = None,
     coords: Mapping[str, Any] | None = None,
@@ -115,8 +108,10 @@ def build_dataset(
 ) -> xr.Dataset:
     """Assemble a method's result in the shared layout.
 
-    ``image`` (1, C, h, w) and ``output`` (1, C, H, W) are in [0, 1]; ``attribution`` is (C, h, w);
-    ``data_vars`` adds method variables as {name: (dims, array)}; ``params`` and ``checks`` go to attrs.
+    ``image`` (1, C, h, w) and ``output`` (1, C, H, W) are in [0, 1]; ``attribution`` is (K, C, h, w) for
+    the K ``windows`` (SR pixels, given in ``frame``); ``window_checks`` are per-window numbers
+    {name: K values} (variables on ``window``); ``data_vars`` adds method variables as {name: (dims,
+    array)}; ``params`` and ``checks`` go to attrs.
     """
     _, c, h, w = image.shape
     _, _, oh, ow = output.shape
@@ -126,26 +121,28 @@ def build_dataset(
     }
     quality: dict[str, float] = {}
     if attribution is not None:
-        variables["attribution"] = (("channel", "y", "x"), _np(attribution))
-        variables["saliency"] = (("y", "x"), saliency_map(attribution).astype(np.float32))
+        a = _np(attribution)
+        variables["attribution"] = (("window", "channel", "y", "x"), a)
+        variables["saliency"] = (("window", "y", "x"), np.stack([saliency_map(m) for m in a]).astype(np.float32))
     if hr is not None:
-        hr = aligned_hr(hr, int(model.offset), (oh, ow))
+        hr = align_hr(hr, int(model.offset), (oh, ow))
         variables["hr"] = (("channel", "Y", "X"), _np(hr[0]))
         quality = sr_quality(output.detach().float().cpu(), hr.float().cpu(), border=int(model.scale))
+    for name, values in (window_checks or {}).items():
+        variables[name] = (("window",), np.asarray(values, dtype=np.float64))
     for name, (dims, value) in (data_vars or {}).items():
         variables[name] = (dims, value if isinstance(value, np.ndarray) and value.dtype.kind in "iufU" else _np(value))
     all_coords = {
         "channel": CHANNEL_NAMES.get(c, [str(i) for i in range(c)]),
         **lr_coords(h, w, int(model.scale)),
         **sr_coords(oh, ow, int(model.offset)),
+        **window_coords(windows, model.offset),
         **(coords or {}),
     }
     attrs: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "method": method,
-        "window_x": window.x,
-        "window_y": window.y,
-        "window_size": window.size,
+        "window_frame": frame,
         **model_attrs(model),
         **versions(),
         **{k: v for k, v in params.items()},
@@ -238,6 +235,8 @@ def combine(results: Sequence[xr.Dataset] | Mapping[str, xr.Dataset], dim: str =
         out[k] = ((dim,), np.array(["" if v is None else str(v) for v in values]) if text
                   else np.array([np.nan if v is None else np.asarray(v, dtype=np.float64).item() if np.size(v) == 1 else np.nan
                                  for v in values]))
+        out[k].attrs = {"long_name": k.replace("_", " "), "description": f"the {k!r} attr of each run (absent: NaN or '')"}
+    out[dim].attrs = {"long_name": "run", "description": "label of each combined result (its method, numbered if repeated)"}
     for v in shared:
         out[v] = first[v]
     if "method" in out.data_vars:

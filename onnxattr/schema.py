@@ -10,7 +10,7 @@ input, the SR output and the HR image: LR pixel i -> (i + 0.5) s; SR pixel j of 
 side s n + c -> j + 0.5 - c / 2; HR pixel k -> k + 0.5. Columns (``x``, ``X``) grow to the right;
 rows (``y``, ``Y``) are stored as negative heights, -(row centre), so that y grows upward as on a
 plot and xarray's ``.plot()`` draws images upright; ``-ds.y`` is the distance below the top edge.
-LR and SR maps of one run therefore overlay and align by label (``ds.saliency.interp_like(ds.output)``).
+LR and SR maps of one run therefore overlay and align by label (``ds.saliency.interp(y=ds.Y, x=ds.X)``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,13 @@ COORDS: dict[str, Entry] = {
     "x": Entry(("x",), "LR column", HR_PX, f"LR pixel i at (i + 0.5) * scale: {_COL}"),
     "Y": Entry(("Y",), "SR row", HR_PX, f"SR pixel j at -(j + 0.5 - offset / 2): {_ROW}"),
     "X": Entry(("X",), "SR column", HR_PX, f"SR pixel j at j + 0.5 - offset / 2: {_COL}"),
+    "window_x": Entry(("window",), "window left column", HR_PX,
+                      "column of the window's top-left pixel in the HR frame (pixel k spans k .. k + 1); window_x_sr - offset / 2"),
+    "window_y": Entry(("window",), "window top row", HR_PX,
+                      "row of the window's top-left pixel in the HR frame (it spans -y = k .. k + 1 of the coordinates)"),
+    "window_size": Entry(("window",), "window side", "1", "side of the square window, pixels (the same in both frames)"),
+    "window_x_sr": Entry(("window",), "window left column in the output", "1", "column of the window's top-left pixel, SR output pixels"),
+    "window_y_sr": Entry(("window",), "window top row in the output", "1", "row of the window's top-left pixel, SR output pixels"),
     "step": Entry(("step",), "path step", "1", "i of the path point x_i; 0 is the baseline", ("lam",), optional=True),
     "layer": Entry(("layer",), "explained layer", "", "fx node name of each explained layer", ("glam",)),
     "op_type": Entry(("layer",), "ONNX op type", "", "op type of each explained layer", ("glam",)),
@@ -65,29 +72,42 @@ COORDS: dict[str, Entry] = {
 
 _LR = ("channel", "y", "x")
 _SR = ("channel", "Y", "X")
+_WLR = ("window", *_LR)
+_W = ("window",)
 VARIABLES: dict[str, Entry] = {
     "input": Entry(_LR, "LR input", "1", "the image fed to the model, in [0, 1]"),
     "output": Entry(_SR, "SR output", "1", "the model's output for the input, in [0, 1] units"),
     "hr": Entry(_SR, "HR image", "1", "the HR image (--hr) cropped to the SR output's frame", optional=True),
-    "attribution": Entry(_LR, "attribution", "1", "signed contribution of each input value to the target"),
-    "saliency": Entry(("y", "x"), "saliency", "1", "|sum over channels of attribution| / max (LAM's display map)"),
+    "attribution": Entry(_WLR, "attribution", "1", "signed contribution of each input value to the window's target"),
+    "saliency": Entry(("window", "y", "x"), "saliency", "1", "|sum over channels of attribution| / max (LAM's display map)"),
     "baseline": Entry(_LR, "baseline image", "1",
                       "the reference input the attribution is measured from: LAM's path start x_0, L2X's x_ref",
                       ("lam", "l2x"), optional=True),
-    "path_objective": Entry(("step",), "gradient detector along the path", "1",
+    "path_objective": Entry(("window", "step"), "gradient detector along the path", "1",
                             "D(F(x_i)) at each path point, i = 0 the baseline", ("lam",), optional=True),
-    "attribution_pos": Entry(_LR, "positive-part attribution R+", "1", "contributions of inputs above the baseline", ("l2x",)),
-    "attribution_neg": Entry(_LR, "negative-part attribution R-", "1", "contributions of inputs below the baseline", ("l2x",)),
+    "attribution_pos": Entry(_WLR, "positive-part attribution R+", "1", "contributions of inputs above the baseline", ("l2x",)),
+    "attribution_neg": Entry(_WLR, "negative-part attribution R-", "1", "contributions of inputs below the baseline", ("l2x",)),
     **{
-        f"{view}{part}": Entry(("Y", "X"), f"GL-AM {view} {name}", "1", f"{desc} of the {view} view, scaled to [0, 1]", ("glam",))
+        f"{view}{part}": Entry(("window", "Y", "X") if view == "local" else ("Y", "X"), f"GL-AM {view} {name}", "1", f"{desc} of the {view} view, scaled to [0, 1]", ("glam",))
         for view in ("local", "global")
         for part, name, desc in (("", "sum", "sum over layers"), ("_consensus", "consensus", "layer consensus"),
                                  ("_variation", "variation", "variation across layers"))
     },
-    "local_layers": Entry(("layer", "Y", "X"), "GL-AM local map per layer", "1",
+    "local_layers": Entry(("window", "layer", "Y", "X"), "GL-AM local map per layer", "1",
                           "each layer's local (window) map in the SR frame, / max", ("glam",)),
     "global_layers": Entry(("global_layer", "Y", "X"), "GL-AM global map per layer pair", "1",
                            "each consecutive layer pair's global map in the SR frame, / max", ("glam",)),
+    # the per-window checks
+    "diffusion_index": Entry(_W, "diffusion index", "1", "Gini-based spread of the saliency over the LR image (LAM's DI)", ("lam", "glam")),
+    "gini": Entry(_W, "Gini index", "1", "Gini index of the saliency", ("lam",)),
+    "completeness_error": Entry(_W, "completeness error", "1",
+                                "|sum A - (t(x) - t(baseline))| / |t(x) - t(baseline)|; NaN for the plain gradient", ("lam", "l2x")),
+    "objective_input": Entry(_W, "gradient detector at the input", "1", "D(F(x)) of the window", ("lam",)),
+    "objective_baseline": Entry(_W, "gradient detector at the baseline", "1", "D(F(x_0)); NaN for the plain gradient", ("lam",)),
+    "target_value": Entry(_W, "target at the input", "1", "t(x): the explained number of the window", ("l2x",)),
+    "target_reference_value": Entry(_W, "target at the baseline", "1", "t(x_ref)", ("l2x",)),
+    "attribution_sum": Entry(_W, "sum of the attribution", "1", "sum of R over channels and pixels", ("l2x",)),
+    "attributed_share": Entry(_W, "attributed pixel share (local)", "1", "share of LR pixels with local attribution > 0", ("glam",)),
 }
 
 _MI = ("model", "image")
@@ -139,9 +159,7 @@ STUDY_VARIABLES: dict[str, Entry] = {
 ATTRS: dict[str, str] = {
     "schema_version": "version of this layout (onnxattr.schema.SCHEMA_VERSION)",
     "method": "lam, l2x or glam",
-    "window_x": "window: left column, SR pixels",
-    "window_y": "window: top row, SR pixels",
-    "window_size": "window: side, SR pixels",
+    "window_frame": "frame the windows were given in: hr (HR-image pixels) or sr (output pixels)",
     "model_file": "model file name",
     "model_sha256": "SHA-256 of the model file",
     "scale": "integer scale s of the model (output side = s * input side + offset)",
@@ -160,7 +178,8 @@ ATTRS: dict[str, str] = {
 STUDY_ATTRS = ("schema_version", "method", "attribution_method", "window_x", "window_y", "window_size", "window_frame",
                "hr", "cka_debiased", "cka_features", "masking_seeds", "scheduler", "onnxattr_version")
 
-# method -> attrs that say how far to trust its result, with a short label (CLI summary).
+# method -> the (per-window) variables or attrs that say how far to trust its result, with a short label
+# (CLI summary).
 CHECKS: dict[str, dict[str, str]] = {
     "lam": {"diffusion_index": "diffusion index", "gini": "Gini", "completeness_error": "completeness error"},
     "l2x": {"completeness_error": "completeness error", "target_value": "target", "target_reference_value": "target at baseline"},
@@ -212,9 +231,9 @@ def problems(ds: Any) -> list[str]:
             if ds[name].attrs.get(key) != value:
                 out.append(f"{name}: attr {key} is {ds[name].attrs.get(key)!r}")
     out += [f"{name}: not in the schema" for name in ds.variables if name not in table]
-    required = STUDY_ATTRS if method == "compare" else [*ATTRS, *CHECKS[method]]
+    required = STUDY_ATTRS if method == "compare" else [*ATTRS, *(c for c in CHECKS[method] if c not in table)]
     out += [f"attr {a}: missing" for a in required if a not in ds.attrs]
-    out += [f"attr {a}: 'none' string (missing values are left out)" for a, v in ds.attrs.items() if isinstance(v, str) and v == "none"]
+    out += [f"attr {a}: 'none' string (unset values are left out)" for a, v in ds.attrs.items() if isinstance(v, str) and v == "none"]
     if ds.attrs.get("schema_version") != SCHEMA_VERSION:
         out.append(f"schema_version {ds.attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}")
     return out

@@ -22,7 +22,7 @@ from onnxattr.plot import draw, show
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "samples" / "waifu2x-upconv7-x2.ts17.onnx"
-WINDOW = (6, 6, 8)  # SR pixels of the 32x32 crop's 36x36 output
+WINDOW = (20, 20, 8)  # HR frame: (6, 6) of the 32x32 crop's 36x36 output (offset -28)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,11 @@ def test_three_methods_combine_along_run(runs, tmp_path):
         assert float(ds.elapsed_s.sel(run=run)) == one.attrs["elapsed_s"]
     assert ds.output.dims == ("channel", "Y", "X")  # kept once: the runs' outputs differ by ~1e-6
     assert float(abs(runs[0].output - runs[1].output).max()) < 1e-4
-    assert np.isnan(ds.diffusion_index.sel(run="l2x")) and float(ds.diffusion_index.sel(run="lam")) == runs[0].attrs["diffusion_index"]
+    assert np.isnan(ds.diffusion_index.sel(run="l2x")).all()
+    assert ds.diffusion_index.sel(run="lam").item() == runs[0]["diffusion_index"].item()
+    assert ds.attribution.dims == ("run", "window", "channel", "y", "x")
     assert ds.attrs["model_sha256"] == runs[0].attrs["model_sha256"] and "method" not in ds.attrs
+    assert all(ds[name].attrs.get("long_name") for name in ds.variables)
     back = onnxattr.load(onnxattr.save(ds, tmp_path / "runs.nc"))
     xr.testing.assert_identical(back.saliency, ds.saliency)
 
@@ -100,7 +103,8 @@ def test_cli_summary_json_and_quiet(image_file, tmp_path):
     summary = json.loads(res.stdout)
     assert summary["method"] == "lam" and summary["files"] == [str(tmp_path / "b.nc")]
     ds = onnxattr.load(tmp_path / "b.nc")
-    assert summary["checks"]["diffusion index"] == pytest.approx(ds.attrs["diffusion_index"])
+    assert summary["checks"]["diffusion index"] == pytest.approx(ds["diffusion_index"].item())
+    assert summary["windows"] == [list(WINDOW)]
     assert summary["batch_size"] == ds.attrs["batch_size"] and summary["elapsed_s"] > 0
     res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "c.nc"), "--quiet"])
     assert res.exit_code == 0 and res.stderr == "" and res.stdout == ""

@@ -16,7 +16,7 @@ from onnxattr.schema import COORDS, SCHEMA_VERSION, STUDY_COORDS, STUDY_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "samples" / "waifu2x-upconv7-x2.ts17.onnx"  # x2, offset -28
-WINDOW = (6, 6, 8)
+WINDOW = (20, 20, 8)  # HR frame
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +61,11 @@ def test_lr_and_sr_coordinates_share_the_hr_frame(runs):
         return float(np.corrcoef(lr.values.ravel(), sr_y.values.ravel())[0, 1])
     assert corr(0.0) > 0.95 and corr(0.0) > corr(2.0) + 0.02 and corr(0.0) > corr(-2.0) + 0.02
     # an LR map and an SR map of one run align by label: the window in both frames
-    win = slice(-(ds.attrs["window_y"] - c / 2), -(ds.attrs["window_y"] + ds.attrs["window_size"] - c / 2))
-    assert ds.output.sel(Y=win).sizes["Y"] == ds.attrs["window_size"]
-    assert ds.saliency.sel(y=win).sizes["y"] == ds.attrs["window_size"] // s
+    y0, size = float(ds.window_y[0]), int(ds.window_size[0])
+    win = slice(-y0, -(y0 + size))  # the window's rows in the frame: HR-frame window coordinates need no offset
+    rows = ds.output.sel(Y=win).Y.values
+    np.testing.assert_array_equal(rows, -(ds.window_y_sr.values[0] + np.arange(size) + 0.5 - c / 2))
+    assert ds.saliency.sel(y=win).sizes["y"] == size // s
 
 
 def test_xarray_plots_images_upright(runs):
@@ -77,10 +79,11 @@ def test_xarray_plots_images_upright(runs):
 def test_baseline_has_one_name(runs):
     assert "baseline" in runs["lam"] and "baseline" in runs["l2x"] and "reference" not in runs["l2x"]
     both = onnxattr.combine([runs["lam"], runs["l2x"]])
-    assert both.baseline.dims == ("run", "channel", "y", "x")
+    assert both.baseline.dims == ("run", "channel", "y", "x") and both.attribution.dims[:2] == ("run", "window")
 
 
 def test_tables_cover_their_dims():
-    for table, coords in ((VARIABLES, COORDS), (STUDY_VARIABLES, STUDY_COORDS)):
+    # every dim is a coordinate of the table, but ``window``, which has no index (runs concatenate along it)
+    for table, coords in ((VARIABLES, {**COORDS, "window": None}), (STUDY_VARIABLES, STUDY_COORDS)):
         for name, entry in table.items():
             assert set(entry.dims) <= set(coords), (name, entry.dims)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+import numpy as np
 import torch
 
 from ..errors import OnnxAttrError
@@ -23,6 +24,8 @@ from ..image import crop, downscale, read_image
 from ..model import SRModel, load_model
 from ..results import save
 from ..schema import CHECKS
+from ..target import FRAMES, Grid
+from ..windowfile import check_duplicates, read_windows, rows_for_images
 
 
 @dataclass
@@ -48,8 +51,50 @@ def model_options(f: Callable) -> Callable:
     return f
 
 
+def window_options(f: Callable) -> Callable:
+    """--window X Y SIZE (repeatable), --windows FILE, --grid SIZE [--stride S], --frame hr|sr."""
+    f = click.option(
+        "--frame", type=click.Choice(FRAMES), default="hr", show_default=True,
+        help="Frame of --window/--windows/--pixel: hr = HR-image pixels (LR x scale), sr = output pixels.",
+    )(f)
+    f = click.option("--stride", type=int, default=None, metavar="S", help="Step between --grid windows [default: SIZE].")(f)
+    f = click.option("--grid", type=int, default=None, metavar="SIZE", help="Windows of side SIZE tiling the whole output.")(f)
+    f = click.option("--windows", "windows_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                     help="CSV of windows: x,y,size[,image] per row.")(f)
+    f = click.option(
+        "--window", "window", nargs=3, type=int, multiple=True, metavar="X Y SIZE",
+        help="Window: column, row, side of the top-left corner (repeatable).",
+    )(f)
+    return f
+
+
+def window_spec(
+    window: tuple[tuple[int, int, int], ...], windows_file: str | None, grid: int | None, stride: int | None,
+    image_path: str | None = None,
+) -> list[tuple[int, int, int]] | Grid | None:
+    """What --window/--windows/--grid/--stride ask for, as the API's ``window`` argument (None: none given).
+
+    Rows of a windows file with an image column must name ``image_path``."""
+    if stride is not None and grid is None:
+        raise OnnxAttrError("--stride needs --grid SIZE (the stride steps the grid's windows)")
+    if grid is not None:
+        if window or windows_file:
+            raise OnnxAttrError("--grid tiles the whole output: drop --window/--windows, or drop --grid")
+        return Grid(grid, stride)
+    spec = [tuple(w) for w in window]
+    if windows_file is not None:
+        rows = read_windows(windows_file)
+        if image_path is not None:
+            rows_for_images(rows, [image_path], windows_file, flag="IMAGE")
+        else:
+            check_duplicates(rows, windows_file)
+        spec += [r.window for r in rows]
+    return spec or None
+
+
 def method_options(f: Callable) -> Callable:
-    """MODEL IMAGE --window X Y SIZE [--hr] [--crop X Y] -o OUT.nc plus the model options."""
+    """MODEL IMAGE [--window X Y SIZE ... | --windows FILE | --grid SIZE] [--frame hr|sr] [--hr] [--crop X Y]
+    -o OUT.nc plus the model options."""
     f = click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Result .nc file.")(f)
     f = click.option(
         "--crop",
@@ -60,9 +105,7 @@ def method_options(f: Callable) -> Callable:
         help="Crop the LR image at column X, row Y to the model's fixed input size.",
     )(f)
     f = click.option("--hr", is_flag=True, help="IMAGE is HR: make the LR input by bicubic downscaling and keep the HR.")(f)
-    f = click.option(
-        "--window", nargs=3, type=int, required=True, metavar="X Y SIZE", help="Output window: column, row, side (SR px)."
-    )(f)
+    f = window_options(f)
     f = model_options(f)
     f = click.argument("image", type=click.Path(dir_okay=False))(f)
     f = click.argument("model", type=click.Path(dir_okay=False))(f)
@@ -158,15 +201,25 @@ def _number(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
 
 
+def _values(v: Any) -> str:
+    """One number, or the range of a per-window list."""
+    if not isinstance(v, list):
+        return _number(v)
+    finite = [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)]
+    return f"{_number(min(finite))} .. {_number(max(finite))} over {len(v)} windows" if finite else "n/a"
+
+
 def summary_text(summary: dict[str, Any]) -> str:
     """The stderr lines: what ran, the method's checks, times and batch size, files written."""
     lines = []
     if "model" in summary:
-        window = summary.get("window")
-        lines.append(f"{summary['command']}: {summary['model']}" + (f", window {tuple(window)}" if window else ""))
+        windows = summary.get("windows") or ([summary["window"]] if summary.get("window") else [])
+        where = (f", window {tuple(windows[0])} (HR px)" if len(windows) == 1 else
+                 f", {len(windows)} windows" if windows else "")
+        lines.append(f"{summary['command']}: {summary['model']}{where}")
     checks = summary.get("checks") or {}
     if checks:
-        lines.append("  " + " | ".join(f"{label} {_number(v)}" for label, v in checks.items()))
+        lines.append("  " + " | ".join(f"{label} {_values(v)}" for label, v in checks.items()))
     for model, values in (summary.get("per_model") or {}).items():
         lines.append(f"  {model}: " + " | ".join(f"{label} {_number(v)}" for label, v in values.items()))
     timing = []
@@ -181,15 +234,28 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
-    """The summary of one method's result: its checks (``schema.CHECKS``), time, batch size, files."""
+    """The summary of one method's result: its checks (``schema.CHECKS``; per-window ones as one value
+    per window), the windows (HR frame), time, batch size, files."""
     a = ds.attrs
     method = str(a.get("method", command))
+    checks: dict[str, Any] = {}
+    for name, label in CHECKS.get(method, {}).items():
+        if name in ds.data_vars:
+            values = [float(v) for v in np.atleast_1d(ds[name].values)]
+            checks[label] = values[0] if len(values) == 1 else values
+        elif name in a:
+            checks[label] = a[name]
+    windows = None
+    if "window_size" in ds.coords:
+        windows = [[float(ds.window_x[k]), float(ds.window_y[k]), int(ds.window_size[k])] for k in range(ds.sizes["window"])]
+        windows = [[int(v) if float(v).is_integer() else v for v in w] for w in windows]
     summary: dict[str, Any] = {
         "command": command,
         "method": method,
         "model": a.get("model_file"),
-        "window": [int(a[k]) for k in ("window_x", "window_y", "window_size") if k in a] or None,
-        "checks": {label: a[name] for name, label in CHECKS.get(method, {}).items() if name in a},
+        "windows": windows,
+        "window_frame": "hr" if windows else None,
+        "checks": checks,
         "elapsed_s": float(a["elapsed_s"]) if "elapsed_s" in a else None,
         "batch_size": a.get("batch_size"),
         "files": [str(p) for p in files],
@@ -205,18 +271,21 @@ def finish(ds: Any, out: Path) -> list[Path]:
 def method_command(name: str, help: str) -> Callable:
     """Decorator for a method command: adds the shared options and turns the function into a click command.
 
-    The wrapped function gets ``inputs: Inputs``, ``window`` and ``progress`` (False with ``--quiet``)
-    plus its own options and returns the Dataset; the command writes it and reports (``reported``).
+    The wrapped function gets ``inputs: Inputs``, the API ``window`` argument (``window_spec``), ``frame``
+    and ``progress`` (False with ``--quiet``) plus its own options and returns the Dataset; the command
+    writes it and reports (``reported``).
     """
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
-        def run(model, image, window, hr, crop, out, device, value_range, no_verify, quiet, **kw):
+        def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, value_range, no_verify, quiet,
+                **kw):
             out_path = check_output_path(out)
+            spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop
             )
-            ds = f(inputs, tuple(window), progress=not quiet, **kw)
+            ds = f(inputs, spec, frame=frame, progress=not quiet, **kw)
             return result_summary(ds, name, finish(ds, out_path))
 
         return click.command(name=name, help=help)(method_options(reported(run)))

@@ -18,11 +18,13 @@ from .common import check_output_path, reported
 @click.option("--dpi", default=DEFAULT_DPI, show_default=True, type=click.IntRange(min=10), help="Resolution of PNG output.")
 @click.option("--panels", default=None, metavar="A,B,...", help="Panels to draw, in order (e.g. input,saliency,sr; grid,cka for a study).")
 @click.option("--cmap", default=None, help="matplotlib colormap for the attribution maps (default: the method's own).")
+@click.option("--window-index", "window", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Which window of a result with several (its position along the window dim).")
 @reported
-def command(result, out, style, dpi, panels, cmap, quiet) -> dict:
+def command(result, out, style, dpi, panels, cmap, window, quiet) -> dict:
     """Draw the figure for a result written by onnxattr."""
     path = check_output_path(out, FORMATS)
     ds = load(result)
     names = [p.strip() for p in panels.split(",") if p.strip()] if panels else None
-    files = show(ds, path, style=style, dpi=dpi, panels=names, cmap=cmap)
+    files = show(ds, path, style=style, dpi=dpi, panels=names, cmap=cmap, window=window)
     return {"command": "show", "method": str(ds.attrs.get("method")), "style": style, "files": [str(p) for p in files]}

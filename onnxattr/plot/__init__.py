@@ -39,12 +39,24 @@ def _check_cmap(cmap: str | None) -> None:
         raise OnnxAttrError(f"colormap {cmap!r} unknown; use a matplotlib name such as viridis, magma, seismic")
 
 
-def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None = None, cmap: str | None = None) -> Figure:
-    """The figure for a result, chosen by its ``method`` attr (a study: all its figures on one page)."""
+def one_window(ds: xr.Dataset, window: int = 0) -> xr.Dataset:
+    """Window ``window`` (an index along the ``window`` dim) of a method result; a study as it is."""
+    if ds.attrs.get("method") != "compare" and "window" in ds.dims:
+        if not 0 <= window < ds.sizes["window"]:
+            raise OnnxAttrError(f"window {window} does not exist: the result has {ds.sizes['window']} (0..{ds.sizes['window'] - 1})")
+        return ds.isel(window=window)
+    return ds
+
+
+def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None = None, cmap: str | None = None,
+         window: int = 0) -> Figure:
+    """The figure for a result, chosen by its ``method`` attr: of a method result, the figure of window
+    ``window`` (an index along the ``window`` dim); of a study, all its figures on one page."""
     _check_cmap(cmap)
     st = style_of(style)
+    module = _module(ds)
     with matplotlib.rc_context(st.rc()):
-        return _module(ds).draw(ds, st, panels, cmap)
+        return module.draw(one_window(ds, window), st, panels, cmap)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, style: str = "overview") -> Path:
@@ -64,14 +76,15 @@ def show(
     dpi: int = DEFAULT_DPI,
     panels: Sequence[str] | None = None,
     cmap: str | None = None,
+    window: int = 0,
 ) -> list[Path]:
-    """Draw ``ds`` and save it to ``path``; the files written. A study in the paper style gives one
+    """Draw ``ds`` (window ``window`` of a method result) and save it to ``path``; the files written. A study in the paper style gives one
     column-wide figure per panel (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), as ``plot.compare.save_figures``."""
     module = _module(ds)
     if style == "paper" and hasattr(module, "save_figures"):
         _check_cmap(cmap)
         return module.save_figures(ds, path, style=style, dpi=dpi, panels=panels, cmap=cmap)
-    return [save_figure(draw(ds, style, panels, cmap), path, dpi, style)]
+    return [save_figure(draw(ds, style, panels, cmap, window), path, dpi, style)]
 
 
 __all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "save_figure", "show"]

@@ -62,12 +62,12 @@ def as_rgb(da: xr.DataArray | np.ndarray) -> np.ndarray:
 
 
 def window_sr(ds: xr.Dataset) -> tuple[float, float, float]:
-    """(x, y, size) of the window in SR pixels."""
-    return float(ds.attrs["window_x"]), float(ds.attrs["window_y"]), float(ds.attrs["window_size"])
+    """(x, y, size) of the window of a one-window result (``ds.isel(window=k)``) in SR pixels."""
+    return float(ds["window_x_sr"]), float(ds["window_y_sr"]), float(ds["window_size"])
 
 
 def window_lr(ds: xr.Dataset) -> tuple[float, float, float]:
-    """The window in LR pixels: (X - c/2) / s, with output side = s * input side + c."""
+    """The window in LR pixels: HR-frame position / s, i.e. (X - c/2) / s with output side s n + c."""
     s, c = float(ds.attrs["scale"]), float(ds.attrs.get("offset", 0))
     x, y, size = window_sr(ds)
     return (x - c / 2) / s, (y - c / 2) / s, size / s
@@ -163,11 +163,13 @@ def choose(panels: dict[str, Panel], wanted: Sequence[str] | None, default: Sequ
     return [panels[p] for p in names]
 
 
-def hr_panels(ds: xr.Dataset, x: int, y: int, size: int) -> dict[str, Panel]:
-    """SR crop of the window and, when the result has ``hr``, the HR crop with PSNR (SR vs HR)."""
-    out = {"sr": Panel(f"SR window {size}px", as_rgb(ds["output"])[y: y + size, x: x + size], framed=True)}
+def hr_panels(ds: xr.Dataset, x: int, y: int, size: int, short: bool = False) -> dict[str, Panel]:
+    """SR crop of the window and, when the result has ``hr``, the HR crop with the SR output's PSNR
+    (Y channel, whole image, vs HR)."""
+    out = {"sr": Panel("SR" if short else f"SR window {size}px", as_rgb(ds["output"])[y: y + size, x: x + size], framed=True)}
     if "hr" in ds:
         psnr = ds.attrs.get("psnr_y", ds.attrs.get("psnr"))
-        note = f", SR {float(psnr):.2f} dB" if psnr is not None and np.isfinite(float(psnr)) else ""
-        out["hr"] = Panel(f"HR window{note}", as_rgb(ds["hr"])[y: y + size, x: x + size], framed=True)
+        note = f"{float(psnr):.2f} dB" if psnr is not None and np.isfinite(float(psnr)) else ""
+        title = f"HR (SR {note})" if short else f"HR window, SR PSNR-Y {note}"
+        out["hr"] = Panel(title if note else "HR", as_rgb(ds["hr"])[y: y + size, x: x + size], framed=True)
     return out

@@ -89,9 +89,9 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     for ax, p in zip(axes, chosen):
         if p.title == "" and p.data.shape == (1, 1, 3):
             ax.set_axis_off()
-    di = float(ds.attrs["diffusion_index"])
-    share, gshare = 100 * float(ds.attrs["attributed_share"]), 100 * float(ds.attrs["global_attributed_share"])
+    di = float(ds["diffusion_index"])
+    share, gshare = 100 * float(ds["attributed_share"]), 100 * float(ds.attrs["global_attributed_share"])
     fig.suptitle(f"GL-AM  DI {di:.2f}, attributed {share:.0f}% local, {gshare:.0f}% global" if paper else (
-        f"GL-AM  {ds.attrs['model_file']}   window ({ds.attrs['window_x']}, {ds.attrs['window_y']}, {ds.attrs['window_size']})"
+        f"GL-AM  {ds.attrs['model_file']}   window ({int(ds.window_x)}, {int(ds.window_y)}, {int(ds.window_size)}, HR px)"
         f"   DI = {di:.2f}   attributed pixels: local {share:.1f}%, global {gshare:.1f}%   variation: {ds.attrs['variation']}"))
     return fig

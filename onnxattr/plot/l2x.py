@@ -40,8 +40,8 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     paper = style.name == "paper"
     maps = {
         "total": ("R" if paper else "L2X attribution R", _channel_sum(ds["attribution"])),
-        "positive": ("R+" if paper else "R+  (pixels brighter than reference)", _channel_sum(ds["attribution_pos"])),
-        "negative": ("R-" if paper else "R-  (pixels darker than reference)", _channel_sum(ds["attribution_neg"])),
+        "positive": ("R+" if paper else "R+ (x > baseline)", _channel_sum(ds["attribution_pos"])),
+        "negative": ("R-" if paper else "R- (x < baseline)", _channel_sum(ds["attribution_neg"])),
     }
     limit = float(np.abs(np.stack([v for _, v in maps.values()])).max()) or 1.0
     norm = SymLogNorm(linthresh=limit * 10.0**-DECADES, vmin=-limit, vmax=limit, base=10)
@@ -54,14 +54,14 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
         "input": Panel("LR input" if paper else f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)", lr, window=win),
         **{k: Panel(title, v, cmap=cmap or CMAP, norm=norm, label=label, window=win, group="R", ticks=ticks,
                     tick_labels=[f"{t:.1g}" for t in ticks]) for k, (title, v) in maps.items()},
-        **hr_panels(ds, x, y, size),
+        **hr_panels(ds, x, y, size, short=paper),
     }
     chosen = choose(available, panels, DEFAULT[style.name])
     cols = min(len(chosen), 4 if paper else style.max_columns)
     fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.4 if paper else 0.7)
     draw_panels(fig, chosen, style, cols)
-    delta = float(ds.attrs["target_value"]) - float(ds.attrs["target_reference_value"])
-    comp = float(ds.attrs["completeness_error"])
+    delta = float(ds["target_value"]) - float(ds["target_reference_value"])
+    comp = float(ds["completeness_error"])
     fig.suptitle(f"L2X  t(x) - t(x_ref) = {delta:.3g}, completeness {comp:.1g}" if paper else (
         f"{ds.attrs['model_file']}   L2X target {ds.attrs.get('target')}: t(x) - t(x_ref) = {delta:.4g}   "
         f"completeness error {comp:.2g}   reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}"))

@@ -63,13 +63,13 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
                           sal, cmap=cmap or SALIENCY_CMAP, norm=Normalize(0, 1), label="|sum_c A| / max", window=win_lr,
                           ticks=[0, 0.5, 1]),
         "aoi": Panel("area of interest" if paper else "area of interest (KDE)", blend, window=tuple(v * scale for v in win_lr)),
-        **hr_panels(ds, x, y, size),
+        **hr_panels(ds, x, y, size, short=paper),
     }
     chosen = choose(available, panels, DEFAULT[style.name])
     cols = min(len(chosen), 4 if paper else style.max_columns)
     fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.35 if paper else 0.6)
     draw_panels(fig, chosen, style, cols)
-    di, comp = float(ds.attrs["diffusion_index"]), float(ds.attrs["completeness_error"])
+    di, comp = float(ds["diffusion_index"]), float(ds["completeness_error"])
     title = f"LAM  DI {di:.2f}" if paper else (
         f"{ds.attrs['model_file']}   DI = {di:.2f}   completeness error {comp:.2g}")
     fig.suptitle(title)

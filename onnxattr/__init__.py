@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "SRModel": "model", "load_model": "model",
     "Window": "target", "Grid": "target", "compare": "compare", "glam": "glam", "read_image": "image", "l2x": "l2x", "lam": "lam",
-    "load": "results", "save": "results",
+    "load": "results", "save": "results", "combine": "results",
+    "load_study": "compare", "save_study": "compare",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -49,12 +50,12 @@ sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:
-    from .compare import compare
+    from .compare import compare, load_study, save_study
     from .errors import OnnxAttrError, UnsupportedOpError
     from .glam import glam
     from .image import read_image
     from .l2x import l2x
     from .lam import lam
     from .model import SRModel, load_model
-    from .results import load, save
+    from .results import combine, load, save
     from .target import Grid, Window

@@ -39,7 +39,8 @@ from .errors import OnnxAttrError
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
-from .results import _attr_value, versions
+from .results import attrs_of, versions
+from .schema import SCHEMA_VERSION, describe
 from .target import FRAMES, Window, WindowSpec, align_hr, as_windows, check_window, hr_shift
 from .windowfile import image_matches
 
@@ -178,6 +179,18 @@ def check_windows(
             for win in windows[path]:
                 label = f"{Path(i.path).name} on {name}: window x={win.x} y={win.y} size={win.size} ({frame.upper()} frame)"
                 check_window(sr_window(win, i.offset, frame), i.scale * h + i.offset, i.scale * w + i.offset, label)
+
+
+def require_study_extra(*modules: str) -> None:
+    """One clear line when an optional package of the ``study`` extra (dask, distributed, zarr) is missing."""
+    from importlib.util import find_spec
+
+    missing = [m for m in modules if find_spec(m) is None]
+    if missing:
+        raise OnnxAttrError(
+            f"studies need {' and '.join(missing)}, which come with the 'study' extra; "
+            "install it with: pip install 'onnxattr[study]'"
+        )
 
 
 def _method(name: str) -> Callable[..., xr.Dataset]:
@@ -396,6 +409,8 @@ def assemble(
         for q in QUALITY:
             data[q] = (mi, np.array([[r["quality"][q] for r in row] for row in results]))
     models = [Path(i.path).name for i in infos]
+    h, w = data["input"][1].shape[-2:]
+    scales = np.array([i.scale for i in infos], dtype=np.float64)[:, None]
     ds = xr.Dataset(
         data,
         coords={
@@ -403,12 +418,18 @@ def assemble(
             "model2": models,
             "image": _image_names(images),
             "channel": ["Y"] if c == 1 else ["R", "G", "B"] if c == 3 else [str(j) for j in range(c)],
+            "y": np.arange(h),
+            "x": np.arange(w),
+            "lr_y": (("model", "y"), -(np.arange(h) + 0.5) * scales),
+            "lr_x": (("model", "x"), (np.arange(w) + 0.5) * scales),
+            "wy": -(np.arange(data["sr_crop"][1].shape[-2]) + 0.5),
+            "wx": np.arange(data["sr_crop"][1].shape[-1]) + 0.5,
             **{d: curve[d].values for d in curve["psnr"].dims},
             **_window_coords(windows, images, k),
         },
     )
-    ds.attrs = {key: _attr_value(v) for key, v in {**attrs, "masking_seeds": curve.attrs["seeds"]}.items()}
-    return ds
+    ds.attrs = attrs_of({"schema_version": SCHEMA_VERSION, **attrs, "masking_seeds": curve.attrs["seeds"]})
+    return describe(ds, study=True)
 
 
 # ------------------------------------------------------------------------- API
@@ -447,6 +468,7 @@ def compare(
     reference, order, ratio (masking). See docs/compare.md for the variables.
     """
     _method(method)
+    require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
     if not models or not images:
         raise OnnxAttrError("compare needs at least one model and one image")
     model_paths = [str(m) for m in models]
@@ -496,6 +518,7 @@ def save_study(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".zarr":
         raise OnnxAttrError(f"study path {str(path)!r} should end in .zarr; pick a name like study.zarr")
+    require_study_extra("zarr")
     folder = existing_folder(path, "study")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
     old = folder / f".{path.name}.old"
@@ -515,5 +538,6 @@ def load_study(path: str | os.PathLike) -> xr.Dataset:
     path = Path(path)
     if not path.is_dir():
         raise OnnxAttrError(f"study {str(path)!r} not found; pass a .zarr store written by save_study")
+    require_study_extra("zarr")
     with xr.open_zarr(path, consolidated=True) as ds:
         return ds.load()

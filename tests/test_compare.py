@@ -7,14 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 from click.testing import CliRunner
 
+import onnxattr
 from onnxattr import OnnxAttrError, compare, load_model, read_image
 from onnxattr.cli import cli
 from onnxattr.compare import load_study, save_study
 from onnxattr.image import downscale
 from onnxattr.metrics import cka_matrix, psnr
 from onnxattr.results import load
+from onnxattr.schema import problems
 
 from nets import conv_graph
 
@@ -72,6 +75,7 @@ def test_cli_writes_the_documented_dataset(cli_result):
                                ds.psnr_y, rtol=1e-5)
     assert np.isfinite(ds.cka).all() and np.allclose(np.diag(ds.cka), 1.0)  # over the 3 image x window maps
     assert "wrote" in log
+    assert problems(ds) == []
     for panel in ("grid", "masking", "cka", "scatter"):
         assert out.with_name(f"study-{panel}.png").stat().st_size > 10_000
 
@@ -138,6 +142,21 @@ def test_cka_over_images_and_study_roundtrip(tiny, tmp_path):
     np.testing.assert_array_equal(back.mask_psnr.values, ds.mask_psnr.values)
     with pytest.raises(OnnxAttrError, match="should end in .zarr"):
         save_study(ds, tmp_path / "study.nc")
+    # the documented entry points read and draw the store as well
+    xr.testing.assert_identical(onnxattr.load(path), back)
+    assert problems(back) == [] and problems(ds) == []
+    res = CliRunner().invoke(cli, ["show", str(path), "-o", str(tmp_path / "s.pdf"), "--style", "paper", "--panels", "cka,masking"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.glob("s-*.pdf")) == ["s-cka.pdf", "s-masking.pdf"]
+
+
+def test_missing_study_extra_is_one_line(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "dask" else real(name, *a))
+    with pytest.raises(OnnxAttrError, match=r"pip install 'onnxattr\[study\]'"):
+        compare([CNNS[0]], [HR_IMAGES[0]], (56, 56, 16))
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -350,9 +350,9 @@ def test_dataset_layout_targets_and_positive_negative_split(rectifier):
     ds = l2x(model, image, target="pixel", pixel=(13, 12, 1), sigma=2.0, kernel_size=7).isel(window=0)
     a, pos, neg = (ds[v].values for v in ("attribution", "attribution_pos", "attribution_neg"))
     np.testing.assert_allclose(pos + neg, a, atol=1e-12)
-    dx = ds["input"].values - ds["reference"].values
+    dx = ds["input"].values - ds["baseline"].values
     assert np.all(pos[dx < 0] == 0) and np.all(neg[dx > 0] == 0)
-    np.testing.assert_allclose(ds["reference"].values, blur(image, 2.0, 7)[0].numpy(), atol=1e-7)
+    np.testing.assert_allclose(ds["baseline"].values, blur(image, 2.0, 7)[0].numpy(), atol=1e-7)
     assert float(ds["target_value"]) == pytest.approx(float(ds["output"].values[1, 12, 13]), abs=1e-6)
     assert (ds.attrs["method"], ds.attrs["target"], ds.attrs["kernel_size"]) == ("l2x", "pixel", 7)
     assert float(ds["completeness_error"]) < 1e-6
@@ -379,7 +379,7 @@ def test_cli_writes_netcdf_and_figure(tmp_path):
     assert result.exit_code == 0, result.output
     ds = onnxattr.load(out)
     assert ds.attrs["method"] == "l2x" and ds["completeness_error"].item() < TOL
-    assert set(ds.data_vars) >= {"attribution", "attribution_pos", "attribution_neg", "reference"}
+    assert set(ds.data_vars) >= {"attribution", "attribution_pos", "attribution_neg", "baseline"}
     result = CliRunner().invoke(cli, ["show", str(out), "-o", str(png)])
     assert result.exit_code == 0, result.output
     assert png.stat().st_size > 10_000

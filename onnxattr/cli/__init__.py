@@ -1,7 +1,9 @@
 """The ``onnxattr`` command: one group, one module per command, imported when that command runs.
 
 User errors (``OnnxAttrError``) print one line on stderr and exit with status 2; warnings print
-one line each. A command module defines a click command named ``command``.
+one line each (third-party Deprecation/FutureWarnings are hidden), only while ``main`` runs: the
+package itself never changes warning filters or the matplotlib backend, so API users keep theirs.
+A command module defines a click command named ``command``.
 """
 
 from __future__ import annotations
@@ -55,11 +57,15 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main() -> None:
     """Entry point: run the group; user errors become one line and exit status 2."""
-    warnings.showwarning = _one_line_warning
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    import matplotlib
+
+    matplotlib.use("Agg")  # the CLI only writes files; a Jupyter or GUI session keeps its backend
     try:
-        cli.main(standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            cli.main(standalone_mode=False)
     except OnnxAttrError as err:
         click.echo(f"onnxattr: error: {err}", err=True)
         sys.exit(2)

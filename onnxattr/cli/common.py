@@ -1,4 +1,5 @@
-"""Shared CLI pieces: the options every method takes, input preparation, atomic result writing.
+"""Shared CLI pieces: the options every method takes, input preparation, atomic result writing, and
+the report after a run (``reported``: a summary on stderr, ``--json`` on stdout, ``--quiet``).
 
 The CLI parses and reports; it never computes: every number comes from the Python API.
 """
@@ -6,17 +7,23 @@ The CLI parses and reports; it never computes: every number comes from the Pytho
 from __future__ import annotations
 
 import functools
+import json
+import math
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import click
+import numpy as np
 import torch
 
 from ..errors import OnnxAttrError
 from ..image import crop, downscale, read_image
 from ..model import SRModel, load_model
 from ..results import save
+from ..schema import CHECKS
 from ..target import FRAMES, Grid
 from ..windowfile import check_duplicates, read_windows, rows_for_images
 
@@ -188,31 +195,141 @@ def prepare_inputs(
     return Inputs(model, image, hr_image)
 
 
-def finish(ds: Any, out: Path) -> None:
-    """Write the result atomically and say where it went."""
-    save(ds, out)
-    click.echo(f"wrote {out}", err=True)
+# ---------------------------------------------------------------- the report after a run
+def reported(f: Callable) -> Callable:
+    """Adds ``--json`` and ``--quiet`` to a command whose function returns a summary dict.
+
+    The summary is printed as one JSON object on stdout with ``--json``, else as a few lines on stderr
+    (none with ``--quiet``, which also hides progress bars and warnings). A ``report`` key holds text
+    that belongs on stdout (``inspect``'s table). ``command_s``: the command's wall time.
+    """
+
+    @functools.wraps(f)
+    def run(*args: Any, as_json: bool, quiet: bool, **kw: Any) -> None:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            summary = f(*args, quiet=quiet, **kw)
+        summary["command_s"] = round(time.perf_counter() - t0, 3)
+        report = summary.pop("report", None)
+        if as_json:
+            click.echo(json.dumps(_jsonable(summary), indent=2))
+            return
+        if report is not None:
+            click.echo(report)
+        elif not quiet:
+            click.echo(summary_text(summary), err=True)
+
+    run = click.option("-q", "--quiet", is_flag=True, help="Nothing on stderr but errors: no progress, summary or warnings.")(run)
+    return click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object on stdout.")(run)
+
+
+def _jsonable(v: Any) -> Any:
+    """NaN -> null, numpy scalars and tuples -> plain JSON values."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, str):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v if isinstance(v, (str, int, float, bool)) or v is None else str(v)
+
+
+def _number(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
+
+
+def _values(v: Any) -> str:
+    """One number, or the range of a per-window list."""
+    if not isinstance(v, list):
+        return _number(v)
+    finite = [x for x in v if isinstance(x, (int, float)) and math.isfinite(x)]
+    return f"{_number(min(finite))} .. {_number(max(finite))} over {len(v)} windows" if finite else "n/a"
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """The stderr lines: what ran, the method's checks, times and batch size, files written."""
+    lines = []
+    if "model" in summary:
+        windows = summary.get("windows") or ([summary["window"]] if summary.get("window") else [])
+        where = (f", window {tuple(windows[0])} (HR px)" if len(windows) == 1 else
+                 f", {len(windows)} windows" if windows else "")
+        lines.append(f"{summary['command']}: {summary['model']}{where}")
+    checks = summary.get("checks") or {}
+    if checks:
+        lines.append("  " + " | ".join(f"{label} {_values(v)}" for label, v in checks.items()))
+    for model, values in (summary.get("per_model") or {}).items():
+        lines.append(f"  {model}: " + " | ".join(f"{label} {_number(v)}" for label, v in values.items()))
+    timing = []
+    if "elapsed_s" in summary:
+        timing.append(f"method {summary['elapsed_s']:.2f} s")
+    if summary.get("batch_size") is not None:
+        timing.append(f"batch size {summary['batch_size']}")
+    timing.append(f"command {summary['command_s']:.2f} s")
+    lines.append("  " + ", ".join(timing))
+    lines += [f"  wrote {p}" for p in summary.get("files", [])]
+    return "\n".join(lines)
+
+
+def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
+    """The summary of one method's result: its checks (``schema.CHECKS``; per-window ones as one value
+    per window), the windows (HR frame), time, batch size, files."""
+    a = ds.attrs
+    method = str(a.get("method", command))
+    checks: dict[str, Any] = {}
+    for name, label in CHECKS.get(method, {}).items():
+        if name in ds.data_vars:
+            values = [float(v) for v in np.atleast_1d(ds[name].values)]
+            checks[label] = values[0] if len(values) == 1 else values
+        elif name in a:
+            checks[label] = a[name]
+    windows = None
+    if "window_size" in ds.coords:
+        windows = [[float(ds.window_x[k]), float(ds.window_y[k]), int(ds.window_size[k])] for k in range(ds.sizes["window"])]
+        windows = [[int(v) if float(v).is_integer() else v for v in w] for w in windows]
+    summary: dict[str, Any] = {
+        "command": command,
+        "method": method,
+        "model": a.get("model_file"),
+        "windows": windows,
+        "window_frame": "hr" if windows else None,
+        "checks": checks,
+        "elapsed_s": float(a["elapsed_s"]) if "elapsed_s" in a else None,
+        "batch_size": a.get("batch_size"),
+        "files": [str(p) for p in files],
+    }
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def finish(ds: Any, out: Path) -> list[Path]:
+    """Write the result atomically; the files written."""
+    return [save(ds, out)]
 
 
 def method_command(name: str, help: str) -> Callable:
     """Decorator for a method command: adds the shared options and turns the function into a click command.
 
-    The wrapped function gets ``inputs: Inputs``, the API ``window`` argument (``window_spec``) and ``frame``
-    plus its own options and returns the Dataset.
+    The wrapped function gets ``inputs: Inputs``, the API ``window`` argument (``window_spec``), ``frame``
+    and ``progress`` (False with ``--quiet``) plus its own options and returns the Dataset; the command
+    writes it and reports (``reported``).
     """
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
         def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, value_range, no_verify,
-                channel_order, probe_size, **kw):
+                channel_order, probe_size, quiet, **kw):
             out_path = check_output_path(out)
             spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop,
                 channel_order=channel_order, probe_size=probe_size,
             )
-            finish(f(inputs, spec, frame=frame, **kw), out_path)
+            ds = f(inputs, spec, frame=frame, progress=not quiet, **kw)
+            return result_summary(ds, name, finish(ds, out_path))
 
-        return click.command(name=name, help=help)(method_options(run))
+        return click.command(name=name, help=help)(method_options(reported(run)))
 
     return wrap

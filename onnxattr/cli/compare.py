@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
-from ..compare import METHODS, compare, save_study
+from ..compare import METHODS, compare
 from ..errors import OnnxAttrError
 from ..metrics import DEFAULT_RATIOS
 from ..target import FRAMES
 from ..windowfile import read_windows, rows_for_images
-from .common import check_output_path, finish, model_options
+from .common import check_output_path, finish, model_options, reported
 
 VARIADIC = ("--images",)
 
@@ -92,10 +93,11 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @click.option("--figures", default=None, type=click.Path(dir_okay=False), help="Also write the four figures: FIG.png -> FIG-grid.png ...")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Result .nc (or a .zarr study).")
 @model_options
+@reported
 def command(
     models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
-    device, value_range, no_verify, channel_order, probe_size,
-) -> None:
+    device, value_range, no_verify, channel_order, probe_size, quiet,
+) -> dict:
     """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
     from ..plot import FORMATS
     from ..plot.compare import save_figures
@@ -106,14 +108,33 @@ def command(
     ds = compare(
         list(models), list(images), study_windows(window, windows_file, list(images)), method=method, hr=hr, frame=frame,
         ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler, device=device,
-        value_range=value_range, verify=not no_verify, progress=True, channel_order=channel_order,
+        value_range=value_range, verify=not no_verify, progress=not quiet, channel_order=channel_order,
         probe_size=probe_size, **parse_params(params),
     )
-    if out_path.suffix == ".zarr":
-        save_study(ds, out_path)
-        click.echo(f"wrote {out_path}", err=True)
-    else:
-        finish(ds, out_path)
+    files = finish(ds, out_path)
     if fig_path is not None:
-        for path in save_figures(ds, fig_path):
-            click.echo(f"wrote {Path(path)}", err=True)
+        files += save_figures(ds, fig_path)
+    return study_summary(ds, files)
+
+
+def study_summary(ds: Any, files: list[Path]) -> dict[str, Any]:
+    """Per model: mean diffusion index (and PSNR vs HR, completeness error) over the images and windows."""
+    per_model = {}
+    for model in ds.model.values:
+        m = ds.sel(model=model)
+        values = {"mean DI": float(m.diffusion_index.mean())}
+        if "psnr_y" in ds:
+            values["mean PSNR Y (dB)"] = float(m.psnr_y.mean())
+        if np.isfinite(m.completeness_error.values).any():
+            values["max completeness error"] = float(np.nanmax(m.completeness_error.values))
+        per_model[str(model)] = values
+    return {
+        "command": "compare",
+        "method": ds.attrs["attribution_method"],
+        "model": f"{ds.sizes['model']} models x {ds.sizes['image']} images x {ds.sizes['window']} windows",
+        "windows": [[int(v) for v in w] for w in np.stack([ds[c].values.ravel() for c in ("window_x", "window_y", "window_size")], 1)
+                    if np.isfinite(w).all()],
+        "per_model": per_model,
+        "elapsed_s": float(ds.elapsed_s.sum()),
+        "files": [str(p) for p in files],
+    }

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import click
 
 from ..l2x import rule_coverage
-from .common import load, model_options
+from .common import load, model_options, reported
 
 
 def describe(model) -> dict:
@@ -50,10 +49,10 @@ def describe(model) -> dict:
 
 @click.command(name="inspect")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--nodes", "list_nodes", is_flag=True, help="Also list every tappable node.")
 @model_options
-def command(model, as_json, list_nodes, device, value_range, no_verify, channel_order, probe_size) -> None:
+@reported
+def command(model, list_nodes, device, value_range, no_verify, channel_order, probe_size, quiet) -> dict:
     """Inputs/outputs, what was detected (layout, dtype, precision, value range, sizes) and why, scale, opset,
     op types, the conversion error vs onnxruntime and the file's own precision gap."""
     m = load(model, device, value_range, no_verify, channel_order, probe_size)
@@ -61,9 +60,6 @@ def command(model, as_json, list_nodes, device, value_range, no_verify, channel_
     if list_nodes:
         info["node_list"] = [{"name": n.name, "op_type": n.op_type, "onnx_name": n.onnx_name, "shape": list(n.shape)}
                              for n in m.nodes]
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
     err, gap = info["conversion_error"], info["precision_gap"]
     scores = ", ".join(f"{k}: {v:.3g}" for k, v in info["value_range_distance"].items())
     lines = [
@@ -86,7 +82,6 @@ def command(model, as_json, list_nodes, device, value_range, no_verify, channel_
         f"nodes          {info['nodes']}: " + ", ".join(f"{k} {v}" for k, v in info["op_types"].items()),
         "L2X rules      " + "; ".join(f"{kind} {', '.join(ops) or '-'}" for kind, ops in info["rule_coverage"].items()),
     ]
-    click.echo("\n".join(lines))
     if list_nodes:
-        for n in info["node_list"]:
-            click.echo(f"  {n['name']:40s} {n['op_type']:20s} {tuple(n['shape'])}")
+        lines += [f"  {n['name']:40s} {n['op_type']:20s} {tuple(n['shape'])}" for n in info["node_list"]]
+    return {**info, "command": "inspect", "report": "\n".join(lines)}

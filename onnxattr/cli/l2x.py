@@ -20,7 +20,7 @@ from .common import Inputs, method_command
 @click.option("--unknown-ops", default="error", show_default=True, type=click.Choice(["error", "gradient"]),
               help="Ops without a rule: fail, or use their plain gradient (approximate; see completeness_error).")
 @click.option("--float32", "single", is_flag=True, help="Propagate in float32 (faster; completeness limited by rounding).")
-def command(inputs: Inputs, window, frame, target, pixel, channel, sigma, kernel_size, unknown_ops, single):
+def command(inputs: Inputs, window, frame, progress, target, pixel, channel, sigma, kernel_size, unknown_ops, single):
     return l2x(
         inputs.model, inputs.image, window, frame=frame, sigma=sigma, kernel_size=kernel_size, target=target,
         pixel=(*pixel, *([] if channel is None else [channel])) if pixel else None, unknown_ops=unknown_ops, hr=inputs.hr,

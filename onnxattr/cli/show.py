@@ -1,21 +1,30 @@
-"""``onnxattr show RESULT.nc -o FIG.png``: the method's figure."""
+"""``onnxattr show RESULT -o FIG.png``: the method's figure (a result .nc or a .zarr study)."""
 
 from __future__ import annotations
 
 import click
 
-from ..plot import FORMATS, show
+from ..plot import DEFAULT_DPI, FORMATS, STYLES, show
 from ..results import load
-from .common import check_output_path
+from .common import check_output_path, reported
 
 
 @click.command(name="show")
-@click.argument("result", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png/.pdf/.svg).")
+@click.argument("result", type=click.Path())
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="Figure file (.png, or .pdf/.svg for a vector figure).")
+@click.option("--style", type=click.Choice(list(STYLES)), default="overview", show_default=True,
+              help="overview: a screen page; paper: one journal column (3.4 in, 7 pt; a study gives one file per figure).")
+@click.option("--dpi", default=DEFAULT_DPI, show_default=True, type=click.IntRange(min=10), help="Resolution of PNG output.")
+@click.option("--panels", default=None, metavar="A,B,...", help="Panels to draw, in order (e.g. input,saliency,sr; grid,cka for a study).")
+@click.option("--cmap", default=None, help="matplotlib colormap for the attribution maps (default: the method's own).")
 @click.option("--window", "window", type=click.IntRange(min=0), default=None, metavar="K",
               help="Draw window K's figure (0-based) of a many-window result [default: the atlas].")
-def command(result, out, window) -> None:
-    """Draw the figure for a result file written by onnxattr (the atlas for several windows)."""
+@reported
+def command(result, out, style, dpi, panels, cmap, window, quiet) -> dict:
+    """Draw the figure for a result written by onnxattr (the atlas for several windows)."""
     path = check_output_path(out, FORMATS)
-    show(load(result), path, window)
-    click.echo(f"wrote {path}", err=True)
+    ds = load(result)
+    names = [p.strip() for p in panels.split(",") if p.strip()] if panels else None
+    files = show(ds, path, style=style, dpi=dpi, panels=names, cmap=cmap, window=window)
+    return {"command": "show", "method": str(ds.attrs.get("method")), "style": style, "files": [str(p) for p in files]}

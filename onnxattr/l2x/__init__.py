@@ -92,7 +92,7 @@ def l2x(
     ``unknown_ops='gradient'`` uses the plain gradient for ops without a rule instead of failing.
     ``dtype``: float64 (default) propagates on a float64 copy of the graph, float32 on the graph itself
     (faster, completeness limited by float32 rounding of small differences).
-    Returns the shared Dataset plus ``reference``, ``attribution_pos``, ``attribution_neg`` (window, ...);
+    Returns the shared Dataset plus ``baseline`` (x_ref), ``attribution_pos``, ``attribution_neg`` (window, ...);
     per window ``completeness_error``, ``target_value``, ``target_reference_value``, ``attribution_sum``;
     attrs ``gradient_ops`` and the parameters.
     """
@@ -144,9 +144,9 @@ def l2x(
             "target_reference_value": t_ref,
             "attribution_sum": totals,
         },
-        checks={"gradient_ops": ", ".join(run.gradient_ops) or "none"},
+        checks={"gradient_ops": ", ".join(run.gradient_ops)},
         data_vars={
-            "reference": (("channel", "y", "x"), x_ref[0]),
+            "baseline": (("channel", "y", "x"), x_ref[0]),
             "attribution_pos": (("window", "channel", "y", "x"), positive),
             "attribution_neg": (("window", "channel", "y", "x"), negative),
         },

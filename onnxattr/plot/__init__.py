@@ -1,57 +1,95 @@
-"""Figures for results: one module per method, each with ``draw(ds) -> Figure``; ``show`` dispatches."""
+"""Figures for results: one module per method, each with ``draw(ds, style, panels, cmap) -> Figure``;
+``show`` dispatches and saves. Importing this package never changes matplotlib's backend: figures are
+``matplotlib.figure.Figure`` objects, which save without pyplot (in Jupyter, ``draw(ds)`` displays inline).
+
+``style``: ``overview`` (a screen page) or ``paper`` (one 3.4 in journal column, 7 pt text; save as
+.pdf for a vector figure). ``panels``: names of the panels to draw, in order (each module's
+``PANELS``). ``cmap``: a matplotlib colormap for the attribution maps instead of the method's own.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
+import xarray as xr
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ..atomic import write_atomically  # noqa: E402
-from ..errors import OnnxAttrError  # noqa: E402
+from ..atomic import write_atomically
+from ..errors import OnnxAttrError
+from .common import STYLES, style_of
 
 FORMATS = (".png", ".pdf", ".svg")
+DEFAULT_DPI = 200
 
 
-def draw(ds: xr.Dataset, window: int | None = None) -> Figure:
-    """The figure for a result, chosen by its ``method`` attr. A method result with several windows gives
-    the atlas (``plot.atlas``) unless ``window`` (an index along ``window``) picks one window's figure."""
+def _module(ds: xr.Dataset):
     method = str(ds.attrs.get("method", ""))
     try:
-        module = importlib.import_module(f"{__name__}.{method}")
+        return importlib.import_module(f"{__name__}.{method}")
     except ModuleNotFoundError as err:
         raise OnnxAttrError(f"no figure for results of method {method!r}; pass a result written by onnxattr") from err
-    if method == "compare" or "window" not in ds.dims:
-        return module.draw(ds)
-    if window is None and ds.sizes["window"] > 1:
-        from .atlas import draw as atlas
-
-        return atlas(ds)
-    k = window or 0
-    if not 0 <= k < ds.sizes["window"]:
-        raise OnnxAttrError(f"--window {k} does not exist: the result has {ds.sizes['window']} windows (0..{ds.sizes['window'] - 1})")
-    return module.draw(ds.isel(window=k))
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
-    """Write a figure atomically (temp file + rename), PNG/PDF/SVG by suffix."""
+def _check_cmap(cmap: str | None) -> None:
+    if cmap is not None and cmap not in matplotlib.colormaps:
+        raise OnnxAttrError(f"colormap {cmap!r} unknown; use a matplotlib name such as viridis, magma, seismic")
+
+
+def one_window(ds: xr.Dataset, window: int = 0) -> xr.Dataset:
+    """Window ``window`` (an index along the ``window`` dim) of a method result; a study as it is."""
+    if ds.attrs.get("method") != "compare" and "window" in ds.dims:
+        if not 0 <= window < ds.sizes["window"]:
+            raise OnnxAttrError(f"window {window} does not exist: the result has {ds.sizes['window']} (0..{ds.sizes['window'] - 1})")
+        return ds.isel(window=window)
+    return ds
+
+
+def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None = None, cmap: str | None = None,
+         window: int | None = None) -> Figure:
+    """The figure for a result, chosen by its ``method`` attr: of a method result with several windows the
+    atlas (``plot.atlas``) unless ``window`` (an index along the ``window`` dim) picks one window's figure; of
+    a study, all its figures on one page."""
+    _check_cmap(cmap)
+    st = style_of(style)
+    module = _module(ds)
+    with matplotlib.rc_context(st.rc()):
+        if window is None and ds.attrs.get("method") != "compare" and ds.sizes.get("window", 1) > 1:
+            from .atlas import draw as atlas
+
+            return atlas(ds)
+        return module.draw(one_window(ds, window or 0), st, panels, cmap)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, style: str = "overview") -> Path:
+    """Write a figure atomically (temp file + rename), PNG/PDF/SVG by suffix (PDF and SVG are vector)."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise OnnxAttrError(f"figure path {str(path)!r} should end in {', '.join(FORMATS)}")
-    return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"), "figure")
+    with matplotlib.rc_context(style_of(style).rc()):
+        return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.02,
+                                                              format=path.suffix[1:].lower()), "figure")
 
 
-def show(ds: xr.Dataset, path: str | os.PathLike, window: int | None = None) -> Path:
-    """Draw ``ds`` (``draw``) and save it to ``path``."""
-    import matplotlib.pyplot as plt
+def show(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    style: str = "overview",
+    dpi: int = DEFAULT_DPI,
+    panels: Sequence[str] | None = None,
+    cmap: str | None = None,
+    window: int | None = None,
+) -> list[Path]:
+    """Draw ``ds`` (``draw``) and save it to ``path``; the files written. A study in the paper style gives one
+    column-wide figure per panel (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), as ``plot.compare.save_figures``."""
+    module = _module(ds)
+    if style == "paper" and hasattr(module, "save_figures"):
+        _check_cmap(cmap)
+        return module.save_figures(ds, path, style=style, dpi=dpi, panels=panels, cmap=cmap)
+    return [save_figure(draw(ds, style, panels, cmap, window), path, dpi, style)]
 
-    fig = draw(ds, window)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+
+__all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "save_figure", "show"]

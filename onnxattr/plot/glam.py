@@ -3,20 +3,24 @@ variation, and strips of selected per-layer maps."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import xarray as xr
 from matplotlib import colormaps
-from matplotlib.figure import Figure, SubFigure
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
-from .common import as_rgb, bare, mark, psnr_note, window_sr
+from ..errors import OnnxAttrError
+from .common import STYLES, Panel, Style, as_rgb, draw_panels, figure_for, window_sr
 
-STRIP = 6  # per-layer maps shown per view
+STRIP = 4  # per-layer maps shown per view (overview)
 
 
-def overlay(background: np.ndarray, heat: np.ndarray) -> np.ndarray:
+def overlay(background: np.ndarray, heat: np.ndarray, cmap: str = "Reds") -> np.ndarray:
     """Red heat map (the paper's 'darker red = stronger influence') blended over an (H, W, 3) image:
     alpha = heat, so pixels without attribution show the image."""
-    red = colormaps["Reds"](np.clip(heat, 0, 1))[..., :3]
+    red = colormaps[cmap](np.clip(heat, 0, 1))[..., :3]
     alpha = np.clip(heat, 0, 1)[..., None]
     return (1 - alpha) * background + alpha * red
 
@@ -26,50 +30,68 @@ def strip_indices(n: int, k: int = STRIP) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, min(n, k)).round().astype(int).tolist()))
 
 
-def _view_row(sub: SubFigure, ds: xr.Dataset, view: str, background: np.ndarray) -> None:
-    """Sum over the image, Sum, Consensus, Variation of one view ('local' or 'global')."""
-    axes = sub.subplots(1, 4)
-    signed = str(ds.attrs.get("variation")) == "signed"
-    axes[0].imshow(overlay(background, ds[view].values), interpolation="nearest")
-    if view == "local":
-        mark(axes[0], window_sr(ds), color="black", lw=1)
-    bare(axes[0], f"{view}: Sum over SR image")
-    for ax, name, title in zip(axes[1:], ("", "_consensus", "_variation"), ("Sum", "Consensus", "Variation")):
-        vmin = -1 if (signed and name == "_variation") else 0
-        ax.imshow(ds[f"{view}{name}"].values, cmap="seismic" if vmin < 0 else "Reds", vmin=vmin, vmax=1, interpolation="nearest")
-        bare(ax, f"{view}: {title}")
+PANELS = tuple(f"{view}{part}" for view in ("local", "global") for part in ("_overlay", "", "_consensus", "_variation")) + (
+    "local_layers", "global_layers")
+DEFAULT = {"overview": PANELS, "paper": ("local_overlay", "local", "global", "local_layers")}
+TITLES = {"": "Sum", "_consensus": "Consensus", "_variation": "Variation"}
 
 
-def _layer_strip(sub: SubFigure, ds: xr.Dataset, var: str, dim: str) -> None:
-    """Selected per-layer maps of ``var`` along ``dim`` with node names and op types."""
+def _layers(ds: xr.Dataset, var: str, k: int, cmap: str, short: bool, window: tuple[float, float, float]) -> list[Panel]:
+    """``k`` evenly spaced per-layer maps of ``var`` (first and last included), titled by index and op type."""
     maps = ds[var]
-    idx = strip_indices(maps.sizes[dim])
-    axes = np.atleast_1d(sub.subplots(1, STRIP))
-    op = "op_type" if dim == "layer" else "global_op_type"
-    for ax, i in zip(axes, idx):
-        ax.imshow(maps.isel({dim: i}).values, cmap="Reds", vmin=0, vmax=1, interpolation="nearest")
-        name = str(maps[dim].values[i])
-        bare(ax, f"{i}: {name[:22]}\n{maps[op].values[i]}")
-    for ax in axes[len(idx):]:
-        ax.set_axis_off()
-    sub.suptitle(f"{var} ({len(idx)} of {maps.sizes[dim]})", fontsize=8)
+    dim = maps.dims[0]
+    op = maps["op_type" if dim == "layer" else "global_op_type"].values
+    names = maps[dim].values
+    n = maps.sizes[dim]
+    return [Panel(f"{'L' if dim == 'layer' else 'G'}{i}/{n} {op[i]}" if short else f"{var} {i}/{n}: {str(names[i])[:20]}\n{op[i]}",
+                  maps.isel({dim: i}).values, cmap=cmap, norm=Normalize(0, 1), label="attribution (per map / max)",
+                  group="unit", window=window) for i in strip_indices(n, k)]
 
 
-def draw(ds: xr.Dataset) -> Figure:
-    """Rows: local view, global view (image + Sum overlay, Sum, Consensus, Variation), then strips of
-    local and global per-layer maps. Title: model, DI of the local map (LR), attributed pixel shares."""
+def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str] | None = None, cmap: str | None = None) -> Figure:
+    """Panels per view (local = the window, global = the whole output): the Sum over the SR image, the Sum,
+    Consensus and Variation maps; then selected per-layer maps. All maps on one [0, 1] scale with one
+    colorbar (signed variation: its own [-1, 1] scale). Title: DI of the local map, attributed pixel shares."""
     background = as_rgb(ds["hr"] if "hr" in ds else ds["output"])
-    fig = Figure(figsize=(11, 10.5), layout="constrained")
-    rows = fig.subfigures(4, 1, height_ratios=[1, 1, 0.75, 0.75])
-    _view_row(rows[0], ds, "local", background)
-    _view_row(rows[1], ds, "global", background)
-    _layer_strip(rows[2], ds, "local_layers", "layer")
-    _layer_strip(rows[3], ds, "global_layers", "global_layer")
-    fig.suptitle(
-        f"GL-AM  {ds.attrs['model_file']}   window ({int(ds.window_x)}, {int(ds.window_y)}, "
-        f"{int(ds.window_size)}, HR px)   DI = {float(ds['diffusion_index']):.2f}   attributed pixels: "
-        f"local {100 * float(ds['attributed_share']):.1f}%, global "
-        f"{100 * float(ds.attrs['global_attributed_share']):.1f}%   variation: {ds.attrs['variation']}{psnr_note(ds)}",
-        fontsize=9,
-    )
+    paper = style.name == "paper"
+    heat = cmap or "Reds"
+    signed = str(ds.attrs.get("variation")) == "signed"
+    cols = 3 if paper else 4
+    win = window_sr(ds)
+    available: dict[str, Panel | list[Panel]] = {}
+    for view in ("local", "global"):
+        w = win  # global maps too: where the window lies orients the reader
+        available[f"{view}_overlay"] = Panel(f"{view} over SR" if paper else f"{view}: Sum over SR image",
+                                             overlay(background, ds[view].values, heat), window=w)
+        for part, title in TITLES.items():
+            if signed and part == "_variation":
+                available[view + part] = Panel(f"{view}: {title}", ds[view + part].values, cmap="seismic", norm=Normalize(-1, 1),
+                                               label="signed variation", window=w, group="signed")
+            else:
+                available[view + part] = Panel(f"{view}: {title}" if not paper or part else f"{view} Sum", ds[view + part].values,
+                                               cmap=heat, norm=Normalize(0, 1), label="attribution (per map / max)", window=w,
+                                               group="unit")
+    available["local_layers"] = _layers(ds, "local_layers", cols, heat, paper, win)
+    available["global_layers"] = _layers(ds, "global_layers", cols, heat, paper, win)
+    names = list(panels) if panels else list(DEFAULT[style.name])
+    unknown = [p for p in names if p not in available]
+    if unknown:
+        raise OnnxAttrError(f"panel(s) {', '.join(unknown)} not in this figure; choose from {', '.join(available)}")
+    chosen: list[Panel] = []
+    for name in names:
+        item = available[name]
+        if isinstance(item, list):  # a strip of layers starts a new row
+            chosen += [Panel("", np.ones((1, 1, 3)))] * (-len(chosen) % cols) + item
+        else:
+            chosen.append(item)
+    fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.3 if paper else 0.45)
+    axes = draw_panels(fig, chosen, style, cols)
+    for ax, p in zip(axes, chosen):
+        if p.title == "" and p.data.shape == (1, 1, 3):
+            ax.set_axis_off()
+    di = float(ds["diffusion_index"])
+    share, gshare = 100 * float(ds["attributed_share"]), 100 * float(ds.attrs["global_attributed_share"])
+    fig.suptitle(f"GL-AM  DI {di:.2f}, attributed {share:.0f}% local, {gshare:.0f}% global" if paper else (
+        f"GL-AM  {ds.attrs['model_file']}   window ({int(ds.window_x)}, {int(ds.window_y)}, {int(ds.window_size)}, HR px)"
+        f"   DI = {di:.2f}   attributed pixels: local {share:.1f}%, global {gshare:.1f}%   variation: {ds.attrs['variation']}"))
     return fig

@@ -10,12 +10,14 @@ sum |R| sits in 10 pixels and 99% in 2,800), and a linear scale would show only 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import xarray as xr
 from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
-from .common import as_rgb, bare, mark, psnr_note, window_lr
+from .common import STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, window_lr, window_sr
 
 CMAP = "PiYG"
 DECADES = 3
@@ -26,38 +28,41 @@ def _channel_sum(da: xr.DataArray) -> np.ndarray:
     return np.asarray(da.values, dtype=np.float64).sum(axis=0)
 
 
-def draw(ds: xr.Dataset) -> Figure:
-    """Four panels: LR input + window (LR px), R = R+ + R-, R+ (from x > x_ref), R- (from x < x_ref);
-    each map summed over channels, one symmetric-log scale from the max of |R+|, |R-|, |R| down ``DECADES`` decades."""
-    lr = as_rgb(ds["input"])
-    maps = {
-        "L2X attribution R": _channel_sum(ds["attribution"]),
-        "R+  (pixels brighter than reference)": _channel_sum(ds["attribution_pos"]),
-        "R-  (pixels darker than reference)": _channel_sum(ds["attribution_neg"]),
-    }
-    limit = float(np.abs(np.stack(list(maps.values()))).max()) or 1.0
-    norm = SymLogNorm(linthresh=limit * 10.0**-DECADES, vmin=-limit, vmax=limit, base=10)
-    win = window_lr(ds)
+PANELS = ("input", "total", "positive", "negative", "sr", "hr")
+DEFAULT = {"overview": ("input", "total", "positive", "negative", "sr", "hr"), "paper": ("input", "total", "positive", "negative")}
 
-    fig = Figure(figsize=(12, 3.4), layout="constrained")
-    axes = fig.subplots(1, 4)
-    axes[0].imshow(lr, interpolation="nearest")
-    mark(axes[0], win)
-    bare(axes[0], f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)")
-    image = None
-    for ax, (title, values) in zip(axes[1:], maps.items()):
-        image = ax.imshow(values, cmap=CMAP, norm=norm, interpolation="nearest")
-        mark(ax, win, color="black", lw=1)
-        bare(ax, title)
-    ticks = [sign * limit * 10.0**-k for sign in (-1, 1) for k in range(DECADES)] + [0.0]
-    bar = fig.colorbar(image, ax=list(axes[1:]), shrink=0.8, ticks=sorted(ticks),
-                       label=f"contribution (green +, magenta -)\nlog scale, linear within +-{limit * 10.0**-DECADES:.2g}")
-    bar.ax.set_yticklabels([f"{t:.2g}" for t in sorted(ticks)])
-    fig.suptitle(
-        f"{ds.attrs['model_file']}   L2X target {ds.attrs.get('target')}: "
-        f"t(x) - t(x_ref) = {float(ds['target_value']) - float(ds['target_reference_value']):.4g}   "
-        f"completeness error {float(ds['completeness_error']):.2g}   "
-        f"reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}{psnr_note(ds)}",
-        fontsize=9,
-    )
+
+def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str] | None = None, cmap: str | None = None) -> Figure:
+    """Panels: LR input + window (LR px), R = R+ + R-, R+ (from x > x_ref), R- (from x < x_ref), the SR
+    crop and (with HR) the HR crop; each map summed over channels, one symmetric-log scale from the max
+    of |R+|, |R-|, |R| down ``DECADES`` decades, one colorbar for the three."""
+    lr = as_rgb(ds["input"])
+    paper = style.name == "paper"
+    maps = {
+        "total": ("R" if paper else "L2X attribution R", _channel_sum(ds["attribution"])),
+        "positive": ("R+" if paper else "R+ (x > baseline)", _channel_sum(ds["attribution_pos"])),
+        "negative": ("R-" if paper else "R- (x < baseline)", _channel_sum(ds["attribution_neg"])),
+    }
+    limit = float(np.abs(np.stack([v for _, v in maps.values()])).max()) or 1.0
+    norm = SymLogNorm(linthresh=limit * 10.0**-DECADES, vmin=-limit, vmax=limit, base=10)
+    ticks = sorted([sign * limit * 10.0**-k for sign in (-1, 1) for k in range(0, DECADES, 2 if paper else 1)] + [0.0])
+    label = ("contribution, symlog" if paper else
+             f"contribution (green +, magenta -), log scale, linear within +-{limit * 10.0**-DECADES:.2g}")
+    win = window_lr(ds)
+    x, y, size = (int(v) for v in window_sr(ds))
+    available = {
+        "input": Panel("LR input" if paper else f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)", lr, window=win),
+        **{k: Panel(title, v, cmap=cmap or CMAP, norm=norm, label=label, window=win, group="R", ticks=ticks,
+                    tick_labels=[f"{t:.1g}" for t in ticks]) for k, (title, v) in maps.items()},
+        **hr_panels(ds, x, y, size, short=paper),
+    }
+    chosen = choose(available, panels, DEFAULT[style.name])
+    cols = min(len(chosen), 4 if paper else style.max_columns)
+    fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.4 if paper else 0.7)
+    draw_panels(fig, chosen, style, cols)
+    delta = float(ds["target_value"]) - float(ds["target_reference_value"])
+    comp = float(ds["completeness_error"])
+    fig.suptitle(f"L2X  t(x) - t(x_ref) = {delta:.3g}, completeness {comp:.1g}" if paper else (
+        f"{ds.attrs['model_file']}   L2X target {ds.attrs.get('target')}: t(x) - t(x_ref) = {delta:.4g}   "
+        f"completeness error {comp:.2g}   reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}"))
     return fig

@@ -3,14 +3,17 @@ interest, SR crop of the window, and the diffusion index."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import xarray as xr
 from matplotlib import colormaps
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
-from .common import as_rgb, bare, mark, psnr_note, window_lr, window_sr
+from .common import STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, window_lr, window_sr
 
 
 def area_of_interest(saliency: np.ndarray) -> np.ndarray:
@@ -35,39 +38,39 @@ def _upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
     return up[0].numpy().transpose(1, 2, 0).clip(0, 1)
 
 
-def draw(ds: xr.Dataset) -> Figure:
-    """Four panels: LR input + window (LR pixels), saliency |sum_c A| / max ('seismic' on [-1, 1] as the
-    authors' code), area of interest (KDE, 'seismic', alpha 0.5 over the bicubic-upscaled LR), SR crop;
-    a fifth with the HR crop of the window, and the PSNR in the title, when the result holds ``hr``."""
+# The upper half of 'seismic' on [0, 1]: the authors' 'seismic' on [-1, 1] for a map that is >= 0.
+SALIENCY_CMAP = ListedColormap(colormaps["seismic"](np.linspace(0.5, 1, 256)), name="seismic_upper")
+PANELS = ("input", "saliency", "aoi", "sr", "hr")
+DEFAULT = {"overview": PANELS, "paper": ("input", "saliency", "sr", "hr")}
+
+
+def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str] | None = None, cmap: str | None = None) -> Figure:
+    """Panels: LR input + window (LR pixels), saliency |sum_c A| / max ('seismic' on [-1, 1] as the
+    authors' code; its colorbar), area of interest (KDE, 'seismic', alpha 0.5 over the bicubic-upscaled
+    LR), SR crop of the window and, with HR in the result, the HR crop and the SR's PSNR."""
     scale = int(ds.attrs["scale"])
     lr = as_rgb(ds["input"])
     sal = np.asarray(ds["saliency"].values, dtype=np.float64)
     win_lr = window_lr(ds)
     x, y, size = (int(v) for v in window_sr(ds))
-
     seismic = colormaps["seismic"]
     kde = seismic(area_of_interest(sal) * 0.5 + 0.5)[..., :3]
     blend = 0.5 * _upscale(lr, scale) + 0.5 * _upscale(kde, scale)
-
-    panels = 5 if "hr" in ds else 4
-    fig = Figure(figsize=(2.75 * panels, 3.2))
-    axes = fig.subplots(1, panels)
-    axes[0].imshow(lr, interpolation="nearest")
-    mark(axes[0], win_lr)
-    bare(axes[0], f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)")
-    axes[1].imshow(sal, cmap=seismic, vmin=-1, vmax=1, interpolation="nearest")
-    bare(axes[1], f"saliency |LAM| ({ds.attrs.get('path', 'lam')}, m={ds.attrs.get('steps')})")
-    axes[2].imshow(blend, interpolation="nearest")
-    mark(axes[2], tuple(v * scale for v in win_lr), color="black", lw=1)
-    bare(axes[2], "area of interest (KDE)")
-    axes[3].imshow(as_rgb(ds["output"])[y : y + size, x : x + size], interpolation="nearest")
-    bare(axes[3], f"SR window {size}x{size} at ({x}, {y}) (SR px)")
-    if "hr" in ds:
-        axes[4].imshow(as_rgb(ds["hr"])[y : y + size, x : x + size], interpolation="nearest")
-        bare(axes[4], f"HR window at ({int(ds.window_x)}, {int(ds.window_y)}) (HR px)")
-    fig.suptitle(
-        f"{ds.attrs['model_file']}   DI = {float(ds['diffusion_index']):.2f}   "
-        f"completeness error {float(ds['completeness_error']):.2g}{psnr_note(ds)}",
-        fontsize=9,
-    )
+    paper = style.name == "paper"
+    available = {
+        "input": Panel("LR input" if paper else f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)", lr, window=win_lr),
+        "saliency": Panel("saliency" if paper else f"saliency |LAM| ({ds.attrs.get('path', 'lam')}, m={ds.attrs.get('steps')})",
+                          sal, cmap=cmap or SALIENCY_CMAP, norm=Normalize(0, 1), label="|sum_c A| / max", window=win_lr,
+                          ticks=[0, 0.5, 1]),
+        "aoi": Panel("area of interest" if paper else "area of interest (KDE)", blend, window=tuple(v * scale for v in win_lr)),
+        **hr_panels(ds, x, y, size, short=paper),
+    }
+    chosen = choose(available, panels, DEFAULT[style.name])
+    cols = min(len(chosen), 4 if paper else style.max_columns)
+    fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.35 if paper else 0.6)
+    draw_panels(fig, chosen, style, cols)
+    di, comp = float(ds["diffusion_index"]), float(ds["completeness_error"])
+    title = f"LAM  DI {di:.2f}" if paper else (
+        f"{ds.attrs['model_file']}   DI = {di:.2f}   completeness error {comp:.2g}")
+    fig.suptitle(title)
     return fig

@@ -1,0 +1,243 @@
+"""The result layout as data: what every variable, coordinate and attr of a result means.
+
+One table serves three readers: ``results.build_dataset`` and ``compare.assemble`` copy each entry's
+``long_name``, ``units`` and ``description`` into the attrs of the variable or coordinate, the tests
+check every result against it, and docs/results.md describes it for people. ``CHECKS`` lists, per
+method, the attrs that say how far to trust a result (printed after a CLI run).
+
+Frame. Every spatial coordinate is a pixel centre in **HR pixels** of one frame shared by the LR
+input, the SR output and the HR image: LR pixel i -> (i + 0.5) s; SR pixel j of a model with output
+side s n + c -> j + 0.5 - c / 2; HR pixel k -> k + 0.5. Columns (``x``, ``X``) grow to the right;
+rows (``y``, ``Y``) are stored as negative heights, -(row centre), so that y grows upward as on a
+plot and xarray's ``.plot()`` draws images upright; ``-ds.y`` is the distance below the top edge.
+LR and SR maps of one run therefore overlay and align by label (``ds.saliency.interp(y=ds.Y, x=ds.X)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 2  # 1: the unlabelled layout of onnxattr 0.1.0 (no schema_version attr)
+METHODS = ("lam", "l2x", "glam")
+ALL = METHODS
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A variable or coordinate: its dims, CF-style ``long_name`` and ``units`` (UDUNITS; "1" for
+    dimensionless, "" for labels), a one-line ``description``, the results that hold it and whether
+    it is ``optional`` there (present only with some options, e.g. ``hr`` with --hr)."""
+
+    dims: tuple[str, ...]
+    long_name: str
+    units: str
+    description: str
+    methods: tuple[str, ...] = ALL
+    optional: bool = False
+
+    def attrs(self) -> dict[str, str]:
+        out = {"long_name": self.long_name, "description": self.description}
+        if self.units:
+            out["units"] = self.units
+        return out
+
+
+HR_PX = "HR pixel"
+_ROW = "-(row centre) in the shared HR frame: 0 at the top edge, growing upward, so images plot upright"
+_COL = "column centre in the shared HR frame, growing to the right"
+
+COORDS: dict[str, Entry] = {
+    "channel": Entry(("channel",), "image channel", "", "R, G, B (or Y for gray models)"),
+    "y": Entry(("y",), "LR row", HR_PX, f"LR pixel i at -(i + 0.5) * scale: {_ROW}"),
+    "x": Entry(("x",), "LR column", HR_PX, f"LR pixel i at (i + 0.5) * scale: {_COL}"),
+    "Y": Entry(("Y",), "SR row", HR_PX, f"SR pixel j at -(j + 0.5 - offset / 2): {_ROW}"),
+    "X": Entry(("X",), "SR column", HR_PX, f"SR pixel j at j + 0.5 - offset / 2: {_COL}"),
+    "window_x": Entry(("window",), "window left column", HR_PX,
+                      "column of the window's top-left pixel in the HR frame (pixel k spans k .. k + 1); window_x_sr - offset / 2"),
+    "window_y": Entry(("window",), "window top row", HR_PX,
+                      "row of the window's top-left pixel in the HR frame (it spans -y = k .. k + 1 of the coordinates)"),
+    "window_size": Entry(("window",), "window side", "1", "side of the square window, pixels (the same in both frames)"),
+    "window_x_sr": Entry(("window",), "window left column in the output", "1", "column of the window's top-left pixel, SR output pixels"),
+    "window_y_sr": Entry(("window",), "window top row in the output", "1", "row of the window's top-left pixel, SR output pixels"),
+    "step": Entry(("step",), "path step", "1", "i of the path point x_i; 0 is the baseline", ("lam",), optional=True),
+    "layer": Entry(("layer",), "explained layer", "", "fx node name of each explained layer", ("glam",)),
+    "op_type": Entry(("layer",), "ONNX op type", "", "op type of each explained layer", ("glam",)),
+    "global_layer": Entry(("global_layer",), "global-view layer", "", "layer i + 1 of each consecutive pair", ("glam",)),
+    "global_source": Entry(("global_layer",), "global-view source layer", "", "layer i of each consecutive pair", ("glam",)),
+    "global_op_type": Entry(("global_layer",), "ONNX op type", "", "op type of each global-view layer", ("glam",)),
+}
+
+_LR = ("channel", "y", "x")
+_SR = ("channel", "Y", "X")
+_WLR = ("window", *_LR)
+_W = ("window",)
+VARIABLES: dict[str, Entry] = {
+    "input": Entry(_LR, "LR input", "1", "the image fed to the model, in [0, 1]"),
+    "output": Entry(_SR, "SR output", "1", "the model's output for the input, in [0, 1] units"),
+    "hr": Entry(_SR, "HR image", "1", "the HR image (--hr) cropped to the SR output's frame", optional=True),
+    "attribution": Entry(_WLR, "attribution", "1", "signed contribution of each input value to the window's target"),
+    "saliency": Entry(("window", "y", "x"), "saliency", "1", "|sum over channels of attribution| / max (LAM's display map)"),
+    "baseline": Entry(_LR, "baseline image", "1",
+                      "the reference input the attribution is measured from: LAM's path start x_0, L2X's x_ref",
+                      ("lam", "l2x"), optional=True),
+    "path_objective": Entry(("window", "step"), "gradient detector along the path", "1",
+                            "D(F(x_i)) at each path point, i = 0 the baseline", ("lam",), optional=True),
+    "attribution_pos": Entry(_WLR, "positive-part attribution R+", "1", "contributions of inputs above the baseline", ("l2x",)),
+    "attribution_neg": Entry(_WLR, "negative-part attribution R-", "1", "contributions of inputs below the baseline", ("l2x",)),
+    **{
+        f"{view}{part}": Entry(("window", "Y", "X") if view == "local" else ("Y", "X"), f"GL-AM {view} {name}", "1", f"{desc} of the {view} view, scaled to [0, 1]", ("glam",))
+        for view in ("local", "global")
+        for part, name, desc in (("", "sum", "sum over layers"), ("_consensus", "consensus", "layer consensus"),
+                                 ("_variation", "variation", "variation across layers"))
+    },
+    "local_layers": Entry(("window", "layer", "Y", "X"), "GL-AM local map per layer", "1",
+                          "each layer's local (window) map in the SR frame, / max", ("glam",)),
+    "global_layers": Entry(("global_layer", "Y", "X"), "GL-AM global map per layer pair", "1",
+                           "each consecutive layer pair's global map in the SR frame, / max", ("glam",)),
+    # the per-window checks
+    "diffusion_index": Entry(_W, "diffusion index", "1", "Gini-based spread of the saliency over the LR image (LAM's DI)", ("lam", "glam")),
+    "gini": Entry(_W, "Gini index", "1", "Gini index of the saliency", ("lam",)),
+    "completeness_error": Entry(_W, "completeness error", "1",
+                                "|sum A - (t(x) - t(baseline))| / |t(x) - t(baseline)|; NaN for the plain gradient", ("lam", "l2x")),
+    "objective_input": Entry(_W, "gradient detector at the input", "1", "D(F(x)) of the window", ("lam",)),
+    "objective_baseline": Entry(_W, "gradient detector at the baseline", "1", "D(F(x_0)); NaN for the plain gradient", ("lam",)),
+    "target_value": Entry(_W, "target at the input", "1", "t(x): the explained number of the window", ("l2x",)),
+    "target_reference_value": Entry(_W, "target at the baseline", "1", "t(x_ref)", ("l2x",)),
+    "attribution_sum": Entry(_W, "sum of the attribution", "1", "sum of R over channels and pixels", ("l2x",)),
+    "attributed_share": Entry(_W, "attributed pixel share (local)", "1", "share of LR pixels with local attribution > 0", ("glam",)),
+}
+
+_MI = ("model", "image")
+_MIW = ("model", "image", "window")
+_CURVE = ("model", "image", "window", "region", "reference", "order", "ratio")
+STUDY_COORDS: dict[str, Entry] = {
+    "model": Entry(("model",), "model", "", "model file name"),
+    "model2": Entry(("model2",), "model (CKA column)", "", "the models again, as the CKA matrix's columns"),
+    "image": Entry(("image",), "image", "", "image file stem"),
+    "channel": COORDS["channel"],
+    "y": Entry(("y",), "LR row index", "1", "row of each model's LR input (the models' inputs differ with the scale: see lr_y)"),
+    "x": Entry(("x",), "LR column index", "1", "column of each model's LR input (see lr_x)"),
+    "lr_y": Entry(("model", "y"), "LR row", HR_PX, f"model's LR pixel i at -(i + 0.5) * scale: {_ROW}"),
+    "lr_x": Entry(("model", "x"), "LR column", HR_PX, f"model's LR pixel i at (i + 0.5) * scale: {_COL}"),
+    "wy": Entry(("wy",), "row in the window", HR_PX, "row of the window crops from the window's top edge, -(i + 0.5) (rows negative)"),
+    "wx": Entry(("wx",), "column in the window", HR_PX, "column of the window crops from the window's left edge, i + 0.5"),
+    "window_x": Entry(("image", "window"), "window left column", "1", "left column of each image's windows, in the frame of window_frame; NaN where an image has fewer windows"),
+    "window_y": Entry(("image", "window"), "window top row", "1", "top row of each image's windows, in the frame of window_frame; NaN where an image has fewer windows"),
+    "window_size": Entry(("image", "window"), "window side", "1", "side of each image's windows; NaN where an image has fewer windows"),
+    "region": Entry(("region",), "masking region", "", "image: PSNR/SSIM of the whole output; window: of the window"),
+    "reference": Entry(("reference",), "masking reference", "", "what the masked output is compared with: sr (unmasked output) or hr"),
+    "order": Entry(("order",), "masking order", "", "attribution: most attributed pixels first; random: random order"),
+    "ratio": Entry(("ratio",), "mask ratio", "1", "share of LR pixels replaced"),
+}
+STUDY_VARIABLES: dict[str, Entry] = {
+    "input": Entry(("model", "image", "channel", "y", "x"), "LR input", "1", "each model's input, NaN-padded to the largest"),
+    "attribution": Entry(("model", "image", "window", "channel", "y", "x"), "attribution", "1", "signed attribution map, NaN-padded"),
+    "saliency": Entry(("model", "image", "window", "y", "x"), "saliency", "1", "|sum over channels of attribution| / max, NaN-padded"),
+    "sr_crop": Entry(("model", "image", "window", "channel", "wy", "wx"), "SR output in the window", "1", "each model's output on the window"),
+    "hr_crop": Entry(("image", "window", "channel", "wy", "wx"), "HR image in the window", "1", "the HR image on the window (--hr)", optional=True),
+    "diffusion_index": Entry(_MIW, "diffusion index", "1", "Gini-based spread of the saliency (LAM's DI)"),
+    "elapsed_s": Entry(_MI, "method time", "s", "seconds the method took per map"),
+    "completeness_error": Entry(_MIW, "completeness error", "1", "|sum A - delta target| / |delta target|; NaN if the method has none"),
+    **{q: Entry(_MI, f"{q.split('_')[0].upper()}{' (Y)' if q.endswith('_y') else ''} vs HR", "dB" if "psnr" in q else "1",
+                f"{q.split('_')[0].upper()} of the SR output against the HR image", optional=True)
+       for q in ("psnr", "ssim", "psnr_y", "ssim_y")},
+    "mask_psnr": Entry(_CURVE, "PSNR after masking", "dB", "remove-and-replace curve: PSNR (Y) of the masked output"),
+    "mask_ssim": Entry(_CURVE, "SSIM after masking", "1", "remove-and-replace curve: SSIM (Y) of the masked output"),
+    "mask_psnr_random_std": Entry(("model", "image", "window", "region", "reference", "ratio"), "PSNR spread over random orders", "dB",
+                                  "standard deviation over the random masking seeds"),
+    "mask_ssim_random_std": Entry(("model", "image", "window", "region", "reference", "ratio"), "SSIM spread over random orders", "1",
+                                  "standard deviation over the random masking seeds"),
+    "cka": Entry(("model", "model2"), "CKA", "1", "CKA of the models' saliency maps over the images; NaN with too few images"),
+    "scale": Entry(("model",), "scale", "1", "integer scale s of each model"),
+    "offset": Entry(("model",), "output offset", "1", "c of the output size law s n + c"),
+    "window_x_sr": Entry(_MIW, "window column in the SR output", "1", "left column of the window in each model's SR pixels"),
+    "window_y_sr": Entry(_MIW, "window row in the SR output", "1", "top row of the window in each model's SR pixels"),
+    "model_sha256": Entry(("model",), "model SHA-256", "", "SHA-256 of the model file"),
+    "conversion_error": Entry(("model",), "conversion error", "1", "max |torch - onnxruntime| / max |onnxruntime|; NaN if not verified"),
+}
+
+# Attrs of every single-method result (method parameters and checks come on top, see docs/results.md).
+ATTRS: dict[str, str] = {
+    "schema_version": "version of this layout (onnxattr.schema.SCHEMA_VERSION)",
+    "method": "lam, l2x or glam",
+    "window_frame": "frame the windows were given in: hr (HR-image pixels) or sr (output pixels)",
+    "model_file": "model file name",
+    "model_sha256": "SHA-256 of the model file",
+    "scale": "integer scale s of the model (output side = s * input side + offset)",
+    "offset": "offset c of the output size law (negative: the model crops its border)",
+    "value_range": "1, or 255 for models fed 0..255 images",
+    "conversion_error": "max |torch - onnxruntime| / max |onnxruntime| on the probe; NaN if not verified",
+    "device": "torch device the method ran on",
+    "onnxattr_version": "version of onnxattr",
+    "torch_version": "version of torch",
+    "onnx_version": "version of onnx",
+    "onnxruntime_version": "version of onnxruntime",
+    "onnx2torch_version": "version of onnx2torch",
+    "elapsed_s": "seconds the method took",
+}
+
+STUDY_ATTRS = ("schema_version", "method", "attribution_method", "window_frame",
+               "hr", "cka_debiased", "cka_features", "masking_seeds", "scheduler", "onnxattr_version")
+
+# method -> the (per-window) variables or attrs that say how far to trust its result, with a short label
+# (CLI summary).
+CHECKS: dict[str, dict[str, str]] = {
+    "lam": {"diffusion_index": "diffusion index", "gini": "Gini", "completeness_error": "completeness error"},
+    "l2x": {"completeness_error": "completeness error", "target_value": "target", "target_reference_value": "target at baseline"},
+    "glam": {"diffusion_index": "diffusion index", "attributed_share": "attributed pixels (local)",
+             "global_attributed_share": "attributed pixels (global)"},
+}
+QUALITY_ATTRS = ("psnr", "ssim", "psnr_y", "ssim_y")  # SR vs HR, in every result with HR
+
+
+def lr_coords(h: int, w: int, scale: int) -> dict[str, np.ndarray]:
+    """LR pixel centres in the shared HR frame: x = (i + 0.5) s, y = -(i + 0.5) s."""
+    return {"y": -(np.arange(h) + 0.5) * scale, "x": (np.arange(w) + 0.5) * scale}
+
+
+def sr_coords(h: int, w: int, offset: int) -> dict[str, np.ndarray]:
+    """SR pixel centres in the shared HR frame: X = j + 0.5 - c/2, Y = -(j + 0.5 - c/2)."""
+    return {"Y": -(np.arange(h) + 0.5 - offset / 2), "X": np.arange(w) + 0.5 - offset / 2}
+
+
+def describe(ds: Any, study: bool = False) -> Any:
+    """Copy the table's attrs onto every variable and coordinate of ``ds`` that it lists (in place)."""
+    table = {**STUDY_COORDS, **STUDY_VARIABLES} if study else {**COORDS, **VARIABLES}
+    for name in ds.variables:
+        if name in table:
+            ds[name].attrs.update(table[name].attrs())
+    return ds
+
+
+def problems(ds: Any) -> list[str]:
+    """How ``ds`` (a single-method result or a study) departs from the table: missing or unknown names,
+    wrong dims, missing attrs; empty when it matches."""
+    out = []
+    method = str(ds.attrs.get("method"))
+    if method not in (*METHODS, "compare"):
+        return [f"method {method!r} is not one of {', '.join(METHODS)} or compare"]
+    table = {**STUDY_COORDS, **STUDY_VARIABLES} if method == "compare" else {**COORDS, **VARIABLES}
+    for name, entry in table.items():
+        if method != "compare" and method not in entry.methods:
+            if name in ds.variables:
+                out.append(f"{name}: not expected in a {method} result")
+            continue
+        if name not in ds.variables:
+            if not entry.optional:
+                out.append(f"{name}: missing")
+            continue
+        if ds[name].dims != entry.dims:
+            out.append(f"{name}: dims {ds[name].dims}, expected {entry.dims}")
+        for key, value in entry.attrs().items():
+            if ds[name].attrs.get(key) != value:
+                out.append(f"{name}: attr {key} is {ds[name].attrs.get(key)!r}")
+    out += [f"{name}: not in the schema" for name in ds.variables if name not in table]
+    required = STUDY_ATTRS if method == "compare" else [*ATTRS, *(c for c in CHECKS[method] if c not in table)]
+    out += [f"attr {a}: missing" for a in required if a not in ds.attrs]
+    out += [f"attr {a}: 'none' string (unset values are left out)" for a, v in ds.attrs.items() if isinstance(v, str) and v == "none"]
+    if ds.attrs.get("schema_version") != SCHEMA_VERSION:
+        out.append(f"schema_version {ds.attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    return out

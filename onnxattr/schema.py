@@ -150,6 +150,8 @@ STUDY_VARIABLES: dict[str, Entry] = {
                                   "standard deviation over the random masking seeds"),
     "mask_ssim_random_std": Entry(("model", "image", "window", "region", "reference", "ratio"), "SSIM spread over random orders", "1",
                                   "standard deviation over the random masking seeds"),
+    "mask_pixels": Entry(("model", "image", "window", "region", "ratio"), "masked pixels", "1",
+                         "LR pixels replaced (k) per region and ratio"),
     "cka": Entry(("model", "model2"), "CKA", "1", "CKA of the models' saliency maps over the images; NaN with too few images"),
     "scale": Entry(("model",), "scale", "1", "integer scale s of each model"),
     "offset": Entry(("model",), "output offset", "1", "c of the output size law s n + c"),

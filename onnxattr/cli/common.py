@@ -13,6 +13,8 @@ from typing import Any, Callable
 import click
 import torch
 
+from ..atomic import check_writable
+from ..device import pick_device
 from ..errors import OnnxAttrError
 from ..image import crop, downscale, read_image
 from ..model import SRModel, load_model
@@ -28,6 +30,13 @@ class Inputs:
     hr: torch.Tensor | None
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--device is checked when parsed, before any file is read (one-line error for foo, meta, mps, cuda:7)."""
+    if value is not None:
+        pick_device(value)
+    return value
+
+
 def model_options(f: Callable) -> Callable:
     """--device, --value-range, --no-verify: how to load the model."""
     f = click.option("--no-verify", is_flag=True, help="Skip the onnxruntime check of the conversion.")(f)
@@ -38,7 +47,9 @@ def model_options(f: Callable) -> Callable:
         show_default=True,
         help="255 for models fed 0..255 images (attributions stay w.r.t. the [0, 1] image).",
     )(f)
-    f = click.option("--device", default=None, help="torch device (cpu, cuda, cuda:1); default: CUDA if present.")(f)
+    f = click.option(
+        "--device", default=None, callback=_check_device, help="torch device (cpu, cuda, cuda:1); default: CUDA if present."
+    )(f)
     return f
 
 
@@ -64,12 +75,13 @@ def method_options(f: Callable) -> Callable:
 
 
 def check_output_path(out: str | Path, suffixes: tuple[str, ...] = (".nc",)) -> Path:
-    """Fail before any computation when the result could not be written."""
+    """Fail before any computation when the result could not be written: suffix, folder, permissions."""
     out = Path(out)
     if out.suffix not in suffixes:
         raise OnnxAttrError(f"output {str(out)!r} should end in {' or '.join(suffixes)}")
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise OnnxAttrError(f"folder {str(out.parent)!r} for {out.name} does not exist; create it first")
+    if out.suffix != ".zarr" and out.is_dir():
+        raise OnnxAttrError(f"output {str(out)!r} is a folder; pass a file name such as {out / ('out' + out.suffix)}")
+    check_writable(out, "output")
     return out
 
 

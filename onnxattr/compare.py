@@ -386,7 +386,7 @@ def compare(
         jobs = [{"model_path": m, "image_path": p, **common} for m in model_paths for p in image_paths]
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=not progress) as bar:
+        with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=None if progress else True, leave=False) as bar:
             flat = runner.run(run_job, jobs, bar)
     finally:
         runner.close()

@@ -228,7 +228,7 @@ def lam(
     batch = batch_size or budget_batch_size(per_sample, free_memory(model.device), memory_fraction, m)
     if batch_size is None and model.device.type == "cpu":
         batch = min(batch, CPU_MAX_BATCH)
-    with tqdm(total=m, unit="step", desc="lam", disable=not progress, leave=False) as bar:
+    with tqdm(total=m, unit="step", desc="lam", disable=None if progress else True, leave=False) as bar:  # a terminal only
         res = path_attribution(model, route.points, route.weights, objective, min(batch, m), bar.update)
 
     d_input = float(res.values[-1])

@@ -18,6 +18,7 @@ the window is used as is in every SR output, which needs one scale and one offse
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import shutil
 import tempfile
@@ -37,7 +38,7 @@ from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
 from .results import _attr_value, versions
-from .target import Window, check_window
+from .target import Window, check_input_size, check_window
 
 METHODS = ("lam", "l2x", "glam")
 QUALITY = ("psnr", "ssim", "psnr_y", "ssim_y")
@@ -128,6 +129,7 @@ def check_windows(infos: Sequence[ModelInfo], sizes: dict[str, tuple[int, int]],
                     f"{Path(i.path).name} only takes {i.fixed_size[1]}x{i.fixed_size[0]} inputs but {name} gives "
                     f"{w}x{h}; crop the images to that size first"
                 )
+            check_input_size(h, w, i.scale, i.offset, f"{Path(i.path).name} on {name}")
             win = sr_window(window, i.offset, in_hr)
             try:
                 check_window(win, i.scale * h + i.offset, i.scale * w + i.offset)
@@ -146,6 +148,42 @@ def _method(name: str) -> Callable[..., xr.Dataset]:
     if name not in METHODS:
         raise OnnxAttrError(f"method {name!r}: use one of {', '.join(METHODS)}")
     return getattr(importlib.import_module(f"{__package__}.{name}"), name)
+
+
+_NOT_PARAMS = ("hr", "progress")  # keyword arguments of a method that compare sets itself
+
+
+def _kind_error(value: Any, default: Any) -> str | None:
+    """What is wrong with ``value`` for a parameter whose default is ``default`` (None: nothing)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "True or False"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a word"
+    return None
+
+
+def check_method_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check ``method``'s parameters before any model loads: names (the method's keyword arguments), kinds
+    (those of the defaults) and values (the method's own ``check_params``). Returns them, normalised."""
+    fn = _method(method)
+    defaults = {
+        n: p.default for n, p in inspect.signature(fn).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _NOT_PARAMS
+    }
+    for key, value in params.items():
+        if key not in defaults:
+            raise OnnxAttrError(
+                f"{method} has no parameter {key!r}; its parameters are {', '.join(defaults)} (--param KEY=VALUE)"
+            )
+        kind = _kind_error(value, defaults[key])
+        if kind is not None:
+            raise OnnxAttrError(f"{method} parameter {key}={value!r} should be {kind} (default {defaults[key]!r})")
+    checked = importlib.import_module(fn.__module__).check_params(**{**defaults, **params})
+    return {k: checked.get(k, v) for k, v in params.items()}
 
 
 def run_job(
@@ -361,7 +399,7 @@ def compare(
     saliency, sr_crop, hr_crop, diffusion_index, psnr, ssim, psnr_y, ssim_y, mask_psnr, mask_ssim
     (+ ``_random_std``), cka, elapsed_s, completeness_error, scale, offset, window_x_sr, window_y_sr.
     """
-    _method(method)
+    method_params = check_method_params(method, method_params)
     if not models or not images:
         raise OnnxAttrError("compare needs at least one model and one image")
     model_paths = [str(m) for m in models]

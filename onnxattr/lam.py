@@ -29,7 +29,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .blur import blur, blur_path
+from .blur import blur, blur_path, check_blur
 from .errors import OnnxAttrError
 from .metrics import diffusion_index, gini, saliency
 from .model import SRModel
@@ -174,19 +174,23 @@ def budget_batch_size(per_sample: int, free: int, fraction: float, steps: int) -
     return int(max(1, min(steps, fraction * free // max(per_sample, 1))))
 
 
-def _check_params(path: str, steps: int, sigma: float, kernel_size: int, batch_size: int | None, fraction: float) -> None:
+def check_params(
+    *, path: str, steps: int, sigma: float, kernel_size: int, batch_size: int | None, memory_fraction: float, **_: object
+) -> dict[str, object]:
+    """One-line errors for LAM parameters no run can use (checked before any model loads); the parameters."""
+    fraction = memory_fraction
     if path not in PATHS:
         raise OnnxAttrError(f"unknown path {path!r}; pick one of {', '.join(PATHS)}")
     if steps < 1:
         raise OnnxAttrError(f"steps={steps}: the path needs at least 1 step (the paper uses 50-100)")
-    if path in ("lam", "ig_blur") and not sigma > 0:
-        raise OnnxAttrError(f"sigma={sigma}: the blurred baseline needs sigma > 0 (default 1.2)")
-    if kernel_size < 1:
-        raise OnnxAttrError(f"kernel size {kernel_size} must be at least 1 (default 9)")
+    if path in ("lam", "ig_blur"):
+        check_blur(sigma, kernel_size)
     if batch_size is not None and batch_size < 1:
         raise OnnxAttrError(f"batch size {batch_size} must be at least 1 (or leave it unset)")
     if not 0 < fraction <= 1:
         raise OnnxAttrError(f"memory fraction {fraction} must lie in (0, 1]")
+    return {"path": path, "steps": steps, "sigma": sigma, "kernel_size": kernel_size, "batch_size": batch_size,
+            "memory_fraction": memory_fraction}
 
 
 def lam(
@@ -214,7 +218,8 @@ def lam(
     """
     t0 = time.perf_counter()
     model.check_input(image)
-    _check_params(path, steps, sigma, kernel_size, batch_size, memory_fraction)
+    check_params(path=path, steps=steps, sigma=sigma, kernel_size=kernel_size, batch_size=batch_size,
+                 memory_fraction=memory_fraction)
     win = check_window(window, *model.output_size(image.shape[2], image.shape[3]))
 
     def objective(out: torch.Tensor) -> torch.Tensor:

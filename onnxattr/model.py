@@ -23,6 +23,8 @@ from torch import fx
 from . import onnxfile
 from .device import ort_providers, pick_device
 from .errors import OnnxAttrError
+from .finite import nonfinite_output_message
+from .target import check_input_size
 
 VERIFY_TOLERANCE = 1e-4
 BATCH_TOLERANCE = 1e-5
@@ -116,6 +118,7 @@ class SRModel:
                 f"{self.path.name} only takes {w}x{h} inputs but the image is {x.shape[3]}x{x.shape[2]}; "
                 f"crop or resize it to {w}x{h} (e.g. --crop X Y)"
             )
+        check_input_size(x.shape[2], x.shape[3], self.scale, self.offset, self.path.name)
 
     def _graph_call(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph(x * self.value_range) / self.value_range
@@ -428,6 +431,9 @@ def load_model(
         session=session,
     )
     if verify:
+        bad = int((~np.isfinite(y_ort)).sum())
+        if bad:  # the model's own output, before any conversion is judged
+            raise OnnxAttrError(nonfinite_output_message(model, torch.from_numpy(x), bad, y_ort.size, "a smooth probe image"))
         with torch.no_grad():
             got = model._graph_call(torch.from_numpy(x).to(dev)).cpu().numpy()
         if got.shape != y_ort.shape:

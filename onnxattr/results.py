@@ -22,6 +22,7 @@ import xarray as xr
 from .arrays import to_numpy
 from .atomic import write_atomically
 from .errors import OnnxAttrError
+from .finite import check_result
 from .metrics import saliency as saliency_map
 from .target import Window
 
@@ -98,6 +99,7 @@ def build_dataset(
     ``image`` (1, C, h, w) and ``output`` (1, C, H, W) are in [0, 1]; ``attribution`` is (C, h, w);
     ``data_vars`` adds method variables as {name: (dims, array)}; ``params`` and ``checks`` go to attrs.
     """
+    check_result(model, image, output, method, attribution, (data_vars or {}).get("path_objective", (None, None))[1])
     _, c, h, w = image.shape
     _, _, oh, ow = output.shape
     variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {

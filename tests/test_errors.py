@@ -125,3 +125,127 @@ def test_the_script_keeps_the_contract(tmp_path):
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         "onnxattr: error: device 'meta': onnxattr runs on cpu or cuda (cuda:N); use --device cpu or --device cuda"
     ], res.stderr
+
+
+# ------------------------------------------------------------- the issue's cases, one by one
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    import numpy as np
+    from PIL import Image
+
+    from imagefiles import png_header_only
+    from nets import conv_graph
+
+    d = tmp_path_factory.mktemp("bad")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(d / "1x1.png")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(d / "black.png")
+    png_header_only(d / "8000.png", 8000, 8000)
+    png_header_only(d / "bomb.png", 20000, 20000)
+    return {
+        "dir": d,
+        "1x1": d / "1x1.png",
+        "black": d / "black.png",
+        "8000": d / "8000.png",
+        "bomb": d / "bomb.png",
+        "tiny": conv_graph(d / "tiny.onnx"),
+        "nan": conv_graph(d / "nan.onnx", extra_op=["Neg", "Sqrt"]),  # NaN on every image
+        "log": conv_graph(d / "log.onnx", extra_op="Log"),  # -inf on a black image only (log 0)
+        "huge": conv_graph(d / "huge.onnx", size=(100000, 100000)),
+    }
+
+
+def lam_args(model, image, out, *extra):
+    return ["lam", model, image, "--window", "10", "10", "8", "--steps", "2", "-o", out, *extra]
+
+
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("8000", "image 8000.png is 8000x8000 (64.0 Mpx), over onnxattr's budget of 33.6 Mpx (ONNXATTR_MAX_PIXELS); "
+                 "crop or downscale it first"),
+        ("bomb", "image bomb.png declares 400.0 Mpx, over onnxattr's budget of 33.6 Mpx"),
+    ],
+)
+def test_images_over_the_budget(capsys, files, case, fragment):
+    out = files["dir"] / f"{case}.nc"
+    assert_fails(cli(capsys, *lam_args(files["tiny"], files[case], out)), 2, fragment)
+    assert not out.exists()
+
+
+def test_small_image_names_the_models_minimum(capsys, files):
+    assert_fails(cli(capsys, *lam_args(MODEL, files["1x1"], files["dir"] / "o.nc")), 2,
+                 "waifu2x-upconv7-x2.ts17.onnx needs an input of at least 15 px per side (its output side is 2 n -28) "
+                 "but the image is 1x1; pass a larger image")
+
+
+def test_huge_fixed_input_is_refused_before_the_probe(capsys, files):
+    assert_fails(cli(capsys, "inspect", files["huge"]), 2,
+                 "huge.onnx's fixed input is 100000x100000 (10000.0 Mpx), over onnxattr's budget of 33.6 Mpx "
+                 "(ONNXATTR_MAX_PIXELS); re-export the model with a dynamic or smaller input size")
+
+
+def test_nan_model_is_blamed_on_itself_not_a_converter(capsys, files):
+    line = assert_fails(cli(capsys, "inspect", files["nan"]), 2, "nan.onnx")
+    assert "NaN" in line and "converter in converters/ is wrong" not in line
+
+
+@pytest.mark.parametrize("verify", [[], ["--no-verify"]])
+def test_nan_output_is_refused_naming_the_node(capsys, files, verify):
+    """log(0) = -inf on a black image: no result, and the line names the node and the model (not a converter)."""
+    out = files["dir"] / "log.nc"
+    line = assert_fails(cli(capsys, *lam_args(files["log"], files["black"], out, *verify)), 2,
+                        "log.onnx outputs NaN or Inf on this input (")
+    assert "first at node 'extra' (Log)" in line and "so the model itself makes them (not a converter)" in line
+    assert line.endswith("no result written") and not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--sigma inf", "--sigma nan", "--sigma -1", "--kernel-size 0"])
+def test_lam_and_l2x_refuse_blurs_that_give_nan(capsys, files, flag):
+    for command in ("lam", "l2x"):
+        args = [command, "/not/loaded.onnx", IMAGE, "--window", "1", "1", "8", "-o", files["dir"] / "o.nc", *flag.split()]
+        fragment = "needs a finite sigma > 0" if "sigma" in flag else "Invalid value for '--kernel-size'"
+        assert_fails(cli(capsys, *args), 2, fragment)
+
+
+@pytest.mark.parametrize(
+    "param, fragment",
+    [
+        ("nosuch=1", "lam has no parameter 'nosuch'; its parameters are steps, sigma, kernel_size, path, batch_size, "
+                     "memory_fraction (--param KEY=VALUE)"),
+        ("steps=0", "steps=0: the path needs at least 1 step"),
+        ("steps=abc", "lam parameter steps='abc' should be a whole number (default 50)"),
+        ("sigma=inf", "lam parameter sigma='inf' should be a number"),
+        ("9=x", "write KEY=VALUE"),
+    ],
+)
+def test_compare_params_are_checked_before_any_model_loads(capsys, files, param, fragment):
+    """The model file does not exist: the parameter error comes first, with no progress bar above it."""
+    args = ["compare", "/not/loaded.onnx", "--images", IMAGE, "--window", "1", "1", "8", "--param", param,
+            "-o", files["dir"] / "o.nc"]
+    assert_fails(cli(capsys, *args), 2, fragment)
+
+
+@pytest.fixture(scope="module")
+def lam_result(files) -> Path:
+    import onnxattr
+
+    model = onnxattr.load_model(files["tiny"])
+    ds = onnxattr.lam(model, onnxattr.read_image(IMAGE), (10, 10, 8), path="gradient")
+    return onnxattr.save(ds, files["dir"] / "lam.nc")
+
+
+def test_show_on_a_result_it_cannot_draw(capsys, files, lam_result):
+    import onnxattr
+
+    ds = onnxattr.load(lam_result)
+    odd = ds.copy()
+    odd.attrs["method"] = "gradcam"
+    onnxattr.save(odd, files["dir"] / "odd.nc")
+    fig = files["dir"] / "f.png"
+    assert_fails(cli(capsys, "show", files["dir"] / "odd.nc", "-o", fig), 2,
+                 "no figure for results of method 'gradcam' (known: lam, l2x, glam, compare)")
+    onnxattr.save(ds.drop_vars("input"), files["dir"] / "noinput.nc")
+    assert_fails(cli(capsys, "show", files["dir"] / "noinput.nc", "-o", fig), 2,
+                 "the lam result lacks 'input', which its figure needs; pass a complete result written by onnxattr")
+    assert not fig.exists()
+    assert cli(capsys, "show", lam_result, "-o", fig)[0] == 0 and fig.stat().st_size > 1000

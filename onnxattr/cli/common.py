@@ -123,16 +123,19 @@ def finish(ds: Any, out: Path) -> None:
     click.echo(f"wrote {out}", err=True)
 
 
-def method_command(name: str, help: str) -> Callable:
+def method_command(name: str, help: str, check: Callable[[dict[str, Any]], object] | None = None) -> Callable:
     """Decorator for a method command: adds the shared options and turns the function into a click command.
 
     The wrapped function gets ``inputs: Inputs`` and ``window`` plus its own options and returns the Dataset.
+    ``check(options)`` validates the command's own options before the model loads.
     """
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
         def run(model, image, window, hr, crop, out, device, value_range, no_verify, **kw):
             out_path = check_output_path(out)
+            if check is not None:
+                check(kw)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop
             )

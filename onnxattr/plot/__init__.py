@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 
 import matplotlib
@@ -18,14 +19,30 @@ from ..errors import OnnxAttrError  # noqa: E402
 FORMATS = (".png", ".pdf", ".svg")
 
 
+FIGURE_METHODS = ("lam", "l2x", "glam", "compare")
+
+
 def draw(ds: xr.Dataset) -> Figure:
-    """The figure for a result, chosen by its ``method`` attr."""
+    """The figure for a result, chosen by its ``method`` attr; one-line errors for an unknown method or a
+    result that lacks a variable or attr its figure needs."""
     method = str(ds.attrs.get("method", ""))
+    if method not in FIGURE_METHODS:
+        raise OnnxAttrError(
+            f"no figure for results of method {method!r} (known: {', '.join(FIGURE_METHODS)}); "
+            "pass a result written by onnxattr"
+        )
+    module = importlib.import_module(f"{__name__}.{method}")
     try:
-        module = importlib.import_module(f"{__name__}.{method}")
-    except ModuleNotFoundError as err:
-        raise OnnxAttrError(f"no figure for results of method {method!r}; pass a result written by onnxattr") from err
-    return module.draw(ds)
+        return module.draw(ds)
+    except (KeyError, AttributeError) as err:  # a missing variable (ds["input"], ds.input) or attr
+        text = str(err)
+        if isinstance(err, AttributeError) and not text.startswith(("'Dataset' object", "'DataArray' object")):
+            raise
+        quoted = re.findall(r"'([^']+)'", text)
+        name = (quoted[-1] if isinstance(err, AttributeError) else quoted[0]) if quoted else text
+        raise OnnxAttrError(
+            f"the {method} result lacks {name!r}, which its figure needs; pass a complete result written by onnxattr"
+        ) from None
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 150) -> Path:

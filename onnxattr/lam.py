@@ -169,6 +169,17 @@ def free_memory(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def _require(need: int, device: torch.device, what: str, fix: str) -> None:
+    """Refuse, before allocating, work that needs more than the free memory of ``device``: the figure and the fix."""
+    free = free_memory(device)
+
+    def size(n: int) -> str:
+        return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+    if need > free:
+        raise OnnxAttrError(f"{what} needs about {size(need)}, more than the {size(free)} free on {device.type}; {fix}")
+
+
 def budget_batch_size(per_sample: int, free: int, fraction: float, steps: int) -> int:
     """floor(fraction * free / per_sample), clipped to 1..steps."""
     return int(max(1, min(steps, fraction * free // max(per_sample, 1))))
@@ -225,6 +236,10 @@ def lam(
     def objective(out: torch.Tensor) -> torch.Tensor:
         return gradient_detector(out, win)
 
+    _, c, h, w = image.shape
+    # the path's points and increments (float64, on the CPU) and the blur's output beside them
+    _require(3 * (steps + 1) * c * h * w * 8, torch.device("cpu"),
+             f"the {steps}-step {path} path on the {w}x{h} image", "pass fewer steps (--steps) or crop the image (--crop)")
     route = make_path(image, path, steps, sigma, kernel_size)
     fixed = {t.untyped_storage().data_ptr() for t in [*model.graph.parameters(), *model.graph.buffers()]}
     probe = route.baseline if route.baseline is not None else route.points[-1:]
@@ -233,6 +248,9 @@ def lam(
     batch = batch_size or budget_batch_size(per_sample, free_memory(model.device), memory_fraction, m)
     if batch_size is None and model.device.type == "cpu":
         batch = min(batch, CPU_MAX_BATCH)
+    fit = free_memory(model.device) // max(per_sample, 1)
+    _require(min(batch, m) * per_sample, model.device, f"a batch of {min(batch, m)} path points on the {w}x{h} image",
+             f"pass --batch-size {fit} or less" if fit >= 1 else "crop the image (--crop) or use --device cuda")
     with tqdm(total=m, unit="step", desc="lam", disable=None if progress else True, leave=False) as bar:  # a terminal only
         res = path_attribution(model, route.points, route.weights, objective, min(batch, m), bar.update)
 

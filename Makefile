@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.onnxattr-installed
 DEMO   := demo-out
 DEMO_MODEL  := samples/waifu2x-upconv7-x2.ts17.onnx
 DEMO_IMAGE  := samples/images/chelsea-64.png
-DEMO_WINDOW := 34 26 16
+DEMO_WINDOW := 48 40 16
 
 .PHONY: setup demo test clean
 

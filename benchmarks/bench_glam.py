@@ -73,7 +73,7 @@ def bench(path: Path, repeats: int, lam_steps: int) -> dict[str, float | int | s
 
     t_fb, t_local, t_global = median_times([fb, local, global_], repeats)
     t = time.perf_counter()
-    onnxattr.lam(model, x, win.as_tuple(), steps=lam_steps)
+    onnxattr.lam(model, x, win.as_tuple(), frame="sr", steps=lam_steps)
     t_lam = time.perf_counter() - t
     return {"model": path.name, "layers": len(layers), "fb": t_fb, "local": t_local, "global": t_global, "lam": t_lam}
 

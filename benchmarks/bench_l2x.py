@@ -45,9 +45,9 @@ def bench(path: Path, repeats: int) -> dict[str, float]:
     runs = {
         "fb32": lambda: _forward_backward(model.graph, image, window, torch.float32),
         "fb64": lambda: _forward_backward(graph64, image, window, torch.float64),
-        "l2x32": lambda: onnxattr.l2x(model, image, window, dtype=torch.float32),
-        "l2x64": lambda: onnxattr.l2x(model, image, window),
-        "lam50": lambda: onnxattr.lam(model, image, window, steps=50),
+        "l2x32": lambda: onnxattr.l2x(model, image, window, frame="sr", dtype=torch.float32),
+        "l2x64": lambda: onnxattr.l2x(model, image, window, frame="sr"),
+        "lam50": lambda: onnxattr.lam(model, image, window, frame="sr", steps=50),
     }
     times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(repeats):

@@ -83,7 +83,7 @@ def bench(path: Path, size: int, steps: int, repeats: int, batches: list[int], r
     ds = None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        ds = onnxattr.lam(model, img, window, steps=steps)
+        ds = onnxattr.lam(model, img, window, frame="sr", steps=steps)
         runs["lam"].append(time.perf_counter() - t0)
         model.graph.requires_grad_(ref_weight_grads)
         runs["reference"].append(timed(ref))
@@ -94,7 +94,7 @@ def bench(path: Path, size: int, steps: int, repeats: int, batches: list[int], r
         "model": path.name, "batch_mode": model.batch_mode, "lam_batch": ds.attrs["batch_size"],
         "best_bare_batch": best, "sweep": sweep, **med,
         "ref_over_lam": med["reference"] / med["lam"], "lam_over_bare": med["lam"] / med["bare"],
-        "di": ds.attrs["diffusion_index"], "completeness": ds.attrs["completeness_error"], "window": window.as_tuple(),
+        "di": ds["diffusion_index"].item(), "completeness": ds["completeness_error"].item(), "window": window.as_tuple(),
     }
 
 
@@ -105,11 +105,11 @@ def memory_check(path: Path, size: int) -> None:
         size = min(size, *model.fixed_size)
     img = onnxattr.read_image(IMAGE, model.in_channels)[:, :, :size, :size]
     oh, ow = model.output_size(size, size)
-    ds = onnxattr.lam(model, img, (ow // 2 - 8, oh // 2 - 8, 16))
+    ds = onnxattr.lam(model, img, (ow // 2 - 8, oh // 2 - 8, 16), frame="sr")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{path.name} {size}x{size}: batch {ds.attrs['batch_size']}, estimated "
           f"{ds.attrs['memory_per_sample_bytes'] / 2**20:.0f} MiB/sample, peak RSS {peak:.2f} GiB, "
-          f"{ds.attrs['elapsed_s']:.1f} s, DI {ds.attrs['diffusion_index']:.2f}")
+          f"{ds.attrs['elapsed_s']:.1f} s, DI {ds['diffusion_index'].item():.2f}")
 
 
 def main() -> None:

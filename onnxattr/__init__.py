@@ -10,6 +10,6 @@ from .l2x import l2x  # noqa: E402
 from .lam import lam  # noqa: E402
 from .model import SRModel, load_model  # noqa: E402
 from .results import load, save  # noqa: E402
-from .target import Window  # noqa: E402
+from .target import Grid, Window  # noqa: E402
 
-__all__ = ["OnnxAttrError", "SRModel", "UnsupportedOpError", "Window", "compare", "glam", "l2x", "lam", "load", "load_model", "read_image", "save"]
+__all__ = ["Grid", "OnnxAttrError", "SRModel", "UnsupportedOpError", "Window", "compare", "glam", "l2x", "lam", "load", "load_model", "read_image", "save"]

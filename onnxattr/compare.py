@@ -38,7 +38,7 @@ from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
 from .results import _attr_value, versions
-from .target import Window, check_input_size, check_window
+from .target import Window, align_hr, check_input_size, check_window
 
 METHODS = ("lam", "l2x", "glam")
 QUALITY = ("psnr", "ssim", "psnr_y", "ssim_y")
@@ -138,19 +138,13 @@ def check_windows(infos: Sequence[ModelInfo], sizes: dict[str, tuple[int, int]],
                 raise OnnxAttrError(f"{Path(i.path).name} on {name}{frame}: {err}") from None
 
 
-def align_hr(hr: torch.Tensor, offset: int, out_hw: tuple[int, int]) -> torch.Tensor:
-    """The part of the HR image an SR output with offset c <= 0 covers: rows/columns -c/2 .. -c/2 + H."""
-    b = -offset // 2
-    return hr[:, :, b : b + out_hw[0], b : b + out_hw[1]]
-
-
 def _method(name: str) -> Callable[..., xr.Dataset]:
     if name not in METHODS:
         raise OnnxAttrError(f"method {name!r}: use one of {', '.join(METHODS)}")
     return getattr(importlib.import_module(f"{__package__}.{name}"), name)
 
 
-_NOT_PARAMS = ("hr", "progress")  # keyword arguments of a method that compare sets itself
+_NOT_PARAMS = ("hr", "progress", "frame")  # keyword arguments of a method that compare sets itself
 
 
 def _kind_error(value: Any, default: Any) -> str | None:
@@ -206,7 +200,7 @@ def run_job(
     out_hw = model.output_size(*lr.shape[2:])
     hr_image = align_hr(hr_image, model.offset, out_hw) if hr_image is not None else None
     win = sr_window(window, model.offset, in_hr)
-    ds = _method(method)(model, lr, win, hr=hr_image, **params)
+    ds = _method(method)(model, lr, win, frame="sr", hr=hr_image, **params).isel(window=0)
     attribution = ds["attribution"].values
     sal = ds["saliency"].values
     rows, cols = slice(win.y, win.y + win.size), slice(win.x, win.x + win.size)
@@ -217,11 +211,11 @@ def run_job(
         "saliency": sal,
         "sr_crop": ds["output"].values[:, rows, cols],
         "hr_crop": hr_image[0].numpy()[:, rows, cols] if hr_image is not None else None,
-        "diffusion_index": float(ds.attrs["diffusion_index"] if "diffusion_index" in ds.attrs else diffusion_index(sal)),
+        "diffusion_index": float(ds["diffusion_index"] if "diffusion_index" in ds else diffusion_index(sal)),
         "quality": sr_quality(ds["output"].values, hr_image[0], border=model.scale) if hr_image is not None else {},
         "curves": curves,
         "elapsed_s": float(ds.attrs["elapsed_s"]),
-        "completeness_error": float(ds.attrs.get("completeness_error", np.nan)),
+        "completeness_error": float(ds["completeness_error"]) if "completeness_error" in ds else np.nan,
         "window_sr": (win.x, win.y),
     }
 

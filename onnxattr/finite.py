@@ -70,11 +70,12 @@ def check_result(
     if bad:
         raise OnnxAttrError(nonfinite_output_message(model, image, bad, total))
     if path_objective is not None:
-        values = np.asarray(path_objective)
-        steps = np.flatnonzero(~np.isfinite(values))
+        values = np.asarray(path_objective)  # (..., step): one row per window
+        values = values.reshape(-1, values.shape[-1])
+        steps = np.flatnonzero(~np.isfinite(values).all(axis=0))
         if steps.size:
             raise OnnxAttrError(
-                f"{method}: the objective D(F(x_i)) is NaN or Inf at path step {int(steps[0])} of {values.size - 1} "
+                f"{method}: the objective D(F(x_i)) is NaN or Inf at path step {int(steps[0])} of {values.shape[1] - 1} "
                 f"({steps.size} step(s)), where {model.path.name}'s output on the path point is not finite; "
                 "check --sigma and --kernel-size, or use --path ig_blur; no result written"
             )

@@ -36,7 +36,7 @@ from .errors import OnnxAttrError
 from .metrics.gini import diffusion_index
 from .model import _PROBE_SIZES, NodeInfo, SRModel
 from .results import build_dataset
-from .target import Window, check_window, gradient_detector, gradient_map
+from .target import Window, WindowSpec, align_hr, gradient_map, resolve_windows, window_detectors
 
 DEFAULT_LAYERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 VARIATIONS = ("abs", "signed")
@@ -225,12 +225,32 @@ def attributed_share(m: torch.Tensor) -> float:
 
 
 # ------------------------------------------------------------------ passes on a model
-def local_keys(model: SRModel, x: torch.Tensor, layers: Sequence[Layer], window: Window) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """One forward + ONE backward of T_ROI = gradient_detector(output, window) (eq. 1): the SR output
-    and key_i = channel_key(d T_ROI / d fea_i) for every layer (eq. 2 before resizing)."""
-    taps = model.tap(x, [l.name for l in layers], objective=lambda out: gradient_detector(out, window))
+def local_keys(
+    model: SRModel, x: torch.Tensor, layers: Sequence[Layer], windows: Sequence[Window]
+) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+    """One forward, then ONE backward per window of T_ROI = gradient_detector(output, window) (eq. 1):
+    the SR output and, per window, key_i = channel_key(d T_ROI / d fea_i) for every layer (eq. 2 before resizing)."""
+    names = [l.name for l in layers]
+    acts: dict[str, torch.Tensor] = {}
+
+    def record(name: str, value: torch.Tensor) -> torch.Tensor:
+        acts[name] = value
+        return value
+
     hw = tuple(x.shape[2:])
-    return taps.output, [channel_key(l.spatial(taps.gradients[l.name], hw)) for l in layers]
+    x = x.to(model.device, torch.float32).detach().requires_grad_(True)
+    with torch.enable_grad():
+        out = model.run(x, names, record)
+        d = window_detectors(out, windows)[0]
+        wrt = [acts[n] for n in names]
+        keys = []
+        for k in range(len(windows)):
+            grads = torch.autograd.grad(d[k], wrt, retain_graph=k < len(windows) - 1, allow_unused=True)
+            keys.append([
+                channel_key(l.spatial(g if g is not None else torch.zeros_like(a), hw))
+                for l, a, g in zip(layers, wrt, grads)
+            ])
+    return out.detach(), keys
 
 
 def global_products(model: SRModel, x: torch.Tensor, layers: Sequence[Layer], size: tuple[int, int]) -> list[torch.Tensor]:
@@ -277,37 +297,43 @@ def check_params(*, layers: Iterable[str] | str | None, pattern: str | None, var
 def glam(
     model: SRModel,
     image: torch.Tensor,
-    window: Window | tuple[int, int, int],
+    window: WindowSpec,
     *,
+    frame: str = "hr",
     layers: Iterable[str] | None = None,
     pattern: str | None = None,
     variation: str = "abs",
     hr: torch.Tensor | None = None,
 ) -> xr.Dataset:
-    """GL-AM local and global maps of ``image`` (1, C, h, w) in [0, 1] for the SR ``window`` (x, y, size).
+    """GL-AM local and global maps of ``image`` (1, C, h, w) in [0, 1] for the output window(s) ``window``.
 
-    ``layers``: ONNX op types to explain (default Conv, ConvTranspose, Gemm, MatMul; nodes without an
-    image-shaped output are skipped), ``pattern``: regex on node names, ``variation``: 'abs' | 'signed'.
-    Returns the shared Dataset plus ``local``, ``local_consensus``, ``local_variation`` (Y, X),
-    ``local_layers`` (layer, Y, X) and the same for ``global`` (dim ``global_layer``); see docs/glam.md.
+    ``window``: (x, y, size), several, or a ``target.Grid``, in ``frame`` ('hr' HR-image pixels, the
+    default, or 'sr' output pixels; see ``target``); the local maps share one forward and take one
+    backward per window. ``layers``: ONNX op types to explain (default Conv, ConvTranspose, Gemm, MatMul;
+    nodes without an image-shaped output are skipped), ``pattern``: regex on node names, ``variation``:
+    'abs' | 'signed'. Returns the shared Dataset plus ``local``, ``local_consensus``, ``local_variation``
+    (window, Y, X), ``local_layers`` (window, layer, Y, X) and the window-free ``global``,
+    ``global_consensus``, ``global_variation`` (Y, X), ``global_layers`` (global_layer, Y, X); see docs/glam.md.
     """
     layers = check_params(layers=layers, pattern=pattern, variation=variation)["layers"]
     model.check_input(image)
     size = model.output_size(*image.shape[2:])
-    win = check_window(window, *size)
+    wins = resolve_windows(window, model.offset, *size, frame=frame)
+    hr = align_hr(hr, model.offset, size) if hr is not None else None
     chosen, skipped = choose_layers(model, layers, pattern)
     x = image.to(model.device, torch.float32)
 
     t0 = time.perf_counter()
-    output, keys = local_keys(model, x, chosen, win)
-    local_layers = torch.stack([to_output(k, size) for k in keys])
-    local, local_cons, local_var = glocal(local_layers, variation)
+    output, keys = local_keys(model, x, chosen, wins)
+    local_layers = torch.stack([torch.stack([to_output(k, size) for k in per_window]) for per_window in keys])
+    local, local_cons, local_var = (torch.stack(v) for v in zip(*(glocal(m, variation) for m in local_layers)))
     t1 = time.perf_counter()
     global_layers = torch.stack([scale_unit(p.abs()) for p in global_products(model, x, chosen, size)])
     global_, global_cons, global_var = glocal(global_layers, variation)
     t2 = time.perf_counter()
 
-    lr_local = to_lr(local, tuple(image.shape[2:]))
+    lr_hw = tuple(image.shape[2:])
+    lr_local = torch.stack([to_lr(m, lr_hw) for m in local])
     c = image.shape[1]
     names = [l.name for l in chosen]
     return build_dataset(
@@ -315,24 +341,27 @@ def glam(
         image=image,
         output=output,
         method="glam",
-        window=win,
+        windows=wins,
+        frame=frame,
         params={"layers": ", ".join(layers or DEFAULT_LAYERS), "pattern": pattern, "variation": variation},
         elapsed_s=t2 - t0,
-        attribution=(lr_local / c).expand(c, -1, -1),
+        attribution=(lr_local / c)[:, None].expand(-1, c, -1, -1),
+        window_checks={
+            "diffusion_index": [diffusion_index(m) for m in lr_local],
+            "attributed_share": [attributed_share(m) for m in lr_local],
+        },
         checks={
-            "diffusion_index": diffusion_index(lr_local),
-            "attributed_share": attributed_share(lr_local),
-            "global_attributed_share": attributed_share(to_lr(global_, tuple(image.shape[2:]))),
+            "global_attributed_share": attributed_share(to_lr(global_, lr_hw)),
             "local_elapsed_s": t1 - t0,
             "global_elapsed_s": t2 - t1,
             "skipped_layers": ", ".join(skipped),
             "global_mixed_layers": ", ".join(mixed_pairs(model.graph, names)),
         },
         data_vars={
-            "local": (("Y", "X"), local),
-            "local_consensus": (("Y", "X"), local_cons),
-            "local_variation": (("Y", "X"), local_var),
-            "local_layers": (("layer", "Y", "X"), local_layers),
+            "local": (("window", "Y", "X"), local),
+            "local_consensus": (("window", "Y", "X"), local_cons),
+            "local_variation": (("window", "Y", "X"), local_var),
+            "local_layers": (("window", "layer", "Y", "X"), local_layers),
             "global": (("Y", "X"), global_),
             "global_consensus": (("Y", "X"), global_cons),
             "global_variation": (("Y", "X"), global_var),

@@ -15,7 +15,9 @@ Paths (``path=``):
 
 Completeness (Sundararajan et al.; the paper's check after eq. 4): sum(A) = D(F(I)) - D(F(x_0))
 for the exact integral; ``completeness_error`` says how far the m-step sum is from it.
-The path is evaluated in batches of steps whose size comes from a memory budget.
+The path is evaluated in batches of steps whose size comes from a memory budget. The path does not
+depend on the window: for K windows each batch of points runs forward once and takes one backward
+per window (``window_gradients``), so K windows cost one forward and K backwards per step.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .errors import OnnxAttrError
 from .metrics import diffusion_index, gini, saliency
 from .model import SRModel
 from .results import build_dataset
-from .target import Window, check_window, gradient_detector
+from .target import WindowSpec, align_hr, resolve_windows, window_detectors
 
 PATHS = ("lam", "ig_blur", "ig_black", "gradient")
 DEFAULT_MEMORY_FRACTION = 0.5
@@ -62,7 +64,7 @@ class IntegrationPath:
 
 @dataclass(frozen=True)
 class PathResult:
-    """What ``path_attribution`` returns: A (C, H, W) float64, D at every point (m,) float64,
+    """What ``path_attribution`` returns: A (K, C, H, W) float64, D at every point (K, m) float64,
     and the network output at the last point (1, C', H', W')."""
 
     attribution: torch.Tensor
@@ -90,6 +92,17 @@ def make_path(image: torch.Tensor, path: str, steps: int, sigma: float, kernel_s
     return IntegrationPath(points, ((img - base) / steps).expand_as(points), base)
 
 
+def window_gradients(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dD_k/dx for every column k of ``d`` (N, K) computed from ``x`` (N, ...): (K, N, ...).
+
+    Items of a batch are independent, so d(sum_n D_k(n))/dx holds every item's gradient. One backward
+    per window through the one graph of the forward (kept with ``retain_graph`` until the last).
+    """
+    k = d.shape[1]
+    grads = [torch.autograd.grad(d[:, i].sum(), x, retain_graph=i < k - 1)[0] for i in range(k)]
+    return torch.stack(grads)
+
+
 def path_attribution(
     f: Callable[[torch.Tensor], torch.Tensor],
     points: torch.Tensor,
@@ -98,27 +111,30 @@ def path_attribution(
     batch_size: int,
     on_batch: Callable[[int], None] | None = None,
 ) -> PathResult:
-    """A = sum_i dD(F(x_i))/dx_i * w_i over ``points`` x_i (m, C, H, W), ``batch_size`` points per pass.
+    """A_k = sum_i dD_k(F(x_i))/dx_i * w_i over ``points`` x_i (m, C, H, W), ``batch_size`` points per pass.
 
-    ``f`` maps a float32 batch to outputs, ``objective`` outputs to one value per item (N,);
-    gradients come back in float32 and are accumulated in float64. ``on_batch(n)`` is called
-    after each pass with the number of points it covered (for progress bars).
+    ``f`` maps a float32 batch to outputs, ``objective`` outputs to one value per item and window (N, K);
+    each pass is one forward and K backwards. Gradients come back in float32 and are accumulated in
+    float64. ``on_batch(n)`` is called after each pass with the number of points it covered.
     """
     m = points.shape[0]
-    total = torch.zeros(points.shape[1:], dtype=torch.float64)
-    values = torch.empty(m, dtype=torch.float64)
+    total: torch.Tensor | None = None
+    values: torch.Tensor | None = None
     out = None
     for start in range(0, m, batch_size):
         stop = min(start + batch_size, m)
         x = points[start:stop].to(torch.float32).requires_grad_(True)
         out = f(x)
         d = objective(out)
-        (grad,) = torch.autograd.grad(d.sum(), x)
-        total += (grad.detach().cpu().to(torch.float64) * weights[start:stop]).sum(dim=0)
-        values[start:stop] = d.detach().cpu().to(torch.float64)
+        grads = window_gradients(d, x).detach().cpu().to(torch.float64)
+        if total is None:
+            total = torch.zeros((d.shape[1], *points.shape[1:]), dtype=torch.float64)
+            values = torch.empty((d.shape[1], m), dtype=torch.float64)
+        total += (grads * weights[start:stop]).sum(dim=1)
+        values[:, start:stop] = d.detach().cpu().to(torch.float64).T
         if on_batch is not None:
             on_batch(stop - start)
-    assert out is not None
+    assert out is not None and total is not None and values is not None
     return PathResult(total, values, out[-1:].detach())
 
 
@@ -207,8 +223,9 @@ def check_params(
 def lam(
     model: SRModel,
     image: torch.Tensor,
-    window: Window | tuple[int, ...],
+    window: WindowSpec,
     *,
+    frame: str = "hr",
     steps: int = 50,
     sigma: float = 1.2,
     kernel_size: int = 9,
@@ -218,23 +235,29 @@ def lam(
     progress: bool = False,
     hr: torch.Tensor | None = None,
 ) -> xr.Dataset:
-    """LAM of ``model`` for the SR output window ``window`` = (x, y, size) on the LR ``image`` (1, C, h, w).
+    """LAM of ``model`` for the output window(s) ``window`` on the LR ``image`` (1, C, h, w).
 
-    A = sum_{i=1..m} dD(F(x_i))/dx_i * (x_i - x_{i-1}) (eq. 4 as the authors' code computes it) along
-    the path ``path`` (see the module docstring). ``batch_size`` points run per pass; by default as many
-    as fit in ``memory_fraction`` of the free RAM (or free CUDA memory), measured per sample on the
-    baseline pass, and at most ``CPU_MAX_BATCH`` on a CPU. Returns the shared result layout plus ``baseline`` (channel, y, x) and
-    ``path_objective`` (step) = D(F(x_i)), i = 0..m; attrs ``diffusion_index`` and ``gini`` of the
-    saliency, ``completeness_error``, the parameters, the batch size used and ``elapsed_s``.
+    ``window``: (x, y, size), several, or a ``target.Grid``, in the HR frame (``frame='hr'``, HR-image
+    pixels) or the output's (``frame='sr'``); see ``target``. For each window k
+    A_k = sum_{i=1..m} dD_k(F(x_i))/dx_i * (x_i - x_{i-1}) (eq. 4 as the authors' code computes it) along
+    the path ``path`` (see the module docstring); the forwards are shared by all windows. ``batch_size``
+    points run per pass; by default as many as fit in ``memory_fraction`` of the free RAM (or free CUDA
+    memory), measured per sample on the baseline pass, and at most ``CPU_MAX_BATCH`` on a CPU. ``hr``:
+    the HR image (HR frame or already aligned with the output). Returns the shared result layout plus
+    ``baseline`` (channel, y, x) and ``path_objective`` (window, step) = D_k(F(x_i)), i = 0..m; per
+    window ``diffusion_index`` and ``gini`` of the saliency, ``completeness_error``, ``objective_input``
+    and ``objective_baseline``; attrs: the parameters, the batch size used and ``elapsed_s``.
     """
     t0 = time.perf_counter()
     model.check_input(image)
     check_params(path=path, steps=steps, sigma=sigma, kernel_size=kernel_size, batch_size=batch_size,
                  memory_fraction=memory_fraction)
-    win = check_window(window, *model.output_size(image.shape[2], image.shape[3]))
+    out_hw = model.output_size(image.shape[2], image.shape[3])
+    wins = resolve_windows(window, model.offset, *out_hw, frame=frame)
+    hr = align_hr(hr, model.offset, out_hw) if hr is not None else None
 
     def objective(out: torch.Tensor) -> torch.Tensor:
-        return gradient_detector(out, win)
+        return window_detectors(out, wins)
 
     _, c, h, w = image.shape
     # the path's points and increments (float64, on the CPU) and the blur's output beside them
@@ -254,16 +277,19 @@ def lam(
     with tqdm(total=m, unit="step", desc="lam", disable=None if progress else True, leave=False) as bar:  # a terminal only
         res = path_attribution(model, route.points, route.weights, objective, min(batch, m), bar.update)
 
-    d_input = float(res.values[-1])
-    d_base, completeness = float("nan"), float("nan")
+    d_input = res.values[:, -1].numpy()
+    k = len(wins)
+    d_base, completeness = np.full(k, np.nan), np.full(k, np.nan)
     data_vars: dict[str, tuple[tuple[str, ...], np.ndarray | torch.Tensor]] = {}
     if route.baseline is not None:
-        d_base = float(objective(probe_out)[0])
+        d_base = objective(probe_out)[0].detach().cpu().double().numpy()
         gap = d_input - d_base
-        completeness = abs(float(res.attribution.sum()) - gap) / abs(gap) if gap != 0 else float("nan")
-        data_vars["path_objective"] = (("step",), np.concatenate([[d_base], res.values.numpy()]))
+        total = res.attribution.sum(dim=(1, 2, 3)).numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            completeness = np.where(gap != 0, np.abs(total - gap) / np.abs(gap), np.nan)
+        data_vars["path_objective"] = (("window", "step"), np.concatenate([d_base[:, None], res.values.numpy()], axis=1))
         data_vars["baseline"] = (("channel", "y", "x"), route.baseline[0])
-    sal = saliency(res.attribution)
+    sal = [saliency(a) for a in res.attribution]
     params = {
         "path": path,
         "steps": steps,
@@ -275,9 +301,9 @@ def lam(
         "memory_per_sample_bytes": per_sample,
         "batch_mode": model.batch_mode,
     }
-    checks = {
-        "diffusion_index": diffusion_index(sal),
-        "gini": gini(sal),
+    window_checks = {
+        "diffusion_index": [diffusion_index(s) for s in sal],
+        "gini": [gini(s) for s in sal],
         "completeness_error": completeness,
         "objective_input": d_input,
         "objective_baseline": d_base,
@@ -287,11 +313,12 @@ def lam(
         image=image,
         output=res.last_output,
         method="lam",
-        window=win,
+        windows=wins,
+        frame=frame,
         params=params,
         elapsed_s=time.perf_counter() - t0,
         attribution=res.attribution,
-        checks=checks,
+        window_checks=window_checks,
         data_vars=data_vars,
         coords={"step": np.arange(steps + 1)} if route.baseline is not None else None,
         hr=hr,

@@ -1,19 +1,21 @@
 """The one result layout shared by every method, and atomic writing.
 
-Dims: ``channel``, ``y``, ``x`` (LR input); ``Y``, ``X`` (SR output); methods add their own
-(e.g. ``layer``). Variables: ``input`` (channel, y, x), ``output`` (channel, Y, X),
-``attribution`` (channel, y, x, signed), ``saliency`` (y, x) = |sum_c attribution| / max,
-optionally ``hr`` (channel, Y, X). Attrs: ``method`` and its parameters, the window
-(``window_x`` column, ``window_y`` row of the top-left corner, ``window_size``, SR pixels),
-model file name, sha256, scale, offset, value range, conversion error, device, versions,
-``elapsed_s`` and the method's checks.
+Dims: ``window`` (one per explained window, always present), ``channel``, ``y``, ``x`` (LR input);
+``Y``, ``X`` (SR output); methods add their own (e.g. ``layer``). Variables: ``input`` (channel, y, x),
+``output`` (channel, Y, X), ``attribution`` (window, channel, y, x, signed), ``saliency`` (window, y, x)
+= |sum_c attribution| / max, optionally ``hr`` (channel, Y, X, aligned with the output), and the
+method's per-window checks (window,). Coordinates of ``window``: ``window_x``, ``window_y`` (top-left
+column and row, HR frame), ``window_size``, ``window_x_sr``, ``window_y_sr`` (SR frame; see ``target``).
+Attrs: ``method`` and its parameters, ``window_frame`` (the frame the windows were given in), model
+file name, sha256, scale, offset, value range, conversion error, device, versions, ``elapsed_s`` (the
+whole call) and the method's window-independent checks.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from .atomic import write_atomically
 from .errors import OnnxAttrError
 from .finite import check_result
 from .metrics import saliency as saliency_map
-from .target import Window
+from .target import Window, window_coords
 
 CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
 
@@ -85,10 +87,12 @@ def build_dataset(
     image: torch.Tensor,
     output: torch.Tensor,
     method: str,
-    window: Window,
+    windows: Sequence[Window],
+    frame: str,
     params: Mapping[str, Any],
     elapsed_s: float,
-    attribution: torch.Tensor | None = None,
+    attribution: torch.Tensor | np.ndarray | None = None,
+    window_checks: Mapping[str, Any] | None = None,
     checks: Mapping[str, Any] | None = None,
     data_vars: Mapping[str, tuple[tuple[str, ...], Any]] | None = None,
     coords: Mapping[str, Any] | None = None,
@@ -96,8 +100,10 @@ def build_dataset(
 ) -> xr.Dataset:
     """Assemble a method's result in the shared layout.
 
-    ``image`` (1, C, h, w) and ``output`` (1, C, H, W) are in [0, 1]; ``attribution`` is (C, h, w);
-    ``data_vars`` adds method variables as {name: (dims, array)}; ``params`` and ``checks`` go to attrs.
+    ``image`` (1, C, h, w) and ``output`` (1, C, H, W) are in [0, 1]; ``attribution`` is (K, C, h, w) for
+    the K ``windows`` (SR pixels, given in ``frame``); ``window_checks`` are per-window numbers
+    {name: K values} (variables on ``window``); ``data_vars`` adds method variables as {name: (dims,
+    array)}; ``params`` and ``checks`` go to attrs.
     """
     check_result(model, image, output, method, attribution, (data_vars or {}).get("path_objective", (None, None))[1])
     _, c, h, w = image.shape
@@ -107,10 +113,13 @@ def build_dataset(
         "output": (("channel", "Y", "X"), _np(output[0])),
     }
     if attribution is not None:
-        variables["attribution"] = (("channel", "y", "x"), _np(attribution))
-        variables["saliency"] = (("y", "x"), saliency_map(attribution).astype(np.float32))
+        a = _np(attribution)
+        variables["attribution"] = (("window", "channel", "y", "x"), a)
+        variables["saliency"] = (("window", "y", "x"), np.stack([saliency_map(m) for m in a]).astype(np.float32))
     if hr is not None:
         variables["hr"] = (("channel", "Y", "X"), _np(hr[0]))
+    for name, values in (window_checks or {}).items():
+        variables[name] = (("window",), np.asarray(values, dtype=np.float64))
     for name, (dims, value) in (data_vars or {}).items():
         variables[name] = (dims, value if isinstance(value, np.ndarray) and value.dtype.kind in "iufU" else _np(value))
     all_coords = {
@@ -119,13 +128,12 @@ def build_dataset(
         "x": np.arange(w),
         "Y": np.arange(oh),
         "X": np.arange(ow),
+        **window_coords(windows, model.offset),
         **(coords or {}),
     }
     attrs: dict[str, Any] = {
         "method": method,
-        "window_x": window.x,
-        "window_y": window.y,
-        "window_size": window.size,
+        "window_frame": frame,
         **model_attrs(model),
         **versions(),
         **{k: v for k, v in params.items()},

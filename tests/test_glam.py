@@ -64,7 +64,7 @@ def test_local_keys_equal_hand_computation(net_and_model, image):
     net, model = net_and_model
     layers, skipped = G.choose_layers(model, ["Conv"], None)
     assert [l.node.op_type for l in layers] == ["Conv", "Conv"] and skipped == []
-    out, keys = G.local_keys(model, image, layers, WINDOW)
+    out, (keys,) = G.local_keys(model, image, layers, [WINDOW])
 
     with torch.no_grad():
         h1 = net.c1(image)
@@ -125,12 +125,15 @@ def test_each_map_needs_one_backward(net_and_model, image, monkeypatch):
     _, model = net_and_model
     layers, _ = G.choose_layers(model, None, None)
     calls = _count_backwards(monkeypatch)
-    G.local_keys(model, image, layers, WINDOW)
+    G.local_keys(model, image, layers, [WINDOW])
     assert calls[0] == 1
     G.global_products(model, image, layers, (32, 32))
     assert calls[0] == 2
     onnxattr.glam(model, image, WINDOW.as_tuple())
     assert calls[0] == 4
+    three = [WINDOW, Window(0, 0, 8), Window(20, 4, 6)]
+    G.local_keys(model, image, layers, three)  # one forward, one backward per window
+    assert calls[0] == 7
 
 
 def test_consensus_and_variation_values():
@@ -150,7 +153,7 @@ def test_consensus_and_variation_values():
 
 def test_dataset_maps_in_unit_range_and_documented(net_and_model, image):
     _, model = net_and_model
-    ds = onnxattr.glam(model, image, WINDOW.as_tuple())
+    ds = onnxattr.glam(model, image, WINDOW.as_tuple()).isel(window=0)
     for name in ("local", "local_consensus", "local_variation", "local_layers", "global", "global_consensus",
                  "global_layers"):
         v = ds[name].values
@@ -162,8 +165,8 @@ def test_dataset_maps_in_unit_range_and_documented(net_and_model, image):
     assert list(ds["global_layer"].values) == names[1:] and list(ds["global_source"].values) == names[:-1]
     lr = G.to_lr(torch.from_numpy(ds["local"].values.astype(np.float64)), (16, 16))
     np.testing.assert_allclose(ds["attribution"].sum("channel").values, lr.numpy(), rtol=1e-5, atol=1e-7)
-    assert ds.attrs["diffusion_index"] == pytest.approx(onnxattr.metrics.diffusion_index(lr), rel=1e-4)
-    assert 0 < ds.attrs["attributed_share"] < 1 and ds.attrs["elapsed_s"] > 0
+    assert ds["diffusion_index"] == pytest.approx(onnxattr.metrics.diffusion_index(lr), rel=1e-4)
+    assert 0 < ds["attributed_share"] < 1 and ds.attrs["elapsed_s"] > 0
     # the local map lives around the window: nothing beyond two conv reaches (2 LR px = 4 SR px) of it
     far = ds["local"].values.copy()
     far[WINDOW.y - 6 : WINDOW.y + WINDOW.size + 6, WINDOW.x - 6 : WINDOW.x + WINDOW.size + 6] = 0
@@ -236,7 +239,7 @@ def _sample_run(name: str, crop: int, size: int = 12):
     image = onnxattr.read_image(SAMPLES / "images" / "chelsea-64.png", channels=model.in_channels)[:, :, :crop, :crop]
     oh, ow = model.output_size(crop, crop)
     window = ((ow - size) // 2, (oh - size) // 2, size)
-    return model, window, onnxattr.glam(model, image, window)
+    return model, window, onnxattr.glam(model, image, window, frame="sr").isel(window=0)
 
 
 @pytest.mark.parametrize(

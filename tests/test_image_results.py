@@ -87,22 +87,26 @@ class _FakeModel:
 
 def _dataset():
     image, output = torch.rand(1, 3, 6, 7), torch.rand(1, 3, 12, 14)
-    attribution = torch.randn(3, 6, 7)
+    attribution = torch.randn(2, 3, 6, 7)
     return build_dataset(
-        model=_FakeModel(), image=image, output=output, method="lam", window=Window(1, 2, 4),
-        params={"steps": 5, "path": "lam", "flag": True, "none": None}, elapsed_s=0.5,
-        attribution=attribution, checks={"gini": 0.5}, data_vars={"extra": (("y", "x"), torch.ones(6, 7))},
+        model=_FakeModel(), image=image, output=output, method="lam", windows=[Window(1, 2, 4), Window(5, 2, 4)],
+        frame="sr", params={"steps": 5, "path": "lam", "flag": True, "none": None}, elapsed_s=0.5,
+        attribution=attribution, window_checks={"gini": [0.5, 0.25]}, checks={"note": "x"},
+        data_vars={"extra": (("y", "x"), torch.ones(6, 7))},
     ), attribution
 
 
 def test_dataset_layout_and_roundtrip(tmp_path):
     ds, attribution = _dataset()
-    assert dict(ds.sizes) == {"channel": 3, "y": 6, "x": 7, "Y": 12, "X": 14}
+    assert dict(ds.sizes) == {"window": 2, "channel": 3, "y": 6, "x": 7, "Y": 12, "X": 14}
     assert list(ds.channel.values) == ["R", "G", "B"]
-    sal = np.abs(attribution.numpy().astype(np.float64).sum(0))
-    np.testing.assert_allclose(ds.saliency.values, sal / sal.max(), rtol=1e-6)
-    for key in ("method", "window_x", "window_y", "window_size", "model_sha256", "scale", "conversion_error",
-                "torch_version", "elapsed_s", "steps", "gini"):
+    for k in range(2):
+        sal = np.abs(attribution[k].numpy().astype(np.float64).sum(0))
+        np.testing.assert_allclose(ds.saliency.values[k], sal / sal.max(), rtol=1e-6)
+    assert ds.gini.dims == ("window",) and ds.gini.values.tolist() == [0.5, 0.25]
+    assert ds.window_x_sr.values.tolist() == [1, 5] and ds.window_size.values.tolist() == [4, 4]
+    for key in ("method", "window_frame", "model_sha256", "scale", "conversion_error",
+                "torch_version", "elapsed_s", "steps", "note"):
         assert key in ds.attrs
     path = save(ds, tmp_path / "r.nc")
     back = xr.open_dataset(path, engine="h5netcdf")

@@ -85,7 +85,7 @@ def test_equals_captum_deeplift_rescale(rectifier):
     net, model = rectifier
     image = crop(model, 20)
     window = (10, 12, 12)
-    ds = l2x(model, image, window, target="sum")
+    ds = l2x(model, image, window, target="sum").isel(window=0)
     x = image.double()
     baseline = blur(x, 1.2, 9)
     with warnings.catch_warnings():
@@ -94,7 +94,7 @@ def test_equals_captum_deeplift_rescale(rectifier):
     got = ds["attribution"].values
     np.testing.assert_allclose(got, expected, rtol=0, atol=TOL * np.abs(expected).max())
     assert np.abs(expected).max() > 1e-3
-    assert float(ds.attrs["completeness_error"]) < 1e-6
+    assert float(ds["completeness_error"]) < 1e-6
 
 
 # ------------------------------------------------------------------ completeness: samples and zoo
@@ -102,10 +102,10 @@ def test_equals_captum_deeplift_rescale(rectifier):
 def test_completeness_on_sample_models(path):
     model = onnxattr.load_model(path)
     image = crop(model, 32)
-    ds = l2x(model, image, centre_window(model, image))
+    ds = l2x(model, image, centre_window(model, image), frame="sr").isel(window=0)
     assert rule_coverage(model)["missing"] == []
-    assert float(ds.attrs["completeness_error"]) < TOL
-    delta = float(ds.attrs["target_value"]) - float(ds.attrs["target_reference_value"])
+    assert float(ds["completeness_error"]) < TOL
+    delta = float(ds["target_value"]) - float(ds["target_reference_value"])
     assert abs(delta) > 1e-3
     np.testing.assert_allclose(ds["attribution"].sum(), delta, rtol=TOL)
 
@@ -140,10 +140,10 @@ def test_completeness_on_spandrel_zoo(arch, tmp_path):
         path = export(net, tmp_path, arch, dynamic=False)
         model = onnxattr.load_model(path)
     image = crop(model)
-    ds = l2x(model, image, centre_window(model, image))
+    ds = l2x(model, image, centre_window(model, image), frame="sr").isel(window=0)
     coverage = rule_coverage(model)
     assert coverage["missing"] == [] and coverage["approximate"] == []
-    assert float(ds.attrs["completeness_error"]) < TOL, coverage
+    assert float(ds["completeness_error"]) < TOL, coverage
     with torch.no_grad():
         np.testing.assert_allclose(ds["output"].values, model(image)[0].numpy(), atol=1e-5)
 
@@ -301,7 +301,7 @@ def test_masking_top_l2x_pixels_hurts_more_than_random():
     image = onnxattr.read_image(IMAGE, channels=3)[:, :, 8:56, 8:56]
     oh, ow = model.output_size(48, 48)
     window = (8, 8, min(oh, ow) - 17)
-    ds = l2x(model, image, window)
+    ds = l2x(model, image, window, frame="sr").isel(window=0)
     x, y, s = window
     sr = model.run_ort(image.numpy())[0][:, y : y + s, x : x + s]
     lr = image[0].numpy()
@@ -334,25 +334,30 @@ def test_op_without_rule_is_a_named_error_unless_gradient_opted_in(tmp_path):
     with pytest.raises(NoRuleError, match=r"Round.*unknown_ops='gradient'"):
         l2x(model, image, (4, 4, 8))
     with pytest.warns(UserWarning, match="plain gradient for ONNX op Round"):
-        ds = l2x(model, image, (4, 4, 8), unknown_ops="gradient")
+        ds = l2x(model, image, (4, 4, 8), unknown_ops="gradient").isel(window=0)
     assert ds.attrs["gradient_ops"] == "Round"
-    assert float(ds.attrs["completeness_error"]) > 0.5  # Round's gradient is 0: the cost shows
+    assert float(ds["completeness_error"]) > 0.5  # Round's gradient is 0: the cost shows
 
 
 def test_dataset_layout_targets_and_positive_negative_split(rectifier):
     _, model = rectifier
     image = crop(model, 16)
-    ds = l2x(model, image, (6, 6, 10), target="pixel", pixel=(1, 12, 13), sigma=2.0, kernel_size=7)
+    ds = l2x(model, image, target="pixel", pixel=(13, 12, 1), sigma=2.0, kernel_size=7).isel(window=0)
     a, pos, neg = (ds[v].values for v in ("attribution", "attribution_pos", "attribution_neg"))
     np.testing.assert_allclose(pos + neg, a, atol=1e-12)
     dx = ds["input"].values - ds["reference"].values
     assert np.all(pos[dx < 0] == 0) and np.all(neg[dx > 0] == 0)
     np.testing.assert_allclose(ds["reference"].values, blur(image, 2.0, 7)[0].numpy(), atol=1e-7)
-    assert float(ds.attrs["target_value"]) == pytest.approx(float(ds["output"].values[1, 12, 13]), abs=1e-6)
+    assert float(ds["target_value"]) == pytest.approx(float(ds["output"].values[1, 12, 13]), abs=1e-6)
     assert (ds.attrs["method"], ds.attrs["target"], ds.attrs["kernel_size"]) == ("l2x", "pixel", 7)
-    assert float(ds.attrs["completeness_error"]) < 1e-6
+    assert float(ds["completeness_error"]) < 1e-6
     with pytest.raises(OnnxAttrError, match="pixel"):
-        l2x(model, image, (6, 6, 10), target="pixel")
+        l2x(model, image, target="pixel")
+    with pytest.raises(OnnxAttrError, match="not a window"):
+        l2x(model, image, (6, 6, 10), target="pixel", pixel=(13, 12))
+    summed = l2x(model, image, target="pixel", pixel=(13, 12)).isel(window=0)  # all channels of one pixel
+    assert float(summed["target_value"]) == pytest.approx(float(ds["output"].values[:, 12, 13].sum()), abs=1e-6)
+    assert (int(summed.window_x_sr), int(summed.window_y_sr), int(summed.window_size)) == (13, 12, 1)
     f32 = l2x(model, image, (6, 6, 10), target="sum", dtype=torch.float32)
     f64 = l2x(model, image, (6, 6, 10), target="sum")
     np.testing.assert_allclose(f32["attribution"].values, f64["attribution"].values, atol=1e-4)
@@ -365,10 +370,10 @@ def test_cli_writes_netcdf_and_figure(tmp_path):
 
     out, png = tmp_path / "l2x.nc", tmp_path / "l2x.png"
     model = SAMPLES / "waifu2x-upconv7-x2.ts17.onnx"
-    result = CliRunner().invoke(cli, ["l2x", str(model), str(IMAGE), "--window", "40", "40", "16", "-o", str(out)])
+    result = CliRunner().invoke(cli, ["l2x", str(model), str(IMAGE), "--window", "40", "40", "16", "--frame", "sr", "-o", str(out)])
     assert result.exit_code == 0, result.output
     ds = onnxattr.load(out)
-    assert ds.attrs["method"] == "l2x" and float(ds.attrs["completeness_error"]) < TOL
+    assert ds.attrs["method"] == "l2x" and ds["completeness_error"].item() < TOL
     assert set(ds.data_vars) >= {"attribution", "attribution_pos", "attribution_neg", "reference"}
     result = CliRunner().invoke(cli, ["show", str(out), "-o", str(png)])
     assert result.exit_code == 0, result.output

@@ -83,23 +83,23 @@ def reference_lam(model, image: np.ndarray, window, steps: int, sigma: float, si
 def test_batched_lam_matches_independent_loop_on_sample(sample):
     model, image = sample
     window = (2, 3, 12)
-    ds = onnxattr.lam(model, image, window, steps=10, batch_size=4)  # batches 4, 4, 2
+    ds = onnxattr.lam(model, image, window, frame="sr", steps=10, batch_size=4).isel(window=0)  # batches 4, 4, 2
     ref = reference_lam(model, image[0].double().numpy(), window, 10, 1.2, 9)
     got = ds["attribution"].values.astype(np.float64)
     assert np.abs(ref).max() > 0
     assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-5
     assert ds.attrs["batch_size"] == 4 and ds.attrs["steps"] == 10 and ds.attrs["path"] == "lam"
     sal = np.abs(ref.sum(0)) / np.abs(ref.sum(0)).max()
-    assert ds.attrs["diffusion_index"] == pytest.approx(diffusion_index(sal), abs=1e-3)
+    assert float(ds["diffusion_index"]) == pytest.approx(diffusion_index(sal), abs=1e-3)
     assert ds["path_objective"].shape == (11,)
-    assert ds["path_objective"].values[-1] == pytest.approx(ds.attrs["objective_input"])
-    assert 0 <= ds.attrs["completeness_error"] < 0.5
+    assert ds["path_objective"].values[-1] == pytest.approx(float(ds["objective_input"]))
+    assert 0 <= float(ds["completeness_error"]) < 0.5
 
 
 def test_default_batch_equals_one_step_at_a_time(sample):
     model, image = sample
-    a = onnxattr.lam(model, image, (4, 4, 8), steps=6, batch_size=1)["attribution"].values
-    b = onnxattr.lam(model, image, (4, 4, 8), steps=6)["attribution"].values
+    a = onnxattr.lam(model, image, (4, 4, 8), frame="sr", steps=6, batch_size=1)["attribution"].values
+    b = onnxattr.lam(model, image, (4, 4, 8), frame="sr", steps=6)["attribution"].values
     assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
 
 
@@ -109,7 +109,7 @@ def test_linear_objective_on_linear_model_is_exact(linear):
     w = torch.randn(1, 3, 40, 40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
 
     def objective(out: torch.Tensor) -> torch.Tensor:
-        return (out.double() * w).sum(dim=(1, 2, 3))
+        return (out.double() * w).sum(dim=(1, 2, 3))[:, None]
 
     for name in ("lam", "ig_blur", "ig_black"):
         route = make_path(image, name, 7, 1.2, 9)
@@ -125,14 +125,14 @@ def test_completeness_exact_on_linear_model_from_black(linear):
     model, image = linear
     for m in (1, 3):
         ds = onnxattr.lam(model, image, (6, 6, 16), steps=m, path="ig_black")
-        assert ds.attrs["completeness_error"] < 1e-6
-        assert ds.attrs["objective_baseline"] == 0.0
+        assert ds["completeness_error"].item() < 1e-6
+        assert ds["objective_baseline"].item() == 0.0
 
 
 def test_completeness_of_lam_path_converges_first_order(linear):
     """On the blur path the right Riemann sum is first order: the error falls like 1/m."""
     model, image = linear
-    e10, e100 = (onnxattr.lam(model, image, (6, 6, 16), steps=m).attrs["completeness_error"] for m in (10, 100))
+    e10, e100 = (onnxattr.lam(model, image, (6, 6, 16), steps=m)["completeness_error"].item() for m in (10, 100))
     assert 0.05 < e10 < 0.3 and e100 < 0.02
     assert 8 < e10 / e100 < 12
 
@@ -182,11 +182,11 @@ def test_gini_and_diffusion_index_known_values():
 def test_window_validation(sample):
     model, image = sample  # SR output 20x20, detector map 19x19
     with pytest.raises(OnnxAttrError, match="outside"):
-        onnxattr.lam(model, image, (10, 0, 12), steps=2)
+        onnxattr.lam(model, image, (10, 0, 12), frame="sr", steps=2)
     with pytest.raises(OnnxAttrError, match="too large"):
-        onnxattr.lam(model, image, (0, 0, 20), steps=2)
+        onnxattr.lam(model, image, (0, 0, 20), frame="sr", steps=2)
     with pytest.raises(OnnxAttrError, match="outside"):
-        onnxattr.lam(model, image, (-1, 0, 4), steps=2)
+        onnxattr.lam(model, image, (-1, 0, 4), frame="sr", steps=2)
 
 
 def test_parameter_validation(linear):
@@ -205,17 +205,17 @@ def test_budget_batch_size():
 
 def test_neighbour_paths(linear):
     model, image = linear
-    results = {p: onnxattr.lam(model, image, (6, 6, 8), steps=8, path=p) for p in PATHS}
+    results = {p: onnxattr.lam(model, image, (6, 6, 8), steps=8, path=p).isel(window=0) for p in PATHS}
     grad = results["gradient"]
-    assert "baseline" not in grad and np.isnan(grad.attrs["completeness_error"]) and grad.attrs["batch_size"] == 1
+    assert "baseline" not in grad and np.isnan(float(grad["completeness_error"])) and grad.attrs["batch_size"] == 1
     # the plain gradient: d D / d I by autograd directly
     x = image.clone().requires_grad_(True)
     onnxattr.target.gradient_detector(model(x), onnxattr.Window(6, 6, 8)).sum().backward()
     np.testing.assert_allclose(grad["attribution"].values, x.grad[0].numpy(), rtol=1e-5, atol=1e-7)
     assert float(results["ig_black"]["baseline"].max()) == 0.0
     for p in ("lam", "ig_blur", "ig_black"):
-        assert results[p].attrs["completeness_error"] < 0.2
-        assert 0 < results[p].attrs["diffusion_index"] < 100
+        assert float(results[p]["completeness_error"]) < 0.2
+        assert 0 < float(results[p]["diffusion_index"]) < 100
 
 
 def test_cli_writes_result_that_reopens_and_draws(tmp_path, linear):
@@ -230,16 +230,17 @@ def test_cli_writes_result_that_reopens_and_draws(tmp_path, linear):
                               "--batch-size", "2", "-o", str(out)])
     assert res.exit_code == 0, res.output
     ds = onnxattr.load(out)
-    for var in ("input", "output", "attribution", "saliency", "baseline", "path_objective"):
+    for var in ("input", "output", "attribution", "saliency", "baseline", "path_objective", "diffusion_index", "gini",
+                "completeness_error"):
         assert var in ds
-    assert ds["attribution"].dims == ("channel", "y", "x") and ds["output"].shape == (3, 40, 40)
-    assert ds["path_objective"].dims == ("step",) and ds.sizes["step"] == 6
-    for attr in ("diffusion_index", "gini", "completeness_error", "elapsed_s", "steps", "sigma", "kernel_size",
-                 "path", "batch_size", "memory_fraction", "window_x", "window_y", "window_size"):
+    assert ds["attribution"].dims == ("window", "channel", "y", "x") and ds["output"].shape == (3, 40, 40)
+    assert ds["path_objective"].dims == ("window", "step") and ds.sizes["step"] == 6
+    for attr in ("elapsed_s", "steps", "sigma", "kernel_size", "path", "batch_size", "memory_fraction", "window_frame"):
         assert attr in ds.attrs
     assert ds.attrs["method"] == "lam" and ds.attrs["steps"] == 5 and ds.attrs["batch_size"] == 2
-    assert (ds.attrs["window_x"], ds.attrs["window_y"], ds.attrs["window_size"]) == (4, 6, 16)
-    assert ds.attrs["diffusion_index"] == pytest.approx(100 * (1 - ds.attrs["gini"]))
+    assert (ds.window_x.values.tolist(), ds.window_y.values.tolist(), ds.window_size.values.tolist()) == ([4], [6], [16])
+    assert (ds.window_x_sr.values.tolist(), ds.window_y_sr.values.tolist()) == ([4], [6])  # offset 0: one frame
+    np.testing.assert_allclose(ds["diffusion_index"], 100 * (1 - ds["gini"]))
     res = runner.invoke(cli, ["show", str(out), "-o", str(fig)])
     assert res.exit_code == 0, res.output
     assert fig.stat().st_size > 10_000

@@ -19,6 +19,8 @@ from ..errors import OnnxAttrError
 from ..image import crop, downscale, read_image
 from ..model import SRModel, load_model
 from ..results import save
+from ..target import FRAMES, Grid
+from ..windowfile import check_duplicates, read_windows, rows_for_images
 
 
 @dataclass
@@ -53,8 +55,50 @@ def model_options(f: Callable) -> Callable:
     return f
 
 
+def window_options(f: Callable) -> Callable:
+    """--window X Y SIZE (repeatable), --windows FILE, --grid SIZE [--stride S], --frame hr|sr."""
+    f = click.option(
+        "--frame", type=click.Choice(FRAMES), default="hr", show_default=True,
+        help="Frame of --window/--windows/--pixel: hr = HR-image pixels (LR x scale), sr = output pixels.",
+    )(f)
+    f = click.option("--stride", type=int, default=None, metavar="S", help="Step between --grid windows [default: SIZE].")(f)
+    f = click.option("--grid", type=int, default=None, metavar="SIZE", help="Windows of side SIZE tiling the whole output.")(f)
+    f = click.option("--windows", "windows_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                     help="CSV of windows: x,y,size[,image] per row.")(f)
+    f = click.option(
+        "--window", "window", nargs=3, type=int, multiple=True, metavar="X Y SIZE",
+        help="Window: column, row, side of the top-left corner (repeatable).",
+    )(f)
+    return f
+
+
+def window_spec(
+    window: tuple[tuple[int, int, int], ...], windows_file: str | None, grid: int | None, stride: int | None,
+    image_path: str | None = None,
+) -> list[tuple[int, int, int]] | Grid | None:
+    """What --window/--windows/--grid/--stride ask for, as the API's ``window`` argument (None: none given).
+
+    Rows of a windows file with an image column must name ``image_path``."""
+    if stride is not None and grid is None:
+        raise OnnxAttrError("--stride needs --grid SIZE (the stride steps the grid's windows)")
+    if grid is not None:
+        if window or windows_file:
+            raise OnnxAttrError("--grid tiles the whole output: drop --window/--windows, or drop --grid")
+        return Grid(grid, stride)
+    spec = [tuple(w) for w in window]
+    if windows_file is not None:
+        rows = read_windows(windows_file)
+        if image_path is not None:
+            rows_for_images(rows, [image_path], windows_file, flag="IMAGE")
+        else:
+            check_duplicates(rows, windows_file)
+        spec += [r.window for r in rows]
+    return spec or None
+
+
 def method_options(f: Callable) -> Callable:
-    """MODEL IMAGE --window X Y SIZE [--hr] [--crop X Y] -o OUT.nc plus the model options."""
+    """MODEL IMAGE [--window X Y SIZE ... | --windows FILE | --grid SIZE] [--frame hr|sr] [--hr] [--crop X Y]
+    -o OUT.nc plus the model options."""
     f = click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Result .nc file.")(f)
     f = click.option(
         "--crop",
@@ -65,9 +109,7 @@ def method_options(f: Callable) -> Callable:
         help="Crop the LR image at column X, row Y to the model's fixed input size.",
     )(f)
     f = click.option("--hr", is_flag=True, help="IMAGE is HR: make the LR input by bicubic downscaling and keep the HR.")(f)
-    f = click.option(
-        "--window", nargs=3, type=int, required=True, metavar="X Y SIZE", help="Output window: column, row, side (SR px)."
-    )(f)
+    f = window_options(f)
     f = model_options(f)
     f = click.argument("image", type=click.Path(dir_okay=False))(f)
     f = click.argument("model", type=click.Path(dir_okay=False))(f)
@@ -126,20 +168,22 @@ def finish(ds: Any, out: Path) -> None:
 def method_command(name: str, help: str, check: Callable[[dict[str, Any]], object] | None = None) -> Callable:
     """Decorator for a method command: adds the shared options and turns the function into a click command.
 
-    The wrapped function gets ``inputs: Inputs`` and ``window`` plus its own options and returns the Dataset.
-    ``check(options)`` validates the command's own options before the model loads.
+    The wrapped function gets ``inputs: Inputs``, the API ``window`` argument (``window_spec``) and ``frame``
+    plus its own options and returns the Dataset. ``check(options)`` validates the command's own options
+    before the model loads.
     """
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
-        def run(model, image, window, hr, crop, out, device, value_range, no_verify, **kw):
+        def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, value_range, no_verify, **kw):
             out_path = check_output_path(out)
             if check is not None:
                 check(kw)
+            spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop
             )
-            finish(f(inputs, tuple(window), **kw), out_path)
+            finish(f(inputs, spec, frame=frame, **kw), out_path)
 
         return click.command(name=name, help=help)(method_options(run))
 

@@ -20,6 +20,6 @@ from .common import method_command
 )
 @click.option("--pattern", default=None, help="Regex on node names (fx or ONNX) to narrow the layers.")
 @click.option("--variation", type=click.Choice(VARIATIONS), default="abs", show_default=True, help="Variation term of eqs. 2 and 5.")
-def command(inputs, window, layers, pattern, variation):
+def command(inputs, window, frame, layers, pattern, variation):
     op_types = [t.strip() for t in layers.split(",") if t.strip()]
-    return glam(inputs.model, inputs.image, window, layers=op_types, pattern=pattern, variation=variation, hr=inputs.hr)
+    return glam(inputs.model, inputs.image, window, frame=frame, layers=op_types, pattern=pattern, variation=variation, hr=inputs.hr)

@@ -15,15 +15,17 @@ from .common import Inputs, method_command
 )
 @click.option("--target", default="detector", show_default=True, type=click.Choice(TARGETS),
               help="detector: LAM's gradient detector on the window; sum: window sum; pixel: one SR value (--pixel).")
-@click.option("--pixel", nargs=3, type=int, default=None, metavar="C ROW COL", help="SR output value for --target pixel.")
+@click.option("--pixel", nargs=2, type=int, default=None, metavar="X Y",
+              help="Output pixel (column, row; in --frame) for --target pixel.")
+@click.option("--channel", type=click.IntRange(min=0), default=None, help="Channel of --pixel [default: sum of channels].")
 @click.option("--sigma", default=1.2, show_default=True, type=float, help="Blur of the reference image.")
 @click.option("--kernel-size", default=9, show_default=True, type=click.IntRange(min=1), help="Side of the Gaussian kernel.")
 @click.option("--unknown-ops", default="error", show_default=True, type=click.Choice(["error", "gradient"]),
               help="Ops without a rule: fail, or use their plain gradient (approximate; see completeness_error).")
 @click.option("--float32", "single", is_flag=True, help="Propagate in float32 (faster; completeness limited by rounding).")
-def command(inputs: Inputs, window, target, pixel, sigma, kernel_size, unknown_ops, single):
+def command(inputs: Inputs, window, frame, target, pixel, channel, sigma, kernel_size, unknown_ops, single):
     return l2x(
-        inputs.model, inputs.image, window, sigma=sigma, kernel_size=kernel_size, target=target,
-        pixel=tuple(pixel) if pixel else None, unknown_ops=unknown_ops, hr=inputs.hr,
+        inputs.model, inputs.image, window, frame=frame, sigma=sigma, kernel_size=kernel_size, target=target,
+        pixel=(*pixel, *([] if channel is None else [channel])) if pixel else None, unknown_ops=unknown_ops, hr=inputs.hr,
         dtype=torch.float32 if single else torch.float64,
     )

@@ -1,4 +1,4 @@
-"""``onnxattr lam MODEL IMAGE --window X Y SIZE -o OUT.nc``: local attribution maps (Gu & Dong 2021)."""
+"""``onnxattr lam MODEL IMAGE --window X Y SIZE [--window ...] -o OUT.nc``: local attribution maps (Gu & Dong 2021)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from .common import Inputs, method_command
     "--memory-fraction", default=DEFAULT_MEMORY_FRACTION, show_default=True, type=click.FloatRange(0, 1, min_open=True),
     help="Share of free RAM (or CUDA memory) the batch may use.",
 )
-def command(inputs: Inputs, window, steps, sigma, kernel_size, path, batch_size, memory_fraction):
+def command(inputs: Inputs, window, frame, steps, sigma, kernel_size, path, batch_size, memory_fraction):
     return lam(
-        inputs.model, inputs.image, window, steps=steps, sigma=sigma, kernel_size=kernel_size, path=path,
+        inputs.model, inputs.image, window, frame=frame, steps=steps, sigma=sigma, kernel_size=kernel_size, path=path,
         batch_size=batch_size, memory_fraction=memory_fraction, progress=True, hr=inputs.hr,
     )

@@ -9,7 +9,7 @@ Delta x = x - x_ref: R+ = m * max(Delta x, 0), R- = m * min(Delta x, 0), R = R+ 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import xarray as xr
@@ -17,7 +17,8 @@ import xarray as xr
 from ..blur import blur, check_blur
 from ..errors import OnnxAttrError
 from ..results import build_dataset
-from ..target import Window, check_window
+from ..errors import OnnxAttrError
+from ..target import Window, WindowSpec, align_hr, hr_shift, resolve_windows
 from .objective import TARGETS, make_objective
 from .propagate import propagate, varying_nodes
 from .rules import RULES, NoRuleError
@@ -61,8 +62,8 @@ def check_params(
     check_blur(sigma, kernel_size)
     if target not in TARGETS:
         raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
-    if target == "pixel" and (pixel is None or len(pixel) != 3):
-        raise OnnxAttrError("target 'pixel' needs pixel=(channel, row, column) of the SR output (CLI --pixel C ROW COL)")
+    if target == "pixel" and (pixel is None or len(pixel) not in (2, 3)):
+        raise OnnxAttrError("target 'pixel' needs pixel=(x, y) or (x, y, channel) (CLI --pixel X Y [--channel C])")
     if unknown_ops not in UNKNOWN_OPS:
         raise OnnxAttrError(f"unknown_ops={unknown_ops!r}: use one of {', '.join(UNKNOWN_OPS)}")
     dtype = DTYPES.get(dtype, dtype)
@@ -72,52 +73,86 @@ def check_params(
             "dtype": dtype}
 
 
+def pixel_window(pixel: Sequence[int], offset: int, out_shape: tuple[int, ...], frame: str) -> tuple[Window, int | None]:
+    """The 1-px window (SR pixels) of ``pixel`` = (x, y) or (x, y, channel) given in ``frame``, and the channel."""
+    if pixel is None or len(pixel) not in (2, 3):
+        raise OnnxAttrError("target 'pixel' needs pixel=(x, y) or (x, y, channel) (CLI --pixel X Y [--channel C])")
+    x, y, *rest = (int(v) for v in pixel)
+    channel = rest[0] if rest else None
+    shift = hr_shift(offset) if frame == "hr" else 0
+    _, oc, oh, ow = out_shape
+    if not (0 <= x + shift < ow and 0 <= y + shift < oh):
+        raise OnnxAttrError(
+            f"pixel x={x} y={y} ({frame.upper()} frame) is x={x + shift} y={y + shift} in the {ow}x{oh} SR output, "
+            "outside it; pick a pixel inside"
+        )
+    if channel is not None and not 0 <= channel < oc:
+        raise OnnxAttrError(f"pixel channel {channel} does not exist: the output has {oc} channel(s)")
+    return Window(x + shift, y + shift, 1), channel
+
+
 def l2x(
     model: Any,
     image: torch.Tensor,
-    window: Window | tuple[int, int, int],
+    window: WindowSpec | None = None,
     *,
+    frame: str = "hr",
     sigma: float = 1.2,
     kernel_size: int = 9,
     target: str = "detector",
-    pixel: tuple[int, int, int] | None = None,
+    pixel: Sequence[int] | None = None,
     unknown_ops: str = "error",
     hr: torch.Tensor | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> xr.Dataset:
     """L2X attribution of ``target`` on the SR output of ``image`` (1, C, h, w) in [0, 1].
 
-    ``window`` (x, y, size) in SR pixels; ``target``: ``detector`` (LAM's gradient detector D on
-    the window, the default, so L2X and LAM answer the same question), ``sum`` (output summed
-    over window and channels) or ``pixel`` (one SR value, ``pixel=(channel, row, column)``).
-    The reference is ``blur(image, sigma, kernel_size)`` (LAM's kernel). ``unknown_ops='gradient'``
-    uses the plain gradient for ops without a rule instead of failing. ``dtype``: float64 (default)
-    propagates on a float64 copy of the graph, float32 on the graph itself (faster, completeness
-    limited by float32 rounding of small differences).
-    Returns the shared Dataset plus ``reference``, ``attribution_pos``, ``attribution_neg``;
-    attrs hold ``completeness_error``, the target on input and reference and ``gradient_ops``.
+    ``window``: (x, y, size), several, or a ``target.Grid``, in ``frame`` ('hr' HR-image pixels, the
+    default, or 'sr' output pixels; see ``target``). ``target``: ``detector`` (LAM's gradient detector D
+    on each window, the default, so L2X and LAM answer the same question), ``sum`` (output summed over
+    window and channels) or ``pixel`` (one SR value: ``pixel=(x, y)`` summed over channels or
+    ``(x, y, channel)``, in ``frame``; no window). All windows share one forward of x and x_ref and take
+    one backward each. The reference is ``blur(image, sigma, kernel_size)`` (LAM's kernel).
+    ``unknown_ops='gradient'`` uses the plain gradient for ops without a rule instead of failing.
+    ``dtype``: float64 (default) propagates on a float64 copy of the graph, float32 on the graph itself
+    (faster, completeness limited by float32 rounding of small differences).
+    Returns the shared Dataset plus ``reference``, ``attribution_pos``, ``attribution_neg`` (window, ...);
+    per window ``completeness_error``, ``target_value``, ``target_reference_value``, ``attribution_sum``;
+    attrs ``gradient_ops`` and the parameters.
     """
     start = time.perf_counter()
     check_params(sigma=sigma, kernel_size=kernel_size, target=target, pixel=pixel, unknown_ops=unknown_ops, dtype=dtype)
     model.check_input(image)
+    if target not in TARGETS:
+        raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
     x = image.to(model.device, torch.float32)
     x_ref = blur(x, sigma, kernel_size)
     oh, ow = model.output_size(x.shape[2], x.shape[3])
-    win = check_window(window, oh, ow)
-    objective = make_objective(target, win, pixel, (1, x.shape[1], oh, ow))
-    run = propagate(model, x, x_ref, objective, unknown_ops, dtype)
+    channel = None
+    if target == "pixel":
+        if window is not None:
+            raise OnnxAttrError("target 'pixel' explains one output value: pass pixel=(x, y), not a window")
+        win, channel = pixel_window(pixel, model.offset, (1, x.shape[1], oh, ow), frame)
+        wins = [win]
+    else:
+        if window is None:
+            raise OnnxAttrError("L2X needs a window (x, y, size), several, or a grid (CLI --window / --windows / --grid)")
+        wins = resolve_windows(window, model.offset, oh, ow, frame=frame)
+    hr = align_hr(hr, model.offset, (oh, ow)) if hr is not None else None
+    run = propagate(model, x, x_ref, make_objective(target, wins, channel), unknown_ops, dtype)
     dx = (x - x_ref).to(run.multiplier.dtype)
-    attribution = (run.multiplier * dx)[0]
-    positive = (run.multiplier * dx.clamp(min=0))[0]
-    negative = (run.multiplier * dx.clamp(max=0))[0]
-    t, t_ref = float(run.target.x), float(run.target.ref)
-    total = float(attribution.double().sum())
+    attribution = (run.multiplier * dx)[:, 0]
+    positive = (run.multiplier * dx.clamp(min=0))[:, 0]
+    negative = (run.multiplier * dx.clamp(max=0))[:, 0]
+    t, t_ref = run.target.x.double().cpu().numpy(), run.target.ref.double().cpu().numpy()
+    totals = attribution.double().sum(dim=(1, 2, 3)).cpu().numpy()
     return build_dataset(
         model=model,
         image=x,
         output=run.output.x,
         method="l2x",
-        window=win,
+        windows=wins,
+        frame=frame,
         params={
             "sigma": float(sigma),
             "kernel_size": int(kernel_size),
@@ -128,17 +163,17 @@ def l2x(
         },
         elapsed_s=time.perf_counter() - start,
         attribution=attribution,
-        checks={
-            "completeness_error": completeness_error(total, t - t_ref),
+        window_checks={
+            "completeness_error": [completeness_error(s, d) for s, d in zip(totals, t - t_ref)],
             "target_value": t,
             "target_reference_value": t_ref,
-            "attribution_sum": total,
-            "gradient_ops": ", ".join(run.gradient_ops) or "none",
+            "attribution_sum": totals,
         },
+        checks={"gradient_ops": ", ".join(run.gradient_ops) or "none"},
         data_vars={
             "reference": (("channel", "y", "x"), x_ref[0]),
-            "attribution_pos": (("channel", "y", "x"), positive),
-            "attribution_neg": (("channel", "y", "x"), negative),
+            "attribution_pos": (("window", "channel", "y", "x"), positive),
+            "attribution_neg": (("window", "channel", "y", "x"), negative),
         },
         hr=hr,
     )

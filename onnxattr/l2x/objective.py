@@ -3,7 +3,7 @@ nonlinearities (squares and square roots of LAM's detector) also keep completene
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -31,20 +31,24 @@ def window_sum(out: Pair, window: Window) -> Pair:
     return linear(lambda t: t[:, :, y : y + s, x : x + s].sum(), out)
 
 
-def make_objective(
-    target: str, window: Window, pixel: tuple[int, int, int] | None, out_shape: tuple[int, ...]
-) -> Callable[[Pair], Pair]:
-    """output Pair -> scalar target Pair for ``target`` in detector | sum | pixel ((channel, row, column))."""
+def pixel_value(out: Pair, window: Window, channel: int | None) -> Pair:
+    """t = O[channel, y, x] at the window's top-left pixel, or its sum over channels (``channel`` None)."""
+    y, x = window.y, window.x
+    if channel is None:
+        return linear(lambda t: t[0, :, y, x].sum(), out)
+    return linear(lambda t: t[0, channel, y, x], out)
+
+
+def make_objective(target: str, windows: Sequence[Window], channel: int | None = None) -> Callable[[Pair], Pair]:
+    """output Pair -> Pair of the K windows' targets (K,) for ``target`` in detector | sum | pixel
+    (``pixel``: the value at each 1-px window, channel ``channel`` or summed over channels)."""
     if target == "detector":
-        return lambda out: detector(out, window)
-    if target == "sum":
-        return lambda out: window_sum(out, window)
-    if target == "pixel":
-        if pixel is None or len(pixel) != 3:
-            raise OnnxAttrError("target 'pixel' needs pixel=(channel, row, column) of the SR output (CLI --pixel C ROW COL)")
-        c, r, col = (int(v) for v in pixel)
-        _, oc, oh, ow = out_shape
-        if not (0 <= c < oc and 0 <= r < oh and 0 <= col < ow):
-            raise OnnxAttrError(f"pixel {(c, r, col)} lies outside the SR output ({oc} channels, {ow}x{oh})")
-        return lambda out: linear(lambda t: t[0, c, r, col], out)
-    raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
+        one: Callable[[Pair, Window], Pair] = detector
+    elif target == "sum":
+        one = window_sum
+    elif target == "pixel":
+        def one(out: Pair, window: Window) -> Pair:
+            return pixel_value(out, window, channel)
+    else:
+        raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
+    return lambda out: linear(lambda *ts: torch.stack(ts), *(one(out, w) for w in windows))

@@ -119,7 +119,8 @@ class Propagator(fx.Interpreter):
 
 @dataclass
 class Propagation:
-    """Multipliers m at the input (d target / d x under the rules), the output and the target on both sides."""
+    """Multipliers m (K, 1, C, h, w) at the input (d target_k / d x under the rules), the output and the
+    K targets on both sides."""
 
     multiplier: torch.Tensor
     output: Pair
@@ -136,7 +137,8 @@ def propagate(
     dtype: torch.dtype = torch.float64,
 ) -> Propagation:
     """Run x and x_ref (1, C, h, w) in [0, 1] through the graph, then back-propagate the rules from
-    ``objective(output) -> Pair`` of scalars: multipliers m with sum m * (x - x_ref) = Delta target.
+    ``objective(output) -> Pair`` of K targets (K,): one forward, one backward per target, multipliers
+    m_k with sum m_k * (x - x_ref) = Delta target_k.
 
     ``dtype`` float64 (a copy of the graph) keeps completeness near 1e-9; float32 runs the model's own graph
     (completeness then ~1e-6, up to ~4e-5 for one output pixel, whose own float32 rounding limits Delta t).
@@ -152,9 +154,9 @@ def propagate(
         out = runner.run(Pair(x * vr, x_ref.detach() * vr))
         out = Pair(out.x.double() / vr, out.ref.double() / vr)
         target = objective(out)
-        (m,) = torch.autograd.grad(target.x, x, allow_unused=True)
-    if m is None:
-        m = torch.zeros_like(x)
+        k = target.x.shape[0]
+        ms = [torch.autograd.grad(target.x[i], x, retain_graph=i < k - 1, allow_unused=True)[0] for i in range(k)]
+    m = torch.stack([g if g is not None else torch.zeros_like(x) for g in ms])
     return Propagation(
         multiplier=m.detach(),
         output=Pair(out.x.detach(), out.ref),

@@ -22,8 +22,9 @@ FORMATS = (".png", ".pdf", ".svg")
 FIGURE_METHODS = ("lam", "l2x", "glam", "compare")
 
 
-def draw(ds: xr.Dataset) -> Figure:
-    """The figure for a result, chosen by its ``method`` attr; one-line errors for an unknown method or a
+def draw(ds: xr.Dataset, window: int = 0) -> Figure:
+    """The figure for a result, chosen by its ``method`` attr; of a method result, the figure of
+    window ``window`` (an index along the ``window`` dim). One-line errors for an unknown method or a
     result that lacks a variable or attr its figure needs."""
     method = str(ds.attrs.get("method", ""))
     if method not in FIGURE_METHODS:
@@ -32,6 +33,10 @@ def draw(ds: xr.Dataset) -> Figure:
             "pass a result written by onnxattr"
         )
     module = importlib.import_module(f"{__name__}.{method}")
+    if method != "compare" and "window" in ds.dims:
+        if not 0 <= window < ds.sizes["window"]:
+            raise OnnxAttrError(f"window {window} does not exist: the result has {ds.sizes['window']} (0..{ds.sizes['window'] - 1})")
+        ds = ds.isel(window=window)
     try:
         return module.draw(ds)
     except (KeyError, AttributeError) as err:  # a missing variable (ds["input"], ds.input) or attr

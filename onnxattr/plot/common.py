@@ -15,12 +15,12 @@ def as_rgb(da: xr.DataArray) -> np.ndarray:
 
 
 def window_sr(ds: xr.Dataset) -> tuple[float, float, float]:
-    """(x, y, size) of the window in SR pixels."""
-    return float(ds.attrs["window_x"]), float(ds.attrs["window_y"]), float(ds.attrs["window_size"])
+    """(x, y, size) of the window of a one-window result (``ds.isel(window=k)``) in SR pixels."""
+    return float(ds["window_x_sr"]), float(ds["window_y_sr"]), float(ds["window_size"])
 
 
 def window_lr(ds: xr.Dataset) -> tuple[float, float, float]:
-    """The window in LR pixels: (X - c/2) / s, with output side = s * input side + c."""
+    """The window in LR pixels: HR-frame position / s, i.e. (X - c/2) / s with output side s n + c."""
     s, c = float(ds.attrs["scale"]), float(ds.attrs.get("offset", 0))
     x, y, size = window_sr(ds)
     return (x - c / 2) / s, (y - c / 2) / s, size / s
@@ -36,3 +36,13 @@ def bare(ax: Axes, title: str) -> None:
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def psnr_note(ds: xr.Dataset) -> str:
+    """'   PSNR (Y) vs HR = .. dB' when the result holds the HR image, else ''."""
+    if "hr" not in ds:
+        return ""
+    from ..metrics import psnr
+
+    value = psnr(np.clip(ds["output"].values, 0, 1), ds["hr"].values, border=int(ds.attrs["scale"]), y=ds.sizes["channel"] == 3)
+    return f"   PSNR{' (Y)' if ds.sizes['channel'] == 3 else ''} vs HR {float(value):.2f} dB"

@@ -8,7 +8,7 @@ import xarray as xr
 from matplotlib import colormaps
 from matplotlib.figure import Figure, SubFigure
 
-from .common import as_rgb, bare, mark, window_sr
+from .common import as_rgb, bare, mark, psnr_note, window_sr
 
 STRIP = 6  # per-layer maps shown per view
 
@@ -66,10 +66,10 @@ def draw(ds: xr.Dataset) -> Figure:
     _layer_strip(rows[2], ds, "local_layers", "layer")
     _layer_strip(rows[3], ds, "global_layers", "global_layer")
     fig.suptitle(
-        f"GL-AM  {ds.attrs['model_file']}   window ({ds.attrs['window_x']}, {ds.attrs['window_y']}, "
-        f"{ds.attrs['window_size']})   DI = {float(ds.attrs['diffusion_index']):.2f}   attributed pixels: "
-        f"local {100 * float(ds.attrs['attributed_share']):.1f}%, global "
-        f"{100 * float(ds.attrs['global_attributed_share']):.1f}%   variation: {ds.attrs['variation']}",
+        f"GL-AM  {ds.attrs['model_file']}   window ({int(ds.window_x)}, {int(ds.window_y)}, "
+        f"{int(ds.window_size)}, HR px)   DI = {float(ds['diffusion_index']):.2f}   attributed pixels: "
+        f"local {100 * float(ds['attributed_share']):.1f}%, global "
+        f"{100 * float(ds.attrs['global_attributed_share']):.1f}%   variation: {ds.attrs['variation']}{psnr_note(ds)}",
         fontsize=9,
     )
     return fig

@@ -15,7 +15,7 @@ import xarray as xr
 from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
-from .common import as_rgb, bare, mark, window_lr
+from .common import as_rgb, bare, mark, psnr_note, window_lr
 
 CMAP = "PiYG"
 DECADES = 3
@@ -55,9 +55,9 @@ def draw(ds: xr.Dataset) -> Figure:
     bar.ax.set_yticklabels([f"{t:.2g}" for t in sorted(ticks)])
     fig.suptitle(
         f"{ds.attrs['model_file']}   L2X target {ds.attrs.get('target')}: "
-        f"t(x) - t(x_ref) = {float(ds.attrs['target_value']) - float(ds.attrs['target_reference_value']):.4g}   "
-        f"completeness error {float(ds.attrs['completeness_error']):.2g}   "
-        f"reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}",
+        f"t(x) - t(x_ref) = {float(ds['target_value']) - float(ds['target_reference_value']):.4g}   "
+        f"completeness error {float(ds['completeness_error']):.2g}   "
+        f"reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}{psnr_note(ds)}",
         fontsize=9,
     )
     return fig

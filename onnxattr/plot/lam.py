@@ -10,7 +10,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
-from .common import as_rgb, bare, mark, window_lr, window_sr
+from .common import as_rgb, bare, mark, psnr_note, window_lr, window_sr
 
 
 def area_of_interest(saliency: np.ndarray) -> np.ndarray:
@@ -37,7 +37,8 @@ def _upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
 
 def draw(ds: xr.Dataset) -> Figure:
     """Four panels: LR input + window (LR pixels), saliency |sum_c A| / max ('seismic' on [-1, 1] as the
-    authors' code), area of interest (KDE, 'seismic', alpha 0.5 over the bicubic-upscaled LR), SR crop."""
+    authors' code), area of interest (KDE, 'seismic', alpha 0.5 over the bicubic-upscaled LR), SR crop;
+    a fifth with the HR crop of the window, and the PSNR in the title, when the result holds ``hr``."""
     scale = int(ds.attrs["scale"])
     lr = as_rgb(ds["input"])
     sal = np.asarray(ds["saliency"].values, dtype=np.float64)
@@ -48,8 +49,9 @@ def draw(ds: xr.Dataset) -> Figure:
     kde = seismic(area_of_interest(sal) * 0.5 + 0.5)[..., :3]
     blend = 0.5 * _upscale(lr, scale) + 0.5 * _upscale(kde, scale)
 
-    fig = Figure(figsize=(11, 3.2))
-    axes = fig.subplots(1, 4)
+    panels = 5 if "hr" in ds else 4
+    fig = Figure(figsize=(2.75 * panels, 3.2))
+    axes = fig.subplots(1, panels)
     axes[0].imshow(lr, interpolation="nearest")
     mark(axes[0], win_lr)
     bare(axes[0], f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)")
@@ -59,10 +61,13 @@ def draw(ds: xr.Dataset) -> Figure:
     mark(axes[2], tuple(v * scale for v in win_lr), color="black", lw=1)
     bare(axes[2], "area of interest (KDE)")
     axes[3].imshow(as_rgb(ds["output"])[y : y + size, x : x + size], interpolation="nearest")
-    bare(axes[3], f"SR window {size}x{size} at ({x}, {y})")
+    bare(axes[3], f"SR window {size}x{size} at ({x}, {y}) (SR px)")
+    if "hr" in ds:
+        axes[4].imshow(as_rgb(ds["hr"])[y : y + size, x : x + size], interpolation="nearest")
+        bare(axes[4], f"HR window at ({int(ds.window_x)}, {int(ds.window_y)}) (HR px)")
     fig.suptitle(
-        f"{ds.attrs['model_file']}   DI = {float(ds.attrs['diffusion_index']):.2f}   "
-        f"completeness error {float(ds.attrs['completeness_error']):.2g}",
+        f"{ds.attrs['model_file']}   DI = {float(ds['diffusion_index']):.2f}   "
+        f"completeness error {float(ds['completeness_error']):.2g}{psnr_note(ds)}",
         fontsize=9,
     )
     return fig

@@ -17,6 +17,21 @@ def existing_folder(path: Path, what: str) -> Path:
     return folder
 
 
+def check_writable(path: Path, what: str) -> Path:
+    """Fail early when nothing can be written beside ``path``: create and remove a temp file in its folder."""
+    folder = existing_folder(path, what)
+    probe = folder / f".{path.name}.{uuid.uuid4().hex[:12]}.probe"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as err:
+        raise OnnxAttrError(
+            f"cannot write the {what} into folder {str(folder)!r} ({err.strerror or type(err).__name__}); "
+            "pick another -o path or fix the folder's permissions"
+        ) from None
+    return folder
+
+
 def write_atomically(path: Path, write: Callable[[Path], object], what: str) -> Path:
     """``write(tmp)`` to a fresh name in ``path``'s folder (same file system), then rename it over ``path``.
 

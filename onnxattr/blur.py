@@ -7,8 +7,20 @@ The blur is 2-D correlation per channel with reflect-101 borders (OpenCV's
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from .errors import OnnxAttrError
+
+
+def check_blur(sigma: float, kernel_size: int) -> None:
+    """One-line errors for a blur no baseline can come from: sigma must be finite and > 0, the kernel >= 1 px."""
+    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+        raise OnnxAttrError(f"sigma={sigma}: the blurred baseline needs a finite sigma > 0 (default 1.2)")
+    if not isinstance(kernel_size, int) or kernel_size < 1:
+        raise OnnxAttrError(f"kernel size {kernel_size} must be a whole number of at least 1 (default 9)")
 
 
 def gaussian_kernel(sigma: float | torch.Tensor, size: int = 9, eps: float = 1e-5) -> torch.Tensor:

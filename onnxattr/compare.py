@@ -21,6 +21,7 @@ forward passes).
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import shutil
 import tempfile
@@ -41,7 +42,7 @@ from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves
 from .model import SRModel, load_model
 from .results import attrs_of, versions
 from .schema import SCHEMA_VERSION, describe
-from .target import FRAMES, Window, WindowSpec, align_hr, as_windows, check_window, hr_shift
+from .target import FRAMES, Window, WindowSpec, align_hr, as_windows, check_input_size, check_window, hr_shift
 from .windowfile import image_matches
 
 METHODS = ("lam", "l2x", "glam")
@@ -176,6 +177,7 @@ def check_windows(
                     f"{Path(i.path).name} only takes {i.fixed_size[1]}x{i.fixed_size[0]} inputs but {name} gives "
                     f"{w}x{h}; crop the images to that size first"
                 )
+            check_input_size(h, w, i.scale, i.offset, f"{Path(i.path).name} on {name}")
             for win in windows[path]:
                 label = f"{Path(i.path).name} on {name}: window x={win.x} y={win.y} size={win.size} ({frame.upper()} frame)"
                 check_window(sr_window(win, i.offset, frame), i.scale * h + i.offset, i.scale * w + i.offset, label)
@@ -197,6 +199,42 @@ def _method(name: str) -> Callable[..., xr.Dataset]:
     if name not in METHODS:
         raise OnnxAttrError(f"method {name!r}: use one of {', '.join(METHODS)}")
     return getattr(importlib.import_module(f"{__package__}.{name}"), name)
+
+
+_NOT_PARAMS = ("hr", "progress", "frame")  # keyword arguments of a method that compare sets itself
+
+
+def _kind_error(value: Any, default: Any) -> str | None:
+    """What is wrong with ``value`` for a parameter whose default is ``default`` (None: nothing)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "True or False"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "a whole number"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a word"
+    return None
+
+
+def check_method_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Check ``method``'s parameters before any model loads: names (the method's keyword arguments), kinds
+    (those of the defaults) and values (the method's own ``check_params``). Returns them, normalised."""
+    fn = _method(method)
+    defaults = {
+        n: p.default for n, p in inspect.signature(fn).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _NOT_PARAMS
+    }
+    for key, value in params.items():
+        if key not in defaults:
+            raise OnnxAttrError(
+                f"{method} has no parameter {key!r}; its parameters are {', '.join(defaults)} (--param KEY=VALUE)"
+            )
+        kind = _kind_error(value, defaults[key])
+        if kind is not None:
+            raise OnnxAttrError(f"{method} parameter {key}={value!r} should be {kind} (default {defaults[key]!r})")
+    checked = importlib.import_module(fn.__module__).check_params(**{**defaults, **params})
+    return {k: checked.get(k, v) for k, v in params.items()}
 
 
 def run_job(
@@ -468,6 +506,7 @@ def compare(
     reference, order, ratio (masking). See docs/compare.md for the variables.
     """
     _method(method)
+    method_params = check_method_params(method, method_params)
     require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
     if not models or not images:
         raise OnnxAttrError("compare needs at least one model and one image")
@@ -494,7 +533,7 @@ def compare(
         jobs = [{"model_path": m, "image_path": p, "windows": windows[p], **common} for m in model_paths for p in image_paths]
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=not progress) as bar:
+        with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=None if progress else True, leave=False) as bar:
             flat = runner.run(run_job, jobs, bar)
     finally:
         runner.close()

@@ -16,13 +16,25 @@ ORT_CUDA_OPTIONS = {"use_tf32": "0"}
 Provider = Union[str, tuple[str, dict[str, str]]]
 
 
+DEVICE_TYPES = ("cpu", "cuda")
+
+
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when torch sees a GPU, else the CPU."""
+    """``device`` if given, else CUDA when torch sees a GPU, else the CPU; a clear error for a device
+    torch does not know, one onnxattr does not run on (meta, mps, ...) or a GPU that is not there."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise OnnxAttrError(f"device {str(device)!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if dev.type not in DEVICE_TYPES:
+        raise OnnxAttrError(f"device {str(device)!r}: onnxattr runs on cpu or cuda (cuda:N); use --device cpu or --device cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OnnxAttrError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+        raise OnnxAttrError(f"device {str(device)!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise OnnxAttrError(f"device {str(device)!r}: torch sees {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of them")
     return dev
 
 

@@ -20,10 +20,11 @@ layer's output re-enters as a detached leaf, and ONE backward of sum_j T_Global(
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -278,6 +279,21 @@ def global_products(model: SRModel, x: torch.Tensor, layers: Sequence[Layer], si
 
 
 # ------------------------------------------------------------------ the method
+def check_params(*, layers: Iterable[str] | str | None, pattern: str | None, variation: str, **_: object) -> dict[str, Any]:
+    """One-line errors for GL-AM parameters no run can use (checked before any model loads); the parameters,
+    ``layers`` given as one comma-separated string split into op types."""
+    if variation not in VARIATIONS:
+        raise OnnxAttrError(f"variation {variation!r}: use one of {', '.join(VARIATIONS)}")
+    if isinstance(layers, str):
+        layers = [t.strip() for t in layers.split(",") if t.strip()]
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as err:
+            raise OnnxAttrError(f"pattern {pattern!r} is not a regular expression ({err}); e.g. pattern='body\\.1'") from None
+    return {"layers": layers, "pattern": pattern, "variation": variation}
+
+
 def glam(
     model: SRModel,
     image: torch.Tensor,
@@ -299,8 +315,7 @@ def glam(
     (window, Y, X), ``local_layers`` (window, layer, Y, X) and the window-free ``global``,
     ``global_consensus``, ``global_variation`` (Y, X), ``global_layers`` (global_layer, Y, X); see docs/glam.md.
     """
-    if variation not in VARIATIONS:
-        raise OnnxAttrError(f"variation {variation!r}: use one of {', '.join(VARIATIONS)}")
+    layers = check_params(layers=layers, pattern=pattern, variation=variation)["layers"]
     model.check_input(image)
     size = model.output_size(*image.shape[2:])
     wins = resolve_windows(window, model.offset, *size, frame=frame)

@@ -31,7 +31,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from .blur import blur, blur_path
+from .blur import blur, blur_path, check_blur
 from .errors import OnnxAttrError
 from .metrics import diffusion_index, gini, saliency
 from .model import SRModel
@@ -185,24 +185,39 @@ def free_memory(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def _require(need: int, device: torch.device, what: str, fix: str) -> None:
+    """Refuse, before allocating, work that needs more than the free memory of ``device``: the figure and the fix."""
+    free = free_memory(device)
+
+    def size(n: int) -> str:
+        return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+    if need > free:
+        raise OnnxAttrError(f"{what} needs about {size(need)}, more than the {size(free)} free on {device.type}; {fix}")
+
+
 def budget_batch_size(per_sample: int, free: int, fraction: float, steps: int) -> int:
     """floor(fraction * free / per_sample), clipped to 1..steps."""
     return int(max(1, min(steps, fraction * free // max(per_sample, 1))))
 
 
-def _check_params(path: str, steps: int, sigma: float, kernel_size: int, batch_size: int | None, fraction: float) -> None:
+def check_params(
+    *, path: str, steps: int, sigma: float, kernel_size: int, batch_size: int | None, memory_fraction: float, **_: object
+) -> dict[str, object]:
+    """One-line errors for LAM parameters no run can use (checked before any model loads); the parameters."""
+    fraction = memory_fraction
     if path not in PATHS:
         raise OnnxAttrError(f"unknown path {path!r}; pick one of {', '.join(PATHS)}")
     if steps < 1:
         raise OnnxAttrError(f"steps={steps}: the path needs at least 1 step (the paper uses 50-100)")
-    if path in ("lam", "ig_blur") and not sigma > 0:
-        raise OnnxAttrError(f"sigma={sigma}: the blurred baseline needs sigma > 0 (default 1.2)")
-    if kernel_size < 1:
-        raise OnnxAttrError(f"kernel size {kernel_size} must be at least 1 (default 9)")
+    if path in ("lam", "ig_blur"):
+        check_blur(sigma, kernel_size)
     if batch_size is not None and batch_size < 1:
         raise OnnxAttrError(f"batch size {batch_size} must be at least 1 (or leave it unset)")
     if not 0 < fraction <= 1:
         raise OnnxAttrError(f"memory fraction {fraction} must lie in (0, 1]")
+    return {"path": path, "steps": steps, "sigma": sigma, "kernel_size": kernel_size, "batch_size": batch_size,
+            "memory_fraction": memory_fraction}
 
 
 def lam(
@@ -235,7 +250,8 @@ def lam(
     """
     t0 = time.perf_counter()
     model.check_input(image)
-    _check_params(path, steps, sigma, kernel_size, batch_size, memory_fraction)
+    check_params(path=path, steps=steps, sigma=sigma, kernel_size=kernel_size, batch_size=batch_size,
+                 memory_fraction=memory_fraction)
     out_hw = model.output_size(image.shape[2], image.shape[3])
     wins = resolve_windows(window, model.offset, *out_hw, frame=frame)
     hr = align_hr(hr, model.offset, out_hw) if hr is not None else None
@@ -243,6 +259,10 @@ def lam(
     def objective(out: torch.Tensor) -> torch.Tensor:
         return window_detectors(out, wins)
 
+    _, c, h, w = image.shape
+    # the path's points and increments (float64, on the CPU) and the blur's output beside them
+    _require(3 * (steps + 1) * c * h * w * 8, torch.device("cpu"),
+             f"the {steps}-step {path} path on the {w}x{h} image", "pass fewer steps (--steps) or crop the image (--crop)")
     route = make_path(image, path, steps, sigma, kernel_size)
     fixed = {t.untyped_storage().data_ptr() for t in [*model.graph.parameters(), *model.graph.buffers()]}
     probe = route.baseline if route.baseline is not None else route.points[-1:]
@@ -251,7 +271,10 @@ def lam(
     batch = batch_size or budget_batch_size(per_sample, free_memory(model.device), memory_fraction, m)
     if batch_size is None and model.device.type == "cpu":
         batch = min(batch, CPU_MAX_BATCH)
-    with tqdm(total=m, unit="step", desc="lam", disable=not progress, leave=False) as bar:
+    fit = free_memory(model.device) // max(per_sample, 1)
+    _require(min(batch, m) * per_sample, model.device, f"a batch of {min(batch, m)} path points on the {w}x{h} image",
+             f"pass --batch-size {fit} or less" if fit >= 1 else "crop the image (--crop) or use --device cuda")
+    with tqdm(total=m, unit="step", desc="lam", disable=None if progress else True, leave=False) as bar:  # a terminal only
         res = path_attribution(model, route.points, route.weights, objective, min(batch, m), bar.update)
 
     d_input = res.values[:, -1].numpy()

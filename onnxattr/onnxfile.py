@@ -11,6 +11,7 @@ import onnx
 from onnx import external_data_helper
 
 from .errors import OnnxAttrError
+from .limits import check_pixels
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def io_spec(proto: onnx.ModelProto, name: str) -> IOSpec:
         )
     if dims[0] not in (None, 1):
         raise OnnxAttrError(f"{name} fixes the batch at {dims[0]}; re-export with batch 1 or a dynamic batch")
+    if dims[2] and dims[3]:  # before any probe allocates it
+        check_pixels(dims[3], dims[2], f"{name}'s fixed input", "re-export the model with a dynamic or smaller input size")
     return IOSpec(inp.name, out.name, dims[1], dims[0], dims[2], dims[3], odims[1])
 
 

@@ -29,6 +29,7 @@ from .arrays import to_numpy
 from .atomic import write_atomically
 from .errors import OnnxAttrError
 from .metrics import reach
+from .finite import check_result
 from .metrics import saliency as saliency_map
 from .metrics import sr_quality
 from .schema import SCHEMA_VERSION, describe, lr_coords, sr_coords
@@ -123,6 +124,7 @@ def build_dataset(
     {name: K values} (variables on ``window``); ``data_vars`` adds method variables as {name: (dims,
     array)}; ``params`` and ``checks`` go to attrs.
     """
+    check_result(model, image, output, method, attribution, (data_vars or {}).get("path_objective", (None, None))[1])
     _, c, h, w = image.shape
     _, _, oh, ow = output.shape
     variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {

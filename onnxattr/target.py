@@ -38,6 +38,22 @@ class Window:
         return (self.x, self.y, self.size)
 
 
+def min_input_side(scale: int, offset: int) -> int:
+    """The smallest input side n whose SR output side s n + c has the 2 pixels the gradient detector needs."""
+    return max(1, -(-(2 - offset) // scale))
+
+
+def check_input_size(height: int, width: int, scale: int, offset: int, name: str) -> None:
+    """A clear error when an h x w input gives an SR output too small to hold any window."""
+    need = min_input_side(scale, offset)
+    if min(height, width) < need:
+        law = f"{scale} n {offset:+d}" if offset else f"{scale} n"
+        raise OnnxAttrError(
+            f"{name} needs an input of at least {need} px per side (its output side is {law}) but the image is "
+            f"{width}x{height}; pass a larger image"
+        )
+
+
 @dataclass(frozen=True)
 class Grid:
     """Windows of side ``size`` tiling the output from its top-left corner, every ``stride`` px

@@ -55,19 +55,27 @@ def export(module: nn.Module, folder: Path, name: str, **kw) -> Path:
     return export_onnx(module.eval(), folder / f"{name}.onnx", **kw)
 
 
-def conv_graph(path: Path, *, extra_op: str | None = None, channels: int = 3, scale: int = 2, inputs: int = 1) -> Path:
-    """A hand-built graph: Conv(channels -> channels*scale^2) [-> extra_op] -> DepthToSpace(scale)."""
+def conv_graph(
+    path: Path, *, extra_op: str | list[str] | None = None, channels: int = 3, scale: int = 2, inputs: int = 1,
+    size: tuple[int, int] | None = None,
+) -> Path:
+    """A hand-built graph: Conv(channels -> channels*scale^2) [-> extra_op(s)] -> DepthToSpace(scale).
+
+    ``size`` = (H, W) fixes the input size (batch 1); ``extra_op=["Neg", "Sqrt"]`` outputs NaN on any image."""
     c_out = channels * scale * scale
     w = helper.make_tensor("w", TensorProto.FLOAT, [c_out, channels, 3, 3], [0.01] * (c_out * channels * 9))
     nodes = [helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1], name="conv")]
     last = "h"
-    if extra_op:
-        nodes.append(helper.make_node(extra_op, ["h"], ["e"], name="extra"))
-        last = "e"
+    for i, op in enumerate([extra_op] if isinstance(extra_op, str) else extra_op or []):
+        name = "extra" if i == 0 else f"extra{i}"
+        nodes.append(helper.make_node(op, [last], [name], name=name))
+        last = name
     nodes.append(helper.make_node("DepthToSpace", [last], ["y"], blocksize=scale, mode="CRD", name="d2s"))
-    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", channels, "h", "w"])]
+    dims = [1, channels, *size] if size else ["n", channels, "h", "w"]
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)]
     ins += [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [1]) for i in range(1, inputs)]
-    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", channels, "H", "W"])
+    odims = [1, channels, size[0] * scale, size[1] * scale] if size else ["n", channels, "H", "W"]
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, odims)
     graph = helper.make_graph(nodes, "g", ins, [out], initializer=[w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

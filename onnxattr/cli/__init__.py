@@ -1,15 +1,27 @@
 """The ``onnxattr`` command: one group, one module per command, imported when that command runs.
 
-User errors (``OnnxAttrError``) print one line on stderr and exit with status 2; warnings print
-one line each (third-party Deprecation/FutureWarnings are hidden), only while ``main`` runs: the
-package itself never changes warning filters or the matplotlib backend, so API users keep theirs.
-A command module defines a click command named ``command``.
+Error contract (README "Errors and exit status"): every failure ends with exactly one line on stderr
+and one of three exit statuses:
+
+* 2: the user's input (a file, option, image, model, window or parameter); the line names the problem and
+  the fix. ``OnnxAttrError`` and click usage errors.
+* 1: an internal error (a bug in onnxattr or a library); the line names the exception and the path of a
+  log file holding the traceback.
+* 130: interrupted (Ctrl-C).
+
+Warnings print one line each (third-party Deprecation/FutureWarnings are hidden), only while ``main``
+runs: the package itself never changes warning filters or the matplotlib backend, so API users keep
+theirs. A command module defines a click command named ``command``.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import tempfile
+import time
+import traceback
 import warnings
 
 import click
@@ -26,6 +38,7 @@ COMMANDS = {
     "lam": "Local attribution map (LAM) of an output window.",
     "show": "Draw the figure for a result file written by onnxattr.",
 }
+USER_ERROR, INTERNAL_ERROR, INTERRUPTED = 2, 1, 130
 
 
 class LazyGroup(click.Group):
@@ -55,25 +68,82 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"onnxattr: warning: {str(message).splitlines()[0]}", file=sys.stderr)
 
 
-def main() -> None:
-    """Entry point: run the group; user errors become one line and exit status 2."""
-    import matplotlib
+def _first_line(text: str) -> str:
+    return next((s.strip() for s in str(text).splitlines() if s.strip()), "")
 
-    matplotlib.use("Agg")  # the CLI only writes files; a Jupyter or GUI session keeps its backend
+
+def _usage_line(err: click.UsageError) -> str:
+    """A click usage error as one line: the message and where the help is."""
+    where = err.ctx.command_path if err.ctx is not None else "onnxattr"
+    return f"{_first_line(err.format_message()).rstrip('.')}; see `{where} --help`"
+
+
+def write_crash_log(err: BaseException) -> str:
+    """Write the traceback of ``err`` (and the command line) to a fresh log file; its path."""
+    folder = os.path.join(tempfile.gettempdir(), "onnxattr-logs")
+    os.makedirs(folder, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=time.strftime("crash-%Y%m%d-%H%M%S-"), suffix=".log", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"onnxattr {__version__}, python {sys.version.split()[0]}\ncommand: {' '.join(sys.argv)}\n\n")
+        fh.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+    return path
+
+
+def _fail(line: str, status: int) -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a closed pipe (onnxattr ... | head)
+        pass
+    click.echo(f"onnxattr: {line}", err=True)
+    sys.exit(status)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: run the group and map every failure onto one stderr line and an exit status (see above)."""
+    os.environ["MPLBACKEND"] = "Agg"  # the CLI only writes files (read when matplotlib is first imported)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", category=FutureWarning)
-            cli.main(standalone_mode=False)
+            cli.main(args=args, prog_name="onnxattr", standalone_mode=False)
     except OnnxAttrError as err:
-        click.echo(f"onnxattr: error: {err}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("onnxattr: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
+        _fail(f"error: {_first_line(err)}", USER_ERROR)
+    except click.UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # bare `onnxattr`: the help, not a failure
+            click.echo(err.ctx.get_help())
+            sys.exit(0)
+        _fail(f"error: {_usage_line(err)}", USER_ERROR)
+    except click.ClickException as err:  # e.g. click.FileError
+        _fail(f"error: {_first_line(err.format_message())}", USER_ERROR)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail("interrupted", INTERRUPTED)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+    except Exception as err:  # noqa: BLE001  (anything else is a bug: one line plus the traceback's log file)
+        if not _out_of_memory(err):
+            _internal_error(err)
+        _fail(
+            f"error: out of memory ({_first_line(err) or 'MemoryError'}); pass a smaller --batch-size, "
+            "crop the image (--crop), or use --device cuda",
+            USER_ERROR,
+        )
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Python's MemoryError or torch's OutOfMemoryError (torch is not imported just to check)."""
+    torch = sys.modules.get("torch")
+    return isinstance(err, MemoryError) or (torch is not None and isinstance(err, torch.OutOfMemoryError))
+
+
+def _internal_error(err: BaseException) -> None:
+    """A bug: one line naming the exception and the log file that holds its traceback; exit 1."""
+    try:
+        log = write_crash_log(err)
+    except OSError:
+        log = "none (could not write a log file)"
+    _fail(
+        f"internal error: {type(err).__name__}: {_first_line(err)[:300]}; traceback in {log}; "
+        "please report it with that file",
+        INTERNAL_ERROR,
+    )

@@ -19,6 +19,8 @@ import click
 import numpy as np
 import torch
 
+from ..atomic import check_writable
+from ..device import pick_device
 from ..errors import OnnxAttrError
 from ..image import crop, downscale, read_image
 from ..model import SRModel, load_model
@@ -35,6 +37,13 @@ class Inputs:
     model: SRModel
     image: torch.Tensor
     hr: torch.Tensor | None
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--device is checked when parsed, before any file is read (one-line error for foo, meta, mps, cuda:7)."""
+    if value is not None:
+        pick_device(value)
+    return value
 
 
 def model_options(f: Callable) -> Callable:
@@ -63,7 +72,9 @@ def model_options(f: Callable) -> Callable:
         help="Units the model is fed: auto (detected on a bundled photo), 1 or 255 (attributions stay w.r.t. the "
         "[0, 1] image).",
     )(f)
-    f = click.option("--device", default=None, help="torch device (cpu, cuda, cuda:1); default: CUDA if present.")(f)
+    f = click.option(
+        "--device", default=None, callback=_check_device, help="torch device (cpu, cuda, cuda:1); default: CUDA if present."
+    )(f)
     return f
 
 
@@ -130,12 +141,13 @@ def method_options(f: Callable) -> Callable:
 
 
 def check_output_path(out: str | Path, suffixes: tuple[str, ...] = (".nc",)) -> Path:
-    """Fail before any computation when the result could not be written."""
+    """Fail before any computation when the result could not be written: suffix, folder, permissions."""
     out = Path(out)
     if out.suffix not in suffixes:
         raise OnnxAttrError(f"output {str(out)!r} should end in {' or '.join(suffixes)}")
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise OnnxAttrError(f"folder {str(out.parent)!r} for {out.name} does not exist; create it first")
+    if out.suffix != ".zarr" and out.is_dir():
+        raise OnnxAttrError(f"output {str(out)!r} is a folder; pass a file name such as {out / ('out' + out.suffix)}")
+    check_writable(out, "output")
     return out
 
 
@@ -309,12 +321,13 @@ def finish(ds: Any, out: Path) -> list[Path]:
     return [save(ds, out)]
 
 
-def method_command(name: str, help: str) -> Callable:
+def method_command(name: str, help: str, check: Callable[[dict[str, Any]], object] | None = None) -> Callable:
     """Decorator for a method command: adds the shared options and turns the function into a click command.
 
     The wrapped function gets ``inputs: Inputs``, the API ``window`` argument (``window_spec``), ``frame``
     and ``progress`` (False with ``--quiet``) plus its own options and returns the Dataset; the command
-    writes it and reports (``reported``).
+    writes it and reports (``reported``). ``check(options)`` validates the command's own options before
+    the model loads.
     """
 
     def wrap(f: Callable) -> click.Command:
@@ -322,6 +335,8 @@ def method_command(name: str, help: str) -> Callable:
         def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, value_range, no_verify,
                 channel_order, probe_size, quiet, **kw):
             out_path = check_output_path(out)
+            if check is not None:
+                check(kw)
             spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ..glam import DEFAULT_LAYERS, VARIATIONS, glam
+from ..glam import DEFAULT_LAYERS, VARIATIONS, check_params, glam
 from .common import method_command
 
 
-@method_command("glam", help="GL-AM: local (window) and global attribution maps from per-layer gradients.")
+@method_command(
+    "glam", help="GL-AM: local (window) and global attribution maps from per-layer gradients.",
+    check=lambda kw: check_params(**kw),
+)
 @click.option(
     "--layers",
     default=",".join(DEFAULT_LAYERS),

@@ -5,11 +5,14 @@ from __future__ import annotations
 import click
 import torch
 
-from ..l2x import TARGETS, l2x
+from ..l2x import TARGETS, check_params, l2x
 from .common import Inputs, method_command
 
 
-@method_command("l2x", help="L2X attribution of an output window: one pass of per-op rules against a blurred reference.")
+@method_command(
+    "l2x", help="L2X attribution of an output window: one pass of per-op rules against a blurred reference.",
+    check=lambda kw: check_params(**kw, dtype="float32" if kw["single"] else "float64"),
+)
 @click.option("--target", default="detector", show_default=True, type=click.Choice(TARGETS),
               help="detector: LAM's gradient detector on the window; sum: window sum; pixel: one SR value (--pixel).")
 @click.option("--pixel", nargs=2, type=int, default=None, metavar="X Y",

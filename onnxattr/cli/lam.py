@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ..lam import DEFAULT_MEMORY_FRACTION, PATHS, lam
+from ..lam import DEFAULT_MEMORY_FRACTION, PATHS, check_params, lam
 from .common import Inputs, method_command
 
 
-@method_command("lam", help="Local attribution map (LAM) of an output window: path-integrated gradients of the gradient detector.")
+@method_command(
+    "lam", help="Local attribution map (LAM) of an output window: path-integrated gradients of the gradient detector.",
+    check=lambda kw: check_params(**kw),
+)
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Path steps m.")
 @click.option("--sigma", default=1.2, show_default=True, type=float, help="Blur of the baseline image.")
 @click.option("--kernel-size", default=9, show_default=True, type=click.IntRange(min=1), help="Side of the Gaussian kernel.")

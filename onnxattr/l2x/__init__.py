@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import torch
 import xarray as xr
 
-from ..blur import blur
+from ..blur import blur, check_blur
+from ..errors import OnnxAttrError
 from ..results import build_dataset
 from ..errors import OnnxAttrError
 from ..target import Window, WindowSpec, align_hr, hr_shift, resolve_windows
@@ -47,6 +48,29 @@ def rule_coverage(model: Any) -> dict[str, list[str]]:
 def completeness_error(total: float, delta: float) -> float:
     """|sum R - Delta t| / |Delta t| (Delta t = 0 gives the absolute error)."""
     return abs(total - delta) / abs(delta) if delta != 0 else abs(total)
+
+
+UNKNOWN_OPS = ("error", "gradient")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def check_params(
+    *, sigma: float, kernel_size: int, target: str, pixel: Any, unknown_ops: str, dtype: Any, **_: object
+) -> dict[str, Any]:
+    """One-line errors for L2X parameters no run can use (checked before any model loads); the parameters,
+    ``dtype`` given as 'float32' / 'float64' turned into the torch dtype."""
+    check_blur(sigma, kernel_size)
+    if target not in TARGETS:
+        raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "pixel" and (pixel is None or len(pixel) not in (2, 3)):
+        raise OnnxAttrError("target 'pixel' needs pixel=(x, y) or (x, y, channel) (CLI --pixel X Y [--channel C])")
+    if unknown_ops not in UNKNOWN_OPS:
+        raise OnnxAttrError(f"unknown_ops={unknown_ops!r}: use one of {', '.join(UNKNOWN_OPS)}")
+    dtype = DTYPES.get(dtype, dtype)
+    if dtype not in DTYPES.values():
+        raise OnnxAttrError(f"dtype={dtype!r}: L2X propagates in float32 or float64")
+    return {"sigma": sigma, "kernel_size": kernel_size, "target": target, "pixel": pixel, "unknown_ops": unknown_ops,
+            "dtype": dtype}
 
 
 def pixel_window(pixel: Sequence[int], offset: int, out_shape: tuple[int, ...], frame: str) -> tuple[Window, int | None]:
@@ -97,6 +121,7 @@ def l2x(
     attrs ``gradient_ops`` and the parameters.
     """
     start = time.perf_counter()
+    check_params(sigma=sigma, kernel_size=kernel_size, target=target, pixel=pixel, unknown_ops=unknown_ops, dtype=dtype)
     model.check_input(image)
     if target not in TARGETS:
         raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -26,12 +27,17 @@ FORMATS = (".png", ".pdf", ".svg")
 DEFAULT_DPI = 200
 
 
+FIGURE_METHODS = ("lam", "l2x", "glam", "compare")
+
+
 def _module(ds: xr.Dataset):
     method = str(ds.attrs.get("method", ""))
-    try:
-        return importlib.import_module(f"{__name__}.{method}")
-    except ModuleNotFoundError as err:
-        raise OnnxAttrError(f"no figure for results of method {method!r}; pass a result written by onnxattr") from err
+    if method not in FIGURE_METHODS:
+        raise OnnxAttrError(
+            f"no figure for results of method {method!r} (known: {', '.join(FIGURE_METHODS)}); "
+            "pass a result written by onnxattr"
+        )
+    return importlib.import_module(f"{__name__}.{method}")
 
 
 def _check_cmap(cmap: str | None) -> None:
@@ -48,6 +54,18 @@ def one_window(ds: xr.Dataset, window: int = 0) -> xr.Dataset:
     return ds
 
 
+def _missing(ds: xr.Dataset, err: Exception) -> OnnxAttrError | None:
+    """The one-line error for a figure that needs a variable or attr the result lacks (else None)."""
+    text = str(err)
+    if isinstance(err, AttributeError) and not text.startswith(("'Dataset' object", "'DataArray' object")):
+        return None
+    quoted = re.findall(r"'([^']+)'", text)
+    name = (quoted[-1] if isinstance(err, AttributeError) else quoted[0]) if quoted else text
+    return OnnxAttrError(
+        f"the {ds.attrs.get('method')} result lacks {name!r}, which its figure needs; pass a complete result written by onnxattr"
+    )
+
+
 def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None = None, cmap: str | None = None,
          window: int | None = None) -> Figure:
     """The figure for a result, chosen by its ``method`` attr: of a method result with several windows the
@@ -61,7 +79,13 @@ def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None =
             from .atlas import draw as atlas
 
             return atlas(ds)
-        return module.draw(one_window(ds, window or 0), st, panels, cmap)
+        try:
+            return module.draw(one_window(ds, window or 0), st, panels, cmap)
+        except (KeyError, AttributeError) as err:  # a missing variable (ds["input"], ds.input) or attr
+            missing = _missing(ds, err)
+            if missing is None:
+                raise
+            raise missing from None
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, style: str = "overview") -> Path:

@@ -1,0 +1,272 @@
+"""The CLI's error contract: every failure ends with one line on stderr and a documented exit status
+(2: the user's input, 1: an internal error with a log file, 130: interrupted). Commands run in-process
+through ``main`` (as the ``onnxattr`` script does); one run goes through a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from onnxattr.cli import main
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+MODEL = SAMPLES / "waifu2x-upconv7-x2.ts17.onnx"
+IMAGE = SAMPLES / "images" / "chelsea-64.png"
+
+
+def cli(capsys, *args) -> tuple[int, str]:
+    """Run ``onnxattr ARGS`` through ``main``: (exit status, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+def assert_fails(res: tuple[int, str], status: int, fragment: str) -> str:
+    """Exit ``status``; stderr is warnings and then exactly one line, which holds ``fragment``."""
+    code, err = res
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == status, err
+    assert lines and fragment in lines[-1], err
+    assert all(line.startswith("onnxattr: warning:") for line in lines[:-1]), err
+    prefix = {2: "onnxattr: error: ", 1: "onnxattr: internal error: ", 130: "onnxattr: interrupted"}[status]
+    assert lines[-1].startswith(prefix), err
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["lam"], "Missing argument 'MODEL'; see `onnxattr lam --help`"),
+        (["lam", MODEL, IMAGE, "--window", "1", "2"], "Option '--window' requires 3 arguments"),
+        (["lam", MODEL, IMAGE, "--window", "1", "2", "3", "-o", "o.nc", "--steps", "0"], "Invalid value for '--steps'"),
+        (["nosuch"], "No such command 'nosuch'; see `onnxattr --help`"),
+        (["show"], "Missing argument 'RESULT'"),
+        (["compare", MODEL], "Missing option '--images'"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, args, fragment):
+    assert_fails(cli(capsys, *args), 2, fragment)
+
+
+def test_bare_command_prints_the_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 0 and "Commands:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "device, fragment",
+    [
+        ("foo", "device 'foo' is not a torch device; use cpu, cuda or cuda:N"),
+        ("meta", "device 'meta': onnxattr runs on cpu or cuda (cuda:N); use --device cpu or --device cuda"),
+        ("mps", "device 'mps': onnxattr runs on cpu or cuda"),
+        ("cuda:99", "cuda:99"),
+    ],
+)
+def test_devices_are_checked_before_loading(capsys, device, fragment, tmp_path):
+    assert_fails(cli(capsys, "inspect", tmp_path / "not-read.onnx", "--device", device), 2, fragment)
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o500)
+        return folder
+    try:  # root may write anywhere but sysfs
+        (Path("/sys") / ".onnxattr-probe").touch()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no unwritable folder for root here")
+
+
+def test_unwritable_output_is_refused_before_computing(capsys, tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    line = assert_fails(cli(capsys, "lam", MODEL, IMAGE, "--window", "30", "30", "8", "-o", folder / "r.nc"), 2,
+                        f"cannot write the output into folder {str(folder)!r}")
+    assert "fix the folder's permissions" in line
+    assert_fails(cli(capsys, "lam", MODEL, IMAGE, "--window", "30", "30", "8", "-o", tmp_path), 2, "is a directory")
+
+
+def test_internal_errors_name_a_log_with_the_traceback(capsys, monkeypatch):
+    import onnxattr.cli.inspect as inspect_cmd
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(inspect_cmd, "load", broken)
+    line = assert_fails(cli(capsys, "inspect", MODEL), 1, "internal error: ZeroDivisionError: a bug; traceback in ")
+    log = Path(line.split("traceback in ")[1].split(";")[0])
+    text = log.read_text()
+    assert "Traceback" in text and "ZeroDivisionError: a bug" in text and "inspect" in text
+    log.unlink()
+
+
+def test_interrupt_is_130(capsys, monkeypatch):
+    import onnxattr.cli.inspect as inspect_cmd
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inspect_cmd, "load", interrupted)
+    assert_fails(cli(capsys, "inspect", MODEL), 130, "onnxattr: interrupted")
+
+
+def test_the_script_keeps_the_contract(tmp_path):
+    """A real process: the entry point of `python -m onnxattr` ends with one line and status 2."""
+    res = subprocess.run([sys.executable, "-m", "onnxattr", "lam", str(MODEL), str(IMAGE), "--window", "1", "1", "8",
+                          "-o", str(tmp_path / "o.nc"), "--device", "meta"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "onnxattr: error: device 'meta': onnxattr runs on cpu or cuda (cuda:N); use --device cpu or --device cuda"
+    ], res.stderr
+
+
+# ------------------------------------------------------------- the issue's cases, one by one
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    import numpy as np
+    from PIL import Image
+
+    from imagefiles import png_header_only
+    from nets import conv_graph
+
+    d = tmp_path_factory.mktemp("bad")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(d / "1x1.png")
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(d / "black.png")
+    png_header_only(d / "8000.png", 8000, 8000)
+    png_header_only(d / "bomb.png", 20000, 20000)
+    return {
+        "dir": d,
+        "1x1": d / "1x1.png",
+        "black": d / "black.png",
+        "8000": d / "8000.png",
+        "bomb": d / "bomb.png",
+        "tiny": conv_graph(d / "tiny.onnx"),
+        "nan": conv_graph(d / "nan.onnx", extra_op=["Neg", "Sqrt"]),  # NaN on every image
+        "log": conv_graph(d / "log.onnx", extra_op="Log"),  # -inf on a black image only (log 0)
+        "huge": conv_graph(d / "huge.onnx", size=(100000, 100000)),
+    }
+
+
+def lam_args(model, image, out, *extra):
+    return ["lam", model, image, "--window", "10", "10", "8", "--steps", "2", "-o", out, *extra]
+
+
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("8000", "image 8000.png is 8000x8000 (64.0 Mpx), over onnxattr's budget of 33.6 Mpx (ONNXATTR_MAX_PIXELS); "
+                 "crop or downscale it first"),
+        ("bomb", "image bomb.png declares 400.0 Mpx, over onnxattr's budget of 33.6 Mpx"),
+    ],
+)
+def test_images_over_the_budget(capsys, files, case, fragment):
+    out = files["dir"] / f"{case}.nc"
+    assert_fails(cli(capsys, *lam_args(files["tiny"], files[case], out)), 2, fragment)
+    assert not out.exists()
+
+
+def test_small_image_names_the_models_minimum(capsys, files):
+    assert_fails(cli(capsys, *lam_args(MODEL, files["1x1"], files["dir"] / "o.nc")), 2,
+                 "waifu2x-upconv7-x2.ts17.onnx needs an input of at least 15 px per side (its output side is 2 n -28) "
+                 "but the image is 1x1; pass a larger image")
+
+
+def test_huge_fixed_input_is_refused_before_the_probe(capsys, files):
+    assert_fails(cli(capsys, "inspect", files["huge"]), 2,
+                 "huge.onnx's fixed input is 100000x100000 (10000.0 Mpx), over onnxattr's budget of 33.6 Mpx "
+                 "(ONNXATTR_MAX_PIXELS); re-export the model with a dynamic or smaller input size")
+
+
+def test_nan_model_is_blamed_on_itself_not_a_converter(capsys, files):
+    line = assert_fails(cli(capsys, "inspect", files["nan"]), 2, "nan.onnx")
+    assert "NaN" in line and "converter in converters/ is wrong" not in line
+
+
+@pytest.mark.parametrize("verify", [[], ["--no-verify"]])
+def test_nan_output_is_refused_naming_the_node(capsys, files, verify):
+    """log(0) = -inf on a black image: no result, and the line names the node and the model (not a converter)."""
+    out = files["dir"] / "log.nc"
+    line = assert_fails(cli(capsys, *lam_args(files["log"], files["black"], out, *verify)), 2,
+                        "log.onnx outputs NaN or Inf on this input (")
+    assert "first at node 'extra' (Log)" in line and "so the model itself makes them (not a converter)" in line
+    assert line.endswith("no result written") and not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--sigma inf", "--sigma nan", "--sigma -1", "--kernel-size 0"])
+def test_lam_and_l2x_refuse_blurs_that_give_nan(capsys, files, flag):
+    for command in ("lam", "l2x"):
+        args = [command, "/not/loaded.onnx", IMAGE, "--window", "1", "1", "8", "-o", files["dir"] / "o.nc", *flag.split()]
+        fragment = "needs a finite sigma > 0" if "sigma" in flag else "Invalid value for '--kernel-size'"
+        assert_fails(cli(capsys, *args), 2, fragment)
+
+
+@pytest.mark.parametrize(
+    "param, fragment",
+    [
+        ("nosuch=1", "lam has no parameter 'nosuch'; its parameters are steps, sigma, kernel_size, path, batch_size, "
+                     "memory_fraction (--param KEY=VALUE)"),
+        ("steps=0", "steps=0: the path needs at least 1 step"),
+        ("steps=abc", "lam parameter steps='abc' should be a whole number (default 50)"),
+        ("sigma=inf", "lam parameter sigma='inf' should be a number"),
+        ("9=x", "write KEY=VALUE"),
+    ],
+)
+def test_compare_params_are_checked_before_any_model_loads(capsys, files, param, fragment):
+    """The model file does not exist: the parameter error comes first, with no progress bar above it."""
+    args = ["compare", "/not/loaded.onnx", "--images", IMAGE, "--window", "1", "1", "8", "--param", param,
+            "-o", files["dir"] / "o.nc"]
+    assert_fails(cli(capsys, *args), 2, fragment)
+
+
+@pytest.fixture(scope="module")
+def lam_result(files) -> Path:
+    import onnxattr
+
+    model = onnxattr.load_model(files["tiny"])
+    ds = onnxattr.lam(model, onnxattr.read_image(IMAGE), (10, 10, 8), path="gradient")
+    return onnxattr.save(ds, files["dir"] / "lam.nc")
+
+
+def test_show_on_a_result_it_cannot_draw(capsys, files, lam_result):
+    import onnxattr
+
+    ds = onnxattr.load(lam_result)
+    odd = ds.copy()
+    odd.attrs["method"] = "gradcam"
+    onnxattr.save(odd, files["dir"] / "odd.nc")
+    fig = files["dir"] / "f.png"
+    assert_fails(cli(capsys, "show", files["dir"] / "odd.nc", "-o", fig), 2,
+                 "no figure for results of method 'gradcam' (known: lam, l2x, glam, compare)")
+    onnxattr.save(ds.drop_vars("input"), files["dir"] / "noinput.nc")
+    assert_fails(cli(capsys, "show", files["dir"] / "noinput.nc", "-o", fig), 2,
+                 "the lam result lacks 'input', which its figure needs; pass a complete result written by onnxattr")
+    assert not fig.exists()
+    assert cli(capsys, "show", lam_result, "-o", fig)[0] == 0 and fig.stat().st_size > 1000
+
+
+def test_lam_refuses_work_over_the_free_memory(files, monkeypatch):
+    """The path and the batch are sized against the free memory before they are allocated."""
+    import importlib
+
+    import onnxattr
+
+    lam_module = importlib.import_module("onnxattr.lam")
+    model = onnxattr.load_model(files["tiny"])
+    image = onnxattr.read_image(IMAGE)
+    monkeypatch.setattr(lam_module, "free_memory", lambda device: 10 * 2**20)  # 10 MiB
+    with pytest.raises(onnxattr.OnnxAttrError, match=r"the 50-step lam path on the 64x64 image needs about 14.3 MiB, "
+                       r"more than the 10.0 MiB free on cpu; pass fewer steps \(--steps\) or crop the image \(--crop\)"):
+        onnxattr.lam(model, image, (10, 10, 8), steps=50)  # 3 * 51 * 3 * 64 * 64 * 8 B = 15 MB
+    measure = lam_module.sample_bytes
+    monkeypatch.setattr(lam_module, "sample_bytes", lambda *a: (2**20, measure(*a)[1]))  # 1 MiB per path point
+    monkeypatch.setattr(lam_module, "free_memory", lambda device: 3 * 2**19)
+    with pytest.raises(onnxattr.OnnxAttrError, match=r"a batch of 2 path points on the 64x64 image needs about 2.0 MiB, "
+                       r"more than the 1.5 MiB free on cpu; pass --batch-size 1 or less"):
+        onnxattr.lam(model, image, (10, 10, 8), steps=2, batch_size=2, path="ig_black")

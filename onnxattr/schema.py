@@ -107,6 +107,8 @@ VARIABLES: dict[str, Entry] = {
     "target_value": Entry(_W, "target at the input", "1", "t(x): the explained number of the window", ("l2x",)),
     "target_reference_value": Entry(_W, "target at the baseline", "1", "t(x_ref)", ("l2x",)),
     "attribution_sum": Entry(_W, "sum of the attribution", "1", "sum of R over channels and pixels", ("l2x",)),
+    "reach": Entry(_W, "reach", "LR px", "saliency-weighted mean distance of the attribution from the window centre",
+                   ("lam", "l2x", "glam")),
     "attributed_share": Entry(_W, "attributed pixel share (local)", "1", "share of LR pixels with local attribution > 0", ("glam",)),
 }
 

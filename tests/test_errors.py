@@ -174,8 +174,8 @@ def test_images_over_the_budget(capsys, files, case, fragment):
 
 def test_small_image_names_the_models_minimum(capsys, files):
     assert_fails(cli(capsys, *lam_args(MODEL, files["1x1"], files["dir"] / "o.nc")), 2,
-                 "waifu2x-upconv7-x2.ts17.onnx needs an input of at least 15 px per side (its output side is 2 n -28) "
-                 "but the image is 1x1; pass a larger image")
+                 "waifu2x-upconv7-x2.ts17.onnx needs sides of at least 15; the image is 1x1: use an image with sides "
+                 "of at least 15")
 
 
 def test_huge_fixed_input_is_refused_before_the_probe(capsys, files):

@@ -337,4 +337,4 @@ def test_legacy_sr_model_end_to_end(tmp_path) -> None:
     coverage = rule_coverage(model)
     assert coverage["missing"] == [] and coverage["approximate"] == []
     ds = onnxattr.l2x(model, image, window)
-    assert float(ds.attrs["completeness_error"]) < 1e-7  # measured 2.0e-8
+    assert float(ds["completeness_error"].max()) < 1e-7  # measured 2.0e-8

@@ -173,3 +173,10 @@ def hr_panels(ds: xr.Dataset, x: int, y: int, size: int, short: bool = False) ->
         title = f"HR (SR {note})" if short else f"HR window, SR PSNR-Y {note}"
         out["hr"] = Panel(title if note else "HR", as_rgb(ds["hr"])[y: y + size, x: x + size], framed=True)
     return out
+
+
+def psnr_note(ds: xr.Dataset) -> str:
+    """'   PSNR (Y) vs HR = .. dB' when the result holds the HR image (its ``psnr_y`` attr), else ''."""
+    if "psnr_y" not in ds.attrs:
+        return ""
+    return f"   PSNR{' (Y)' if ds.sizes['channel'] == 3 else ''} vs HR {float(ds.attrs['psnr_y']):.2f} dB"

@@ -1,6 +1,11 @@
 """User-facing errors: each one is a single line that names the problem and the fix."""
 
 
+def first_line(value: object) -> str:
+    """The first non-blank line of ``str(value)``, stripped ('' when there is none)."""
+    return next((s.strip() for s in str(value).splitlines() if s.strip()), "")
+
+
 class OnnxAttrError(Exception):
     """A problem with the user's input (file, model, image, window, option).
 

@@ -25,7 +25,7 @@ from torch import fx
 
 from . import adapters, onnxfile, probe
 from .device import full_float32, ort_providers, pick_device
-from .errors import OnnxAttrError
+from .errors import OnnxAttrError, first_line
 
 VERIFY_TOLERANCE = 1e-4
 BATCH_TOLERANCE = 1e-5
@@ -255,6 +255,11 @@ def _probe_image(channels: int, height: int, width: int, seed: int = 0) -> np.nd
     return (0.85 * fine + 0.15 * noise).clamp(0, 1).numpy()
 
 
+def _first_line(err: BaseException) -> str:
+    """The error's first line (its type name when it has no message), at most 300 characters."""
+    return (first_line(err) or type(err).__name__)[:300]
+
+
 def _ort_session(source: Path | bytes, name: str, device: torch.device) -> ort.InferenceSession:
     """An onnxruntime session on a file path or a serialized model (the core graph)."""
     opts = ort.SessionOptions()
@@ -264,12 +269,7 @@ def _ort_session(source: Path | bytes, name: str, device: torch.device) -> ort.I
             str(source) if isinstance(source, Path) else source, sess_options=opts, providers=ort_providers(device)
         )
     except Exception as err:  # noqa: BLE001  (onnxruntime raises several private exception types)
-        first = str(err).strip().splitlines()[0][:300]
-        raise OnnxAttrError(f"onnxruntime cannot load {name}: {first}; re-export the model") from err
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise OnnxAttrError(f"onnxruntime cannot load {name}: {_first_line(err)}; re-export the model") from err
 
 
 def _size_runner(session: ort.InferenceSession, spec: onnxfile.IOSpec) -> probe.Runner:

@@ -27,7 +27,7 @@ import warnings
 import click
 
 from .. import __version__
-from ..errors import OnnxAttrError
+from ..errors import OnnxAttrError, first_line
 
 # command -> its one-line help in the command list; the module ``.<command>`` is imported only to run it
 COMMANDS = {
@@ -68,14 +68,10 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"onnxattr: warning: {str(message).splitlines()[0]}", file=sys.stderr)
 
 
-def _first_line(text: str) -> str:
-    return next((s.strip() for s in str(text).splitlines() if s.strip()), "")
-
-
 def _usage_line(err: click.UsageError) -> str:
     """A click usage error as one line: the message and where the help is."""
     where = err.ctx.command_path if err.ctx is not None else "onnxattr"
-    return f"{_first_line(err.format_message()).rstrip('.')}; see `{where} --help`"
+    return f"{first_line(err.format_message()).rstrip('.')}; see `{where} --help`"
 
 
 def write_crash_log(err: BaseException) -> str:
@@ -108,14 +104,14 @@ def main(args: list[str] | None = None) -> None:
             warnings.filterwarnings("ignore", category=FutureWarning)
             cli.main(args=args, prog_name="onnxattr", standalone_mode=False)
     except OnnxAttrError as err:
-        _fail(f"error: {_first_line(err)}", USER_ERROR)
+        _fail(f"error: {first_line(err)}", USER_ERROR)
     except click.UsageError as err:
         if type(err).__name__ == "NoArgsIsHelpError":  # bare `onnxattr`: the help, not a failure
             click.echo(err.ctx.get_help())
             sys.exit(0)
         _fail(f"error: {_usage_line(err)}", USER_ERROR)
     except click.ClickException as err:  # e.g. click.FileError
-        _fail(f"error: {_first_line(err.format_message())}", USER_ERROR)
+        _fail(f"error: {first_line(err.format_message())}", USER_ERROR)
     except (KeyboardInterrupt, click.exceptions.Abort):
         _fail("interrupted", INTERRUPTED)
     except click.exceptions.Exit as err:
@@ -124,7 +120,7 @@ def main(args: list[str] | None = None) -> None:
         if not _out_of_memory(err):
             _internal_error(err)
         _fail(
-            f"error: out of memory ({_first_line(err) or 'MemoryError'}); pass a smaller --batch-size, "
+            f"error: out of memory ({first_line(err) or 'MemoryError'}); pass a smaller --batch-size, "
             "crop the image (--crop), or use --device cuda",
             USER_ERROR,
         )
@@ -143,7 +139,7 @@ def _internal_error(err: BaseException) -> None:
     except OSError:
         log = "none (could not write a log file)"
     _fail(
-        f"internal error: {type(err).__name__}: {_first_line(err)[:300]}; traceback in {log}; "
+        f"internal error: {type(err).__name__}: {first_line(err)[:300]}; traceback in {log}; "
         "please report it with that file",
         INTERNAL_ERROR,
     )

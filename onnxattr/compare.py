@@ -40,12 +40,12 @@ from .errors import OnnxAttrError
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
+from .options import METHODS
 from .results import attrs_of, versions
 from .schema import SCHEMA_VERSION, describe
 from .target import FRAMES, Window, WindowSpec, align_hr, as_windows, check_input_size, check_window, hr_shift
 from .windowfile import image_matches
 
-METHODS = ("lam", "l2x", "glam")
 QUALITY = ("psnr", "ssim", "psnr_y", "ssim_y")
 
 _MODELS: dict[tuple[str, str | None, float, bool], SRModel] = {}

@@ -35,11 +35,10 @@ from torch import fx
 from .errors import OnnxAttrError
 from .metrics.gini import diffusion_index
 from .model import NodeInfo, SRModel
+from .options import DEFAULT_LAYERS, VARIATIONS
 from .results import build_dataset
 from .target import Window, WindowSpec, align_hr, gradient_map, resolve_windows, window_detectors
 
-DEFAULT_LAYERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-VARIATIONS = ("abs", "signed")
 # Side ratios a layer may have to the input (layer side = ratio * input side + offset).
 _RATIOS = (1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 1, 2, 3, 4, 6, 8)
 

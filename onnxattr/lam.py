@@ -35,11 +35,10 @@ from .blur import blur, blur_path, check_blur
 from .errors import OnnxAttrError
 from .metrics import diffusion_index, gini, saliency
 from .model import SRModel
+from .options import DEFAULT_MEMORY_FRACTION, PATHS
 from .results import build_dataset
 from .target import WindowSpec, align_hr, resolve_windows, window_detectors
 
-PATHS = ("lam", "ig_blur", "ig_black", "gradient")
-DEFAULT_MEMORY_FRACTION = 0.5
 # Peak memory of a forward + backward over the memory the forward keeps for the backward
 # (gradient buffers of the largest activations, allocator slack). DAT-light x2 at 128x128 LR:
 # 2.15 GB saved per sample, about 5.5-6 GB peak at batch 1 (benchmarks/README.md): 3 covers it.

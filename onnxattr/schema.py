@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from .options import METHODS
+
 SCHEMA_VERSION = 2  # 1: the unlabelled layout of onnxattr 0.1.0 (no schema_version attr)
-METHODS = ("lam", "l2x", "glam")
 ALL = METHODS
 
 

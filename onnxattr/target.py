@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from .errors import OnnxAttrError
-
-FRAMES = ("hr", "sr")
+from .options import FRAMES
 
 
 @dataclass(frozen=True)

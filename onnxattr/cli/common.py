@@ -13,21 +13,20 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
-import numpy as np
-import torch
 
 from ..atomic import check_writable
-from ..device import pick_device
 from ..errors import OnnxAttrError
-from ..image import crop, downscale, read_image
-from ..model import SRModel, load_model
-from ..results import save
-from ..schema import CHECKS
-from ..target import FRAMES, Grid
+from ..options import FRAMES
 from ..windowfile import check_duplicates, read_windows, rows_for_images
+
+if TYPE_CHECKING:  # torch, onnx and onnxruntime load when a command runs, not when it parses (fast --help)
+    import torch
+
+    from ..model import SRModel
+    from ..target import Grid
 
 
 @dataclass
@@ -42,6 +41,8 @@ class Inputs:
 def _check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--device is checked when parsed, before any file is read (one-line error for foo, meta, mps, cuda:7)."""
     if value is not None:
+        from ..device import pick_device
+
         pick_device(value)
     return value
 
@@ -107,6 +108,8 @@ def window_spec(
     if grid is not None:
         if window or windows_file:
             raise OnnxAttrError("--grid tiles the whole output: drop --window/--windows, or drop --grid")
+        from ..target import Grid
+
         return Grid(grid, stride)
     spec = [tuple(w) for w in window]
     if windows_file is not None:
@@ -164,6 +167,8 @@ def load(
     probe_size: tuple[int, int] | None = None,
 ) -> SRModel:
     """load_model with the CLI's options; slow load stages are announced on stderr."""
+    from ..model import load_model
+
     return load_model(
         model_path,
         device=device,
@@ -189,6 +194,8 @@ def prepare_inputs(
 ) -> Inputs:
     """Load the model and the image (LR, or LR made from HR), cropped to the model's fixed input size, or to
     the largest size its size rule takes, if asked."""
+    from ..image import crop, downscale, read_image
+
     model = load(model_path, device, value_range, no_verify, channel_order, probe_size)
     image = read_image(image_path, channels=model.in_channels)
     hr_image = None
@@ -289,12 +296,14 @@ def summary_text(summary: dict[str, Any]) -> str:
 def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
     """The summary of one method's result: its checks (``schema.CHECKS``; per-window ones as one value
     per window), the windows (HR frame), time, batch size, files."""
+    from ..schema import CHECKS
+
     a = ds.attrs
     method = str(a.get("method", command))
     checks: dict[str, Any] = {}
     for name, label in CHECKS.get(method, {}).items():
         if name in ds.data_vars:
-            values = [float(v) for v in np.atleast_1d(ds[name].values)]
+            values = [float(v) for v in ds[name].values.reshape(-1)]
             checks[label] = values[0] if len(values) == 1 else values
         elif name in a:
             checks[label] = a[name]
@@ -318,6 +327,8 @@ def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
 
 def finish(ds: Any, out: Path) -> list[Path]:
     """Write the result atomically; the files written."""
+    from ..results import save
+
     return [save(ds, out)]
 
 

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
-from ..compare import METHODS, compare
 from ..errors import OnnxAttrError
-from ..metrics import DEFAULT_RATIOS
-from ..target import FRAMES
+from ..options import DEFAULT_RATIOS, FORMATS, FRAMES, METHODS
 from ..windowfile import read_windows, rows_for_images
 from .common import check_output_path, finish, model_options, reported
 
@@ -99,7 +96,7 @@ def command(
     device, value_range, no_verify, channel_order, probe_size, quiet,
 ) -> dict:
     """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
-    from ..plot import FORMATS
+    from ..compare import compare
     from ..plot.compare import save_figures
 
     out_path = check_output_path(out, (".nc", ".zarr"))
@@ -119,6 +116,8 @@ def command(
 
 def study_summary(ds: Any, files: list[Path]) -> dict[str, Any]:
     """Per model: mean diffusion index (and PSNR vs HR, completeness error) over the images and windows."""
+    import numpy as np
+
     per_model = {}
     for model in ds.model.values:
         m = ds.sel(model=model)

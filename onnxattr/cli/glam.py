@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import click
 
-from ..glam import DEFAULT_LAYERS, VARIATIONS, check_params, glam
+from ..options import DEFAULT_LAYERS, VARIATIONS
 from .common import method_command
+
+
+def _check(options: dict) -> object:
+    from ..glam import check_params
+
+    return check_params(**options)
 
 
 @method_command(
     "glam", help="GL-AM: local (window) and global attribution maps from per-layer gradients.",
-    check=lambda kw: check_params(**kw),
+    check=_check,
 )
 @click.option(
     "--layers",
@@ -21,5 +27,7 @@ from .common import method_command
 @click.option("--pattern", default=None, help="Regex on node names (fx or ONNX) to narrow the layers.")
 @click.option("--variation", type=click.Choice(VARIATIONS), default="abs", show_default=True, help="Variation term of eqs. 2 and 5.")
 def command(inputs, window, frame, progress, layers, pattern, variation):
+    from ..glam import glam
+
     op_types = [t.strip() for t in layers.split(",") if t.strip()]
     return glam(inputs.model, inputs.image, window, frame=frame, layers=op_types, pattern=pattern, variation=variation, hr=inputs.hr)

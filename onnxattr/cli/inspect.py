@@ -6,12 +6,13 @@ from collections import Counter
 
 import click
 
-from ..l2x import rule_coverage
 from .common import load, model_options, reported
 
 
 def describe(model) -> dict:
     """The facts `inspect` reports, as JSON-ready values."""
+    from ..l2x import rule_coverage
+
     return {
         "file": str(model.path),
         "sha256": model.sha256,

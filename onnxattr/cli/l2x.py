@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import click
-import torch
 
-from ..l2x import TARGETS, check_params, l2x
+from ..options import TARGETS, UNKNOWN_OPS
 from .common import Inputs, method_command
+
+
+def _check(options: dict) -> object:
+    from ..l2x import check_params
+
+    return check_params(**options, dtype="float32" if options["single"] else "float64")
 
 
 @method_command(
     "l2x", help="L2X attribution of an output window: one pass of per-op rules against a blurred reference.",
-    check=lambda kw: check_params(**kw, dtype="float32" if kw["single"] else "float64"),
+    check=_check,
 )
 @click.option("--target", default="detector", show_default=True, type=click.Choice(TARGETS),
               help="detector: LAM's gradient detector on the window; sum: window sum; pixel: one SR value (--pixel).")
@@ -20,10 +25,14 @@ from .common import Inputs, method_command
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="Channel of --pixel [default: sum of channels].")
 @click.option("--sigma", default=1.2, show_default=True, type=float, help="Blur of the reference image.")
 @click.option("--kernel-size", default=9, show_default=True, type=click.IntRange(min=1), help="Side of the Gaussian kernel.")
-@click.option("--unknown-ops", default="error", show_default=True, type=click.Choice(["error", "gradient"]),
+@click.option("--unknown-ops", default="error", show_default=True, type=click.Choice(UNKNOWN_OPS),
               help="Ops without a rule: fail, or use their plain gradient (approximate; see completeness_error).")
 @click.option("--float32", "single", is_flag=True, help="Propagate in float32 (faster; completeness limited by rounding).")
 def command(inputs: Inputs, window, frame, progress, target, pixel, channel, sigma, kernel_size, unknown_ops, single):
+    import torch
+
+    from ..l2x import l2x
+
     return l2x(
         inputs.model, inputs.image, window, frame=frame, sigma=sigma, kernel_size=kernel_size, target=target,
         pixel=(*pixel, *([] if channel is None else [channel])) if pixel else None, unknown_ops=unknown_ops, hr=inputs.hr,

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import click
 
-from ..lam import DEFAULT_MEMORY_FRACTION, PATHS, check_params, lam
+from ..options import DEFAULT_MEMORY_FRACTION, PATHS
 from .common import Inputs, method_command
+
+
+def _check(options: dict) -> object:
+    from ..lam import check_params
+
+    return check_params(**options)
 
 
 @method_command(
     "lam", help="Local attribution map (LAM) of an output window: path-integrated gradients of the gradient detector.",
-    check=lambda kw: check_params(**kw),
+    check=_check,
 )
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Path steps m.")
 @click.option("--sigma", default=1.2, show_default=True, type=float, help="Blur of the baseline image.")
@@ -25,6 +31,8 @@ from .common import Inputs, method_command
     help="Share of free RAM (or CUDA memory) the batch may use.",
 )
 def command(inputs: Inputs, window, frame, progress, steps, sigma, kernel_size, path, batch_size, memory_fraction):
+    from ..lam import lam
+
     return lam(
         inputs.model, inputs.image, window, frame=frame, steps=steps, sigma=sigma, kernel_size=kernel_size, path=path,
         batch_size=batch_size, memory_fraction=memory_fraction, progress=progress, hr=inputs.hr,

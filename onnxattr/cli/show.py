@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..plot import DEFAULT_DPI, FORMATS, STYLES, show
-from ..results import load
+from ..options import DEFAULT_DPI, FORMATS, STYLE_NAMES
 from .common import check_output_path, reported
 
 
@@ -13,7 +12,7 @@ from .common import check_output_path, reported
 @click.argument("result", type=click.Path())
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="Figure file (.png, or .pdf/.svg for a vector figure).")
-@click.option("--style", type=click.Choice(list(STYLES)), default="overview", show_default=True,
+@click.option("--style", type=click.Choice(STYLE_NAMES), default="overview", show_default=True,
               help="overview: a screen page; paper: one journal column (3.4 in, 7 pt; a study gives one file per figure).")
 @click.option("--dpi", default=DEFAULT_DPI, show_default=True, type=click.IntRange(min=10), help="Resolution of PNG output.")
 @click.option("--panels", default=None, metavar="A,B,...", help="Panels to draw, in order (e.g. input,saliency,sr; grid,cka for a study).")
@@ -23,6 +22,9 @@ from .common import check_output_path, reported
 @reported
 def command(result, out, style, dpi, panels, cmap, window, quiet) -> dict:
     """Draw the figure for a result written by onnxattr (the atlas for several windows)."""
+    from ..plot import show
+    from ..results import load
+
     path = check_output_path(out, FORMATS)
     ds = load(result)
     names = [p.strip() for p in panels.split(",") if p.strip()] if panels else None

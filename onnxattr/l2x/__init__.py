@@ -16,8 +16,8 @@ import xarray as xr
 
 from ..blur import blur, check_blur
 from ..errors import OnnxAttrError
+from ..options import UNKNOWN_OPS
 from ..results import build_dataset
-from ..errors import OnnxAttrError
 from ..target import Window, WindowSpec, align_hr, hr_shift, resolve_windows
 from .objective import TARGETS, make_objective
 from .propagate import propagate, varying_nodes
@@ -50,7 +50,6 @@ def completeness_error(total: float, delta: float) -> float:
     return abs(total - delta) / abs(delta) if delta != 0 else abs(total)
 
 
-UNKNOWN_OPS = ("error", "gradient")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 

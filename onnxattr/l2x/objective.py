@@ -8,10 +8,9 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import OnnxAttrError
+from ..options import TARGETS
 from ..target import Window, _sqrt_zero_grad
 from .primitives import Pair, linear, rescale, square
-
-TARGETS = ("detector", "sum", "pixel")
 
 
 def detector(out: Pair, window: Window) -> Pair:

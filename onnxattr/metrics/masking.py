@@ -31,10 +31,10 @@ import xarray as xr
 
 from ..arrays import to_numpy
 from ..errors import OnnxAttrError
+from ..options import DEFAULT_RATIOS
 from ..target import Window
 from .quality import SSIM_WINDOW, psnr, ssim
 
-DEFAULT_RATIOS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40)
 DEFAULT_SEEDS = 5
 #: pixels with s(p) above this share of max s form the attribution's support (the window's influence region).
 SUPPORT_RTOL = 1e-6

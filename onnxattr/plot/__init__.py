@@ -21,10 +21,9 @@ from matplotlib.figure import Figure
 
 from ..atomic import write_atomically
 from ..errors import OnnxAttrError
+from ..options import DEFAULT_DPI, FORMATS
 from .common import STYLES, style_of
 
-FORMATS = (".png", ".pdf", ".svg")
-DEFAULT_DPI = 200
 
 
 FIGURE_METHODS = ("lam", "l2x", "glam", "compare")

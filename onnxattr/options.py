@@ -1,0 +1,26 @@
+"""The names and defaults of every choice a user makes: methods, LAM paths, L2X targets, GL-AM layers,
+window frames, masking ratios, figure formats and styles.
+
+Pure Python, no torch: the method modules take their defaults from here, and the CLI builds its commands
+from here without importing torch, onnx or onnxruntime (``onnxattr lam --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+METHODS = ("lam", "l2x", "glam")
+FRAMES = ("hr", "sr")  # window coordinates: HR-image pixels (LR x scale) or output pixels
+
+PATHS = ("lam", "ig_blur", "ig_black", "gradient")  # LAM's integration paths
+DEFAULT_MEMORY_FRACTION = 0.5  # share of free memory LAM's batch may use
+
+TARGETS = ("detector", "sum", "pixel")  # L2X's explained quantity
+UNKNOWN_OPS = ("error", "gradient")  # L2X on an op without a rule
+
+DEFAULT_LAYERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # GL-AM's explained op types
+VARIATIONS = ("abs", "signed")  # GL-AM's variation term (eqs. 2 and 5)
+
+DEFAULT_RATIOS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40)  # masking: shares of the support replaced
+
+FORMATS = (".png", ".pdf", ".svg")  # figure files
+DEFAULT_DPI = 200
+STYLE_NAMES = ("overview", "paper")  # plot.common.STYLES holds their sizes

@@ -15,6 +15,7 @@ with ``onnxattr/converters`` linked to ``../converters`` there), its runs interl
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+STAGE_ORDER = ["import", "reading", "probing", "converting", "verifying"]
 ONNXATTR = [sys.executable, "-m", "onnxattr"]
 
 ORT_ALONE = """
@@ -35,20 +37,25 @@ sess.run(None, {inp.name: np.random.default_rng(0).random((1, c, h, w), dtype=np
 """
 
 LOAD = """
-import sys, onnxattr
-onnxattr.load_model(sys.argv[1])
+import json, sys, time
+start = time.perf_counter()
+import onnxattr.model
+imported = time.perf_counter()
+model = onnxattr.model.load_model(sys.argv[1])
+print(json.dumps({"import": imported - start, **getattr(model, "load_seconds", {})}))
 """
 
 
-def wall(cmd: list[str], expect: int = 0, tree: Path | None = None) -> float:
-    """Seconds a fresh process takes (importing onnxattr from ``tree`` if given); it must exit with ``expect``."""
+def wall(cmd: list[str], expect: int = 0, tree: Path | None = None) -> tuple[float, str]:
+    """Seconds a fresh process takes (importing onnxattr from ``tree`` if given; it must exit with ``expect``)
+    and its stdout."""
     env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT, env=env)
     took = time.perf_counter() - start
     if done.returncode != expect:
         raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return took
+    return took, done.stdout
 
 
 def bench_prepare(models: list[Path], repeats: int) -> None:
@@ -100,12 +107,16 @@ def main() -> None:
         cases[f"load {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
     trees = {"after": None} if args.before is None else {"before": args.before.resolve(), "after": None}
     times: dict[tuple[str, str], list[float]] = {(t, name): [] for t in trees for name in cases}
+    stages: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(args.repeats):
         for name, (cmd, expect) in cases.items():
             for label, tree in trees.items():
                 if name.startswith("ort ") and label == "before":
                     continue  # onnxruntime alone does not depend on the tree
-                times[label, name].append(wall(cmd, expect, tree))
+                took, out = wall(cmd, expect, tree)
+                times[label, name].append(took)
+                if name.startswith("load "):
+                    stages.setdefault((label, name), []).append(json.loads(out.strip().splitlines()[-1]))
                 print(f"{label} {name}: {times[label, name][-1]:.2f} s", file=sys.stderr, flush=True)
     med = {key: statistics.median(t) for key, t in times.items() if t}
     labels = list(trees)
@@ -119,6 +130,14 @@ def main() -> None:
         ort_s = med["after", f"ort {model.name}"]
         cells = [f"{med[t, f'load {model.name}']:.2f} | {med[t, f'load {model.name}'] / ort_s:.1f}" for t in labels]
         print(f"| {model.name} | {ort_s:.2f} | " + " | ".join(cells) + " |")
+    print("\nWhere a load's time goes (medians, s; import = torch, onnx, onnxruntime and onnxattr):")
+    for label in labels:
+        names = sorted({k for (t, _), runs in stages.items() if t == label for r in runs for k in r}, key=lambda k: (STAGE_ORDER + [k]).index(k))
+        print(f"\n{label}\n\n| model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+        for model in models:
+            runs = stages[label, f"load {model.name}"]
+            print(f"| {model.name} | " + " | ".join(f"{statistics.median(r.get(k, 0.0) for r in runs):.2f}" for k in names) + " |")
+
 
 if __name__ == "__main__":
     main()

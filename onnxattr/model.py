@@ -29,6 +29,7 @@ from .errors import OnnxAttrError, first_line
 
 VERIFY_TOLERANCE = 1e-4
 BATCH_TOLERANCE = 1e-5
+_FIRST_USE = threading.RLock()  # threads sharing a model (compare) decide its lazy facts once
 STAGE_NOTICE_S = 2.0  # a load stage running longer than this is announced through ``progress``
 # relative error a file's own rounding explains, by precision (the precision gap is warned above it)
 PRECISION_TOLERANCE = {"float32": VERIFY_TOLERANCE, "float16": 1e-2, "bfloat16": 1e-1}
@@ -115,8 +116,29 @@ class SRModel:
         self.producer = f"{proto.producer_name} {proto.producer_version}".strip()
         self._op_types = op_types
         self.conversion_error: float | None = None
-        self.batch_mode = "native"
-        self.nodes: list[NodeInfo] = []
+        self.probe: np.ndarray | None = None  # the verification probe image (1, C, H, W) in [0, 1]
+        self._batch_mode: str | None = None
+        self._nodes: list[NodeInfo] | None = None
+
+    # ------------------------------------------- facts found on first use (not every run needs them)
+    @property
+    def batch_mode(self) -> str:
+        """'native', 'vmap' or 'loop': how a batch runs, decided when a batch first runs (``_choose_batch_mode``)."""
+        with _FIRST_USE:
+            if self._batch_mode is None:
+                self._batch_mode = _choose_batch_mode(self, self._probe_image())
+        return self._batch_mode
+
+    @property
+    def nodes(self) -> list[NodeInfo]:
+        """Every tappable node with its output shape on the probe image (one tapped run, on first use)."""
+        with _FIRST_USE:
+            if self._nodes is None:
+                self._nodes = _node_list(self, self._probe_image())
+        return self._nodes
+
+    def _probe_image(self) -> np.ndarray:
+        return self.probe if self.probe is not None else _probe_image(self.in_channels, *self.probe_size)
 
     # ----------------------------------------------------------------- running
     def output_size(self, height: int, width: int) -> tuple[int, int]:
@@ -152,9 +174,12 @@ class SRModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """SR of a batch (N, C, H, W) in [0, 1]; differentiable; runs per ``batch_mode``."""
         x = x.to(self.device, torch.float32)
-        if self.batch_mode == "native" or x.shape[0] == 1:
+        return self._batched(x, "native" if x.shape[0] == 1 else self.batch_mode)
+
+    def _batched(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        if mode == "native":
             return self._graph_call(x)
-        if self.batch_mode == "vmap":
+        if mode == "vmap":
             return torch.func.vmap(lambda xi: self._graph_call(xi[None])[0])(x)
         return torch.cat([self._graph_call(xi[None]) for xi in x])
 
@@ -319,6 +344,12 @@ def _probe_run(
             "the file computes non-finite values before any conversion; check the export"
         )
     return x, y
+
+
+def _verification_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The smallest probe size with H != W (a swap of rows and columns shows), else the only one: the value
+    range, the verification and the lazy facts (batch mode, node shapes) run there, as cheap as they can be."""
+    return min((s for s in sizes if s[0] != s[1]), key=lambda s: s[0] * s[1], default=sizes[0])
 
 
 def _scale_law(name: str, runs: Sequence[tuple[tuple[int, int], tuple[int, ...]]], channels: int) -> tuple[int, int]:
@@ -516,16 +547,18 @@ def _relative_error(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _choose_batch_mode(model: SRModel, x: np.ndarray) -> str:
-    """'native' when a batch of 2 equals two single runs, else 'vmap' when that does, else 'loop'."""
+    """'native' when a batch of 2 equals two single runs, else 'vmap' when that does, else 'loop'.
+
+    Three forwards of the probe (two single, one pair per mode tried): run when a batch first runs, so
+    loading, ``inspect`` aside, and batch-1 methods (L2X, GL-AM) never pay for it."""
     xt = torch.from_numpy(x).to(model.device)
     pair = torch.cat([xt, 0.25 + 0.5 * xt.flip(-1)])  # a different image with other statistics
     with torch.no_grad():
         single = torch.cat([model._graph_call(p[None]) for p in pair])
         modes = ["native", "vmap"] if model.spec.batch is None else ["vmap"]
         for mode in modes:
-            model.batch_mode = mode
             try:
-                got = model(pair)
+                got = model._batched(pair, mode)
             except Exception as err:  # noqa: BLE001  (a graph vmap cannot trace, or a fixed-batch reshape)
                 reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
                 warnings.warn(f"{model.path.name}: {mode} batching fails ({reason})", stacklevel=3)
@@ -589,9 +622,10 @@ def load_model(
         rule, runs = probe.find_sizes(_size_runner(session, spec), fixed, path.name, probe_size)
         scale, offset = _scale_law(path.name, runs, spec.in_channels)
         sizes = [size for size, _ in runs]
-        vr, vr_source, scores = _value_range(value_range, adapter, session, spec, sizes[-1], scale, offset, path.name)
+        size = _verification_size(sizes)
+        vr, vr_source, scores = _value_range(value_range, adapter, session, spec, size, scale, offset, path.name)
         quantize = (lambda x: np.round(x * 255) / 255) if adapter.input_dtype == "uint8" else (lambda x: x)
-        x, y_ort = _probe_run(spec, session, vr, path.name, sizes[-1], prep=quantize)
+        x, y_ort = _probe_run(spec, session, vr, path.name, size, prep=quantize)
     with stages("converting"):
         from .converters import to_torch  # the heavy import (onnxscript) counts as converting
 
@@ -619,7 +653,7 @@ def load_model(
         value_range_source=vr_source,
     )
     model.value_range_scores = scores
-    model.probe_size = sizes[-1]
+    model.probe_size, model.probe = size, x
     model.load_seconds = stages.seconds
     with stages("verifying"):
         if verify:
@@ -629,8 +663,6 @@ def load_model(
                 model.precision_gap = _precision_gap(model, file_session, x, y_ort)
         if not adapter.changed:
             model.precision_gap = 0.0  # onnxruntime runs the file itself
-        model.batch_mode = _choose_batch_mode(model, x)
-        model.nodes = _node_list(model, x)
     return model
 
 

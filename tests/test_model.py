@@ -60,10 +60,12 @@ def test_fixed_size_and_fixed_batch_run_batches_with_vmap(tmp_path):
 
 
 def test_export_wrong_at_batch_two_is_not_batched_natively(tmp_path):
+    """The batch mode is decided when a batch first runs (loading does not pay for it), with the warning then."""
     net = BatchMixNet()
+    model = load_model(export(net, tmp_path, "mix"))
+    assert model._batch_mode is None
     with pytest.warns(UserWarning, match="native batching differs"):
-        model = load_model(export(net, tmp_path, "mix"))
-    assert model.batch_mode == "vmap"
+        assert model.batch_mode == "vmap"
     x = torch.rand(2, 3, 10, 10)
     with torch.no_grad():
         singles = torch.cat([net(xi[None]) for xi in x])

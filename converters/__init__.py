@@ -6,20 +6,39 @@ Importing this package registers the converters in the sibling modules with onnx
 from __future__ import annotations
 
 import logging
+import sys
+import types
 import warnings
 
 import onnx
-import onnx2torch
-from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, get_converter
-from onnx2torch.onnx_graph import OnnxGraph
-from torch import fx
 
-from onnxattr.errors import UnsupportedOpError
+
+def _skip_detection_converters() -> None:
+    """Keep onnx2torch from importing torchvision. Its NonMaxSuppression and RoiAlign converters import
+    torchvision, which imports torch._dynamo: 5-7 s of every load on the shared 2-core machine (1.8 s for the
+    whole onnx2torch import without them; benchmarks/README.md "Start-up"). SR graphs hold neither op; a graph
+    that does is refused as holding an unsupported op. Nothing is skipped when onnx2torch was imported first.
+    """
+    if "onnx2torch" in sys.modules:
+        return
+    for name in ("nms", "roialign"):
+        module = f"onnx2torch.node_converters.{name}"
+        sys.modules.setdefault(module, types.ModuleType(module, "skipped by onnxattr: detection ops, not SR"))
+
+
+_skip_detection_converters()
+
+import onnx2torch  # noqa: E402
+from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, get_converter  # noqa: E402
+from onnx2torch.onnx_graph import OnnxGraph  # noqa: E402
+from torch import fx  # noqa: E402
+
+from onnxattr.errors import UnsupportedOpError  # noqa: E402
 
 from . import (  # noqa: F401  (imported for their converter registrations)
     activations, conv, depth_space, layer_norm, pad, pool, reduce, reshape, resize, scatter, slices, split, versions,
 )
-from .export import export_onnx
+from .export import export_onnx  # noqa: E402
 
 __all__ = ["export_onnx", "prepare", "to_torch"]
 

@@ -31,7 +31,6 @@ TYPE_ONLY_BUMPS: dict[str, tuple[int, tuple[int, ...]]] = {
     "InstanceNormalization": (6, (22,)),
     "Dropout": (13, (22,)),
     "EyeLike": (9, (22,)),
-    "RoiAlign": (16, (22,)),
     **{op: (since, (22,)) for op, since in [("Elu", 6), ("HardSigmoid", 6), ("HardSwish", 14), ("Selu", 6),
                                              ("Softplus", 1), ("Softsign", 1), ("Round", 11), ("Sin", 7),
                                              ("Cos", 7), ("Tan", 7), ("Acos", 7), ("Asin", 7), ("Atan", 7)]},

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -313,3 +317,18 @@ def test_export_onnx_falls_back_to_static(tmp_path) -> None:
     assert dims == [1, 3, 16, 16]
     x = RNG.random((1, 3, 16, 16), dtype=np.float32)
     assert np.allclose(ort.InferenceSession(str(path)).run(None, {"input": x})[0], 2 * x)
+
+
+def test_loading_skips_torchvision():
+    """onnx2torch's detection-op converters (NonMaxSuppression, RoiAlign) are skipped, so loading a model
+    imports neither torchvision nor torch._dynamo (seconds of every start); the model still verifies."""
+    code = (
+        "import sys, onnxattr\n"
+        "m = onnxattr.load_model('samples/waifu2x-upconv7-x2.ts17.onnx')\n"
+        "assert m.conversion_error < 1e-4\n"
+        "loaded = {'torchvision', 'torch._dynamo'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=root)
+    assert res.returncode == 0, res.stderr[-2000:]

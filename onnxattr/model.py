@@ -110,7 +110,7 @@ class SRModel:
         self.value_range_source = value_range_source
         self.value_range_scores: dict[float, float] = {}
         self.precision_gap: float | None = None
-        self.probe_size: tuple[int, int] = probe.DEFAULT_PROBES[-1]  # (H, W) of the verification probe
+        self.probe_size: tuple[int, int] = probe.DEFAULT_PROBE  # (H, W) of the verification probe
         self.load_seconds: dict[str, float] = {}  # wall time of each load stage
         self.opset = onnxfile.opset_of(proto)
         self.producer = f"{proto.producer_name} {proto.producer_version}".strip()

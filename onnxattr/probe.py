@@ -16,7 +16,7 @@ import torch
 from .errors import OnnxAttrError
 
 MAX_PROBE_PIXELS = 4096 * 4096
-DEFAULT_PROBES = ((32, 48), (48, 64))
+DEFAULT_PROBE = (32, 48)  # (H, W) tried first: unequal sides, so a swap of rows and columns shows
 _SIDES = (16, 24, 32, 40, 48, 64, 96, 128, 192, 256)  # base sides tried when the default probes fail
 _STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # candidate multiples, smallest first
 NATURAL_IMAGE = Path(__file__).resolve().parent / "data" / "chelsea-64.png"
@@ -88,9 +88,10 @@ def find_sizes(
 ) -> tuple[SizeRule, list[tuple[tuple[int, int], tuple[int, ...]]]]:
     """The input-size rule and the probe sizes (one when fixed, two for the size law) with their output shapes.
 
-    Dynamic sizes: the default probes if they run, else the first square side from 16 up that runs
-    (or ``start``); then the smallest step d with (h + d, w + d) running is the multiple, and the minimum
-    side is where the size law first gives a positive output (checked by a run), else found by bisection.
+    Dynamic sizes: the base (h, w) is the default probe if it runs, else the first square side from 16 up
+    that runs (or ``start``); then the smallest step d with (h + d, w + d) running is the multiple, and the
+    minimum side is where the size law first gives a positive output (checked by a run), else found by
+    bisection. The size law comes from (h, w) and (h + d, w + 2d), which tell rows from columns.
     """
     shapes: dict[tuple[int, int], tuple[int, ...] | None] = {}
 
@@ -115,8 +116,8 @@ def find_sizes(
         except ProbeError as err:
             raise OnnxAttrError(f"onnxruntime fails on {name} at the probe size {start[1]}x{start[0]}: {err}") from err
         base = start
-    elif all(runs(h, w) for h, w in DEFAULT_PROBES):
-        base = DEFAULT_PROBES[0]
+    elif runs(*DEFAULT_PROBE):
+        base = DEFAULT_PROBE
     else:
         base = next(((s, s) for s in _SIDES if runs(s, s)), None)
         if base is None:
@@ -135,8 +136,7 @@ def find_sizes(
         c = a[2] - s * h0
         hint = int(math.floor((-c) / s)) + 1 if s > 0 and c < 0 else 1
     rule = SizeRule(min_side=_smallest_side(runs, multiple, min(h0, w0), hint), multiple=multiple)
-    sizes = list(DEFAULT_PROBES) if start is None and base == DEFAULT_PROBES[0] else [
-        (h0, w0), (h0 + multiple, w0 + 2 * multiple)]
+    sizes = [(h0, w0), (h0 + multiple, w0 + 2 * multiple)]
     if not all(runs(*size) for size in sizes):
         raise OnnxAttrError(f"{name} runs at {w0}x{h0} but not at {sizes[1][1]}x{sizes[1][0]}; pass --probe-size H W")
     return rule, [(size, shapes[size]) for size in sizes]

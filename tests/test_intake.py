@@ -320,7 +320,7 @@ def test_find_sizes_logic():
 
     found, runs = probe.find_sizes(rule, None, "m.onnx")
     assert found == probe.SizeRule(min_side=24, multiple=8)
-    assert runs == [((32, 48), (1, 3, 128, 192)), ((48, 64), (1, 3, 192, 256))]
+    assert runs == [((32, 48), (1, 3, 128, 192)), ((40, 64), (1, 3, 160, 256))]
     assert found.describe() == "multiple-of-8 sides of at least 24" and found.fit(50, 70) == (48, 64)
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import fx
 
 from . import adapters, onnxfile, probe
+from .fastgraph import FastGraphs
 from .device import full_float32, ort_providers, pick_device
 from .errors import OnnxAttrError, first_line
 
@@ -119,6 +120,7 @@ class SRModel:
         self.probe: np.ndarray | None = None  # the verification probe image (1, C, H, W) in [0, 1]
         self._batch_mode: str | None = None
         self._nodes: list[NodeInfo] | None = None
+        self._fast: FastGraphs | None = None
 
     # ------------------------------------------- facts found on first use (not every run needs them)
     @property
@@ -136,6 +138,14 @@ class SRModel:
             if self._nodes is None:
                 self._nodes = _node_list(self, self._probe_image())
         return self._nodes
+
+    @property
+    def fast(self) -> FastGraphs:
+        """The untapped path: ``graph`` specialised per input shape (``onnxattr.fastgraph``), built on first use."""
+        with _FIRST_USE:
+            if self._fast is None:
+                self._fast = FastGraphs(self.graph, {name: op for name, (op, _) in self._op_types.items()})
+        return self._fast
 
     def _probe_image(self) -> np.ndarray:
         return self.probe if self.probe is not None else _probe_image(self.in_channels, *self.probe_size)
@@ -169,7 +179,7 @@ class SRModel:
             raise OnnxAttrError(f"{self.path.name} {problem}; the image is {w}x{h}: {fix}")
 
     def _graph_call(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph(x * self.value_range) / self.value_range
+        return self.fast(x * self.value_range) / self.value_range
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """SR of a batch (N, C, H, W) in [0, 1]; differentiable; runs per ``batch_mode``."""
@@ -233,9 +243,13 @@ class SRModel:
         on_node: Callable[[str, torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
         """One node-by-node forward of a single image (1, C, H, W) in [0, 1]; each watched node's output
-        passes through ``on_node(name, value)``, whose return value flows on (it may record or replace it)."""
+        passes through ``on_node(name, value)``, whose return value flows on (it may record or replace it).
+        With nothing watched it takes the untapped fast path."""
         x = x.to(self.device, torch.float32)
-        runner = _Hooked(self.graph, set(watch), on_node)
+        watch = set(watch)
+        if not watch:
+            return self._graph_call(x)
+        runner = _Hooked(self.graph, watch, on_node)
         return runner.run(x * self.value_range) / self.value_range
 
     def tap(

@@ -1,0 +1,354 @@
+"""Untapped fast path: a copy of the converted graph specialised to one input shape.
+
+onnx2torch keeps the ONNX graph's shape arithmetic (Shape, Gather, Concat, Reshape chains) and wraps plain torch
+ops in modules (Reshape re-reads its shape tensor with ``.tolist()``, Slice rebuilds its slices from tensors,
+Expand multiplies by a tensor of ones). For one input shape every value that depends only on constants and
+shapes is a constant, so ``specialise``:
+
+1. runs the graph once on an example of that shape (``fold_static``: which nodes are static, their values, and
+   every node's output shape and dtype);
+2. rebuilds it with static values folded into constants, wrapper modules replaced by the native torch call of
+   the same semantics (``NATIVE``), and three fusions (``fuse``): MatMul + Add -> ``F.linear``, the Erf
+   formula of GELU -> ``F.gelu``, x * tanh(softplus(x)) -> ``F.mish``;
+3. checks the copy's output against the full graph's on the example (``SPECIALISE_TOLERANCE``).
+
+``FastGraphs`` caches the copies by (shape, dtype, device), least recently used out beyond ``CACHE_SIZE``.
+Taps keep using the full graph (every node there); the copy shares its weights.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import fx
+
+CACHE_SIZE = 8  # input shapes kept (LAM's batches, the last crop sizes)
+SPECIALISE_TOLERANCE = 1e-5  # max |fast - full| / max |full| on the example; above it the full graph runs
+RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+DATA_SHAPED_OPS = {"NonZero", "Unique", "Compress", "NonMaxSuppression"}  # output shapes depend on values
+
+
+@dataclass
+class Facts:
+    """What one run of the full graph on an example says: static nodes' values, every node's shape and dtype."""
+
+    static: dict[fx.Node, Any]
+    shape: dict[fx.Node, tuple[int, ...]]
+    dtype: dict[fx.Node, torch.dtype]
+    output: torch.Tensor
+
+
+def _is_literal(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, torch.dtype)) or (
+        isinstance(value, (tuple, list)) and all(_is_literal(v) for v in value))
+
+
+class _Folder(fx.Interpreter):
+    """Runs the graph, marking each node static (depends on constants and input shapes only) or not."""
+
+    def __init__(self, gm: fx.GraphModule, op_types: dict[str, str]):
+        super().__init__(gm)
+        self.op_types = op_types
+        self.facts = Facts({}, {}, {}, torch.empty(0))
+        self.data_shaped: set[fx.Node] = set()
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        op = self.op_types.get(n.name, "")
+        inputs = n.all_input_nodes
+        if op in DATA_SHAPED_OPS or any(i in self.data_shaped for i in inputs):
+            self.data_shaped.add(n)
+        if isinstance(out, torch.Tensor):
+            self.facts.shape[n], self.facts.dtype[n] = tuple(out.shape), out.dtype
+        if n.op == "get_attr":
+            static = True
+        elif n.op == "placeholder" or n.op == "output" or op in RANDOM_OPS:
+            static = False
+        elif op in ("Shape", "Size"):
+            static = n not in self.data_shaped
+        else:
+            static = all(i in self.facts.static for i in inputs)
+        if static and (isinstance(out, torch.Tensor) or _is_literal(out)):
+            self.facts.static[n] = out.detach() if isinstance(out, torch.Tensor) else out
+        if n.op == "output":
+            self.facts.output = out
+        return out
+
+
+def fold_static(gm: fx.GraphModule, op_types: dict[str, str], example: torch.Tensor) -> Facts:
+    """One no-grad run of ``gm`` on ``example``: the static nodes' values and every node's shape and dtype."""
+    folder = _Folder(gm, op_types)
+    with torch.no_grad():
+        folder.run(example)
+    return folder.facts
+
+
+# ----------------------------------------------------------------------------- native replacements
+# Each rule takes (node, module, facts) and returns (function, args) in terms of the node's fx inputs and
+# Python constants, or None when the node's case is not covered (the module then stays).
+Rule = Callable[[fx.Node, torch.nn.Module, Facts], "tuple[Callable, tuple] | None"]
+
+
+def _const(n: Any, facts: Facts) -> Any:
+    """The static value behind an fx argument, or KeyError."""
+    return facts.static[n] if isinstance(n, fx.Node) else n
+
+
+def _to_shape(n: fx.Node, module: torch.nn.Module, facts: Facts):
+    return torch.reshape, (n.args[0], facts.shape[n])
+
+
+def _transpose(n: fx.Node, module: torch.nn.Module, facts: Facts):
+    perm = module.perm if module.perm is not None else list(range(len(facts.shape[n])))[::-1]
+    return torch.permute, (n.args[0], tuple(perm))
+
+
+def _gather(n: fx.Node, module: torch.nn.Module, facts: Facts):
+    data, index = n.args
+    try:
+        idx = _const(index, facts)
+    except KeyError:
+        return None
+    rank = len(facts.shape[data])
+    axis, size = module._axis % rank, facts.shape[data][module._axis % rank]
+    if idx.ndim == 0:
+        return torch.select, (data, axis, int(idx) % size)
+    if idx.ndim == 1:
+        return torch.index_select, (data, axis, torch.remainder(idx.long(), size))
+    return None
+
+
+def _slice(n: fx.Node, module: torch.nn.Module, facts: Facts):
+    data, *bounds = n.args
+    try:
+        starts, ends, axes, steps = ([int(v) for v in _const(b, facts).tolist()] if b is not None else None
+                                     for b in (list(bounds) + [None] * 4)[:4])
+    except KeyError:
+        return None
+    rank = len(facts.shape[data])
+    axes = axes if axes is not None else list(range(len(starts)))
+    steps = steps if steps is not None else [1] * len(starts)
+    if any(s <= 0 for s in steps):
+        return None
+    index = [slice(None)] * rank
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        index[axis % rank] = slice(start, end, step)  # Python clamps out-of-range bounds as ONNX does
+    return operator.getitem, (data, tuple(index))
+
+
+_BINARY = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Pow": torch.pow}
+
+
+def _binary(fn: Callable) -> Rule:
+    def rule(n: fx.Node, module: torch.nn.Module, facts: Facts):
+        if getattr(module, "broadcast", None) == 1 and getattr(module, "axis", None) is not None:
+            return None  # opset < 7 broadcasting
+        if not all(facts.dtype.get(a, torch.int64).is_floating_point for a in n.args if isinstance(a, fx.Node)):
+            return None  # integer Div truncates; keep onnx2torch's
+        return fn, tuple(n.args)
+
+    return rule
+
+
+def _concat(n: fx.Node, module: torch.nn.Module, facts: Facts):
+    return torch.cat, (list(n.args), module.axis)
+
+
+def _matmul(n: fx.Node, module: torch.nn.Module, facts: Facts):
+    return torch.matmul, tuple(n.args)
+
+
+def _expand(n: fx.Node, module: torch.nn.Module, facts: Facts):
+    return torch.broadcast_to, (n.args[0], facts.shape[n])
+
+
+NATIVE: dict[str, Rule] = {
+    "Reshape": _to_shape, "Flatten": _to_shape, "Squeeze": _to_shape, "Unsqueeze": _to_shape,
+    "Transpose": _transpose, "Gather": _gather, "Slice": _slice, "Concat": _concat, "MatMul": _matmul,
+    "Expand": _expand, **{op: _binary(fn) for op, fn in _BINARY.items()},
+}
+PASS_THROUGH = {"Identity"}  # nodes replaced by their input (also Cast to the dtype the input has)
+
+
+# ----------------------------------------------------------------------------------------- fusions
+def _scalar(n: Any, facts: Facts) -> float | None:
+    """A static one-element value as a float, else None."""
+    try:
+        v = _const(n, facts)
+    except KeyError:
+        return None
+    if isinstance(v, torch.Tensor):
+        return float(v) if v.numel() == 1 and v.is_floating_point() else None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def _other(n: fx.Node, known: fx.Node) -> Any:
+    a, b = n.args[:2]
+    return b if a is known else a
+
+
+def _sole_user(n: fx.Node, op: str, op_types: dict[str, str]) -> fx.Node | None:
+    users = list(n.users)
+    return users[0] if len(users) == 1 and op_types.get(users[0].name) == op else None
+
+
+def _gelu(erf: fx.Node, op_types: dict[str, str], facts: Facts) -> tuple[fx.Node, Callable, tuple] | None:
+    """0.5 * x * (1 + erf(x / sqrt 2)) in either order of the two multiplications -> (output node, F.gelu, (x,))."""
+    scaled = erf.args[0]
+    if not isinstance(scaled, fx.Node) or op_types.get(scaled.name) not in ("Div", "Mul"):
+        return None
+    x = scaled.args[0]
+    c = _scalar(scaled.args[1], facts)
+    want = math.sqrt(2) if op_types[scaled.name] == "Div" else 1 / math.sqrt(2)
+    if c is None or not math.isclose(c, want, rel_tol=1e-6) or x in facts.static:
+        return None
+    add = _sole_user(erf, "Add", op_types)
+    if add is None or _scalar(_other(add, erf), facts) != 1.0:
+        return None
+    mul = _sole_user(add, "Mul", op_types)
+    if mul is None:
+        return None
+    y = _other(mul, add)
+    if y is x:  # (x * (1 + erf)) * 0.5
+        out = _sole_user(mul, "Mul", op_types)
+        return (out, F.gelu, (x,)) if out is not None and _scalar(_other(out, mul), facts) == 0.5 else None
+    if isinstance(y, fx.Node) and op_types.get(y.name) == "Mul" and x in y.args[:2] and _scalar(_other(y, x), facts) == 0.5:
+        return mul, F.gelu, (x,)  # (0.5 * x) * (1 + erf)
+    return None
+
+
+def _linear(mm: fx.Node, op_types: dict[str, str], facts: Facts) -> tuple[fx.Node, Callable, tuple] | None:
+    """MatMul(x, W) + b with constant 2-D W and 1-D b -> (the Add, F.linear, (x, W^T, b))."""
+    x, w = mm.args[:2]
+    weight = facts.static.get(w) if isinstance(w, fx.Node) else None
+    if x in facts.static or not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not weight.is_floating_point():
+        return None
+    add = _sole_user(mm, "Add", op_types)
+    bias = facts.static.get(_other(add, mm)) if add is not None else None
+    if not isinstance(bias, torch.Tensor) or bias.shape != weight.shape[1:] or facts.shape.get(add) != facts.shape[mm]:
+        return None
+    return add, F.linear, (x, weight.t().contiguous(), bias)
+
+
+def _mish(softplus: fx.Node, op_types: dict[str, str], facts: Facts) -> tuple[fx.Node, Callable, tuple] | None:
+    """x * tanh(softplus(x)) -> (the Mul, F.mish, (x,))."""
+    x = softplus.args[0]
+    tanh = _sole_user(softplus, "Tanh", op_types)
+    mul = _sole_user(tanh, "Mul", op_types) if tanh is not None else None
+    return (mul, F.mish, (x,)) if mul is not None and _other(mul, tanh) is x else None
+
+
+FUSIONS = {"Erf": _gelu, "MatMul": _linear, "Softplus": _mish}  # keyed by the pattern's first op
+
+
+def fuse(gm: fx.GraphModule, op_types: dict[str, str], facts: Facts) -> dict[fx.Node, tuple[Callable, tuple]]:
+    """Fusible patterns: the pattern's output node -> (function, args); the pattern's inner nodes, left
+    without users, are dropped as dead code."""
+    found: dict[fx.Node, tuple[Callable, tuple]] = {}
+    for n in gm.graph.nodes:
+        rule = FUSIONS.get(op_types.get(n.name, ""))
+        if rule is not None and n not in facts.static:
+            hit = rule(n, op_types, facts)
+            if hit is not None:
+                found[hit[0]] = hit[1:]
+    return found
+
+
+# -------------------------------------------------------------------------------------- rebuilding
+def _rebuild(gm: fx.GraphModule, op_types: dict[str, str], facts: Facts) -> fx.GraphModule:
+    """The specialised GraphModule (sharing ``gm``'s modules and weights)."""
+    graph, env, attrs = fx.Graph(), {}, {}
+    fused = fuse(gm, op_types, facts)
+
+    consts: dict[int, fx.Node] = {}
+
+    def constant(t: torch.Tensor) -> fx.Node:
+        if id(t) not in consts:
+            name = f"_folded_{len(consts)}"
+            attrs[name] = t
+            consts[id(t)] = graph.get_attr(name)
+        return consts[id(t)]
+
+    def value(a: Any) -> Any:
+        if isinstance(a, torch.Tensor):
+            return constant(a)
+        if not isinstance(a, fx.Node):
+            return a
+        if a not in env:  # a static value a dynamic node reads
+            v = facts.static[a]
+            env[a] = constant(v) if isinstance(v, torch.Tensor) else v
+        return env[a]
+
+    def mapped(args: Any) -> Any:
+        return fx.node.map_aggregate(args, value)
+
+    for n in gm.graph.nodes:
+        if n in facts.static and n.op != "output":
+            continue  # emitted on first use by a dynamic node
+        op = op_types.get(n.name, "")
+        if n in fused:
+            fn, args = fused[n]
+            env[n] = graph.call_function(fn, mapped(args))
+            continue
+        if n.op == "call_module":
+            module = gm.get_submodule(n.target)
+            if op in PASS_THROUGH or (op == "Cast" and facts.dtype.get(n.args[0]) == getattr(module, "torch_dtype", None)):
+                env[n] = value(n.args[0])
+                continue
+            rule = NATIVE.get(op)
+            native = rule(n, module, facts) if rule is not None and not n.kwargs else None
+            if native is not None:
+                env[n] = graph.call_function(native[0], mapped(native[1]))
+                continue
+            attrs[n.target] = module
+        env[n] = graph.node_copy(n, value)
+    graph.eliminate_dead_code(is_impure_node=lambda node: node.op in ("placeholder", "output"))
+    return fx.GraphModule(attrs, graph)
+
+
+def specialise(gm: fx.GraphModule, op_types: dict[str, str], example: torch.Tensor) -> fx.GraphModule | None:
+    """``gm`` specialised to ``example``'s shape, or None (with a warning) when the copy's output differs
+    from the full graph's on ``example`` by more than SPECIALISE_TOLERANCE (relative max)."""
+    facts = fold_static(gm, op_types, example)
+    fast = _rebuild(gm, op_types, facts)
+    with torch.no_grad():
+        got = fast(example)
+    ref = facts.output
+    err = (got - ref).abs().max().item() / max(ref.abs().max().item(), 1e-12) if got.shape == ref.shape else math.inf
+    if not err <= SPECIALISE_TOLERANCE:
+        warnings.warn(f"the specialised graph differs from the full graph by {err:.1e} at input shape "
+                      f"{tuple(example.shape)}; running the full graph", stacklevel=3)
+        return None
+    return fast
+
+
+class FastGraphs:
+    """Specialised copies of one converted graph by input (shape, dtype, device), ``CACHE_SIZE`` at most."""
+
+    def __init__(self, gm: fx.GraphModule, op_types: dict[str, str], size: int = CACHE_SIZE):
+        self.gm, self.op_types, self.size = gm, op_types, size
+        self.cache: OrderedDict[tuple, fx.GraphModule] = OrderedDict()
+        self.lock = threading.Lock()  # threads sharing a model (compare)
+
+    def graph_for(self, x: torch.Tensor) -> fx.GraphModule:
+        """The copy for ``x``'s shape (built on first use; the full graph where specialising fails)."""
+        key = (tuple(x.shape), x.dtype, x.device)
+        with self.lock:
+            if key not in self.cache:
+                example = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)).to(x.device, x.dtype)
+                self.cache[key] = specialise(self.gm, self.op_types, example) or self.gm
+                while len(self.cache) > self.size:
+                    self.cache.popitem(last=False)
+            self.cache.move_to_end(key)
+            return self.cache[key]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph_for(x)(x)

@@ -5,12 +5,12 @@ ops in modules (Reshape re-reads its shape tensor with ``.tolist()``, Slice rebu
 Expand multiplies by a tensor of ones). For one input shape every value that depends only on constants and
 shapes is a constant, so ``specialise``:
 
-1. runs the graph once on an example of that shape (``fold_static``: which nodes are static, their values, and
-   every node's output shape and dtype);
+1. runs the graph node by node on the first input of that shape (``fold_static``: which nodes are static,
+   their values, every node's output shape and dtype; that run's output is the caller's);
 2. rebuilds it with static values folded into constants, wrapper modules replaced by the native torch call of
    the same semantics (``NATIVE``), and three fusions (``fuse``): MatMul + Add -> ``F.linear``, the Erf
    formula of GELU -> ``F.gelu``, x * tanh(softplus(x)) -> ``F.mish``;
-3. checks the copy's output against the full graph's on the example (``SPECIALISE_TOLERANCE``).
+3. for a single image, checks the copy's output against the full graph's (``SPECIALISE_TOLERANCE``).
 
 ``FastGraphs`` caches the copies by (shape, dtype, device), least recently used out beyond ``CACHE_SIZE``.
 Taps keep using the full graph (every node there); the copy shares its weights.
@@ -60,34 +60,34 @@ class _Folder(fx.Interpreter):
         self.facts = Facts({}, {}, {}, torch.empty(0))
         self.data_shaped: set[fx.Node] = set()
 
+    def _is_static(self, n: fx.Node, op: str) -> bool:
+        if n.op == "get_attr":
+            return True
+        if n.op in ("placeholder", "output") or op in RANDOM_OPS:
+            return False
+        if op in ("Shape", "Size"):
+            return n not in self.data_shaped
+        return all(i in self.facts.static for i in n.all_input_nodes)
+
     def run_node(self, n: fx.Node) -> Any:
         out = super().run_node(n)
         op = self.op_types.get(n.name, "")
-        inputs = n.all_input_nodes
-        if op in DATA_SHAPED_OPS or any(i in self.data_shaped for i in inputs):
+        if op in DATA_SHAPED_OPS or any(i in self.data_shaped for i in n.all_input_nodes):
             self.data_shaped.add(n)
         if isinstance(out, torch.Tensor):
             self.facts.shape[n], self.facts.dtype[n] = tuple(out.shape), out.dtype
-        if n.op == "get_attr":
-            static = True
-        elif n.op == "placeholder" or n.op == "output" or op in RANDOM_OPS:
-            static = False
-        elif op in ("Shape", "Size"):
-            static = n not in self.data_shaped
-        else:
-            static = all(i in self.facts.static for i in inputs)
-        if static and (isinstance(out, torch.Tensor) or _is_literal(out)):
+        if self._is_static(n, op) and (isinstance(out, torch.Tensor) or _is_literal(out)):
             self.facts.static[n] = out.detach() if isinstance(out, torch.Tensor) else out
         if n.op == "output":
             self.facts.output = out
         return out
 
 
-def fold_static(gm: fx.GraphModule, op_types: dict[str, str], example: torch.Tensor) -> Facts:
-    """One no-grad run of ``gm`` on ``example``: the static nodes' values and every node's shape and dtype."""
+def fold_static(gm: fx.GraphModule, op_types: dict[str, str], x: torch.Tensor) -> Facts:
+    """One run of ``gm`` on ``x`` (autograd as the caller has it; ``Facts.output`` is the graph's output):
+    the static nodes' values and every node's shape and dtype."""
     folder = _Folder(gm, op_types)
-    with torch.no_grad():
-        folder.run(example)
+    folder.run(x)
     return folder.facts
 
 
@@ -314,41 +314,48 @@ def _rebuild(gm: fx.GraphModule, op_types: dict[str, str], facts: Facts) -> fx.G
     return fx.GraphModule(attrs, graph)
 
 
-def specialise(gm: fx.GraphModule, op_types: dict[str, str], example: torch.Tensor) -> fx.GraphModule | None:
-    """``gm`` specialised to ``example``'s shape, or None (with a warning) when the copy's output differs
-    from the full graph's on ``example`` by more than SPECIALISE_TOLERANCE (relative max)."""
-    facts = fold_static(gm, op_types, example)
-    fast = _rebuild(gm, op_types, facts)
+def specialise(gm: fx.GraphModule, op_types: dict[str, str], x: torch.Tensor) -> tuple[fx.GraphModule | None, Any]:
+    """``gm`` specialised to ``x``'s shape, and ``gm(x)`` (from the run that found the facts, autograd as the
+    caller has it).
+
+    The copy of a single plain image is checked against that output (one more forward, without autograd):
+    None (with a warning) when they differ by more than SPECIALISE_TOLERANCE (relative max). A batch's copy
+    (N > 1, or inside vmap) is not: its rules are those checked at batch 1 and N enters only through shapes."""
+    facts = fold_static(gm, op_types, x)
+    fast, ref = _rebuild(gm, op_types, facts), facts.output
+    if x.shape[0] > 1 or torch._C._functorch.is_batchedtensor(x):
+        return fast, ref
     with torch.no_grad():
-        got = fast(example)
-    ref = facts.output
-    err = (got - ref).abs().max().item() / max(ref.abs().max().item(), 1e-12) if got.shape == ref.shape else math.inf
+        got, ref_values = fast(x.detach()), ref.detach()
+    scale = max(ref_values.abs().max().item(), 1e-12)
+    err = (got - ref_values).abs().max().item() / scale if got.shape == ref_values.shape else math.inf
     if not err <= SPECIALISE_TOLERANCE:
         warnings.warn(f"the specialised graph differs from the full graph by {err:.1e} at input shape "
-                      f"{tuple(example.shape)}; running the full graph", stacklevel=3)
-        return None
-    return fast
+                      f"{tuple(x.shape)}; running the full graph", stacklevel=3)
+        return None, ref
+    return fast, ref
 
 
 class FastGraphs:
-    """Specialised copies of one converted graph by input (shape, dtype, device), ``CACHE_SIZE`` at most."""
+    """Specialised copies of one converted graph by input (shape, dtype, device), ``CACHE_SIZE`` at most.
+
+    The first call at a shape runs the full graph node by node (its output is the caller's) and builds the
+    copy from what that run saw; later calls at the shape run the copy."""
 
     def __init__(self, gm: fx.GraphModule, op_types: dict[str, str], size: int = CACHE_SIZE):
         self.gm, self.op_types, self.size = gm, op_types, size
         self.cache: OrderedDict[tuple, fx.GraphModule] = OrderedDict()
         self.lock = threading.Lock()  # threads sharing a model (compare)
 
-    def graph_for(self, x: torch.Tensor) -> fx.GraphModule:
-        """The copy for ``x``'s shape (built on first use; the full graph where specialising fails)."""
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), x.dtype, x.device)
         with self.lock:
-            if key not in self.cache:
-                example = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)).to(x.device, x.dtype)
-                self.cache[key] = specialise(self.gm, self.op_types, example) or self.gm
+            graph = self.cache.get(key)
+            if graph is None:
+                fast, out = specialise(self.gm, self.op_types, x)
+                self.cache[key] = fast or self.gm
                 while len(self.cache) > self.size:
                     self.cache.popitem(last=False)
+                return out
             self.cache.move_to_end(key)
-            return self.cache[key]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.graph_for(x)(x)
+        return graph(x)

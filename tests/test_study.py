@@ -179,6 +179,19 @@ def test_a_failing_cell_is_recorded_and_the_others_complete(tmp_path):
         compare([model], [black], (60, 60, 16), **FAST)
 
 
+def test_two_compare_runs_on_one_store_both_finish(models, tmp_path):
+    store = tmp_path / "s.zarr"
+    args = [sys.executable, "-m", "onnxattr", "compare", *map(str, models), "--images", *map(str, HR), "--hr",
+            "--window", "30", "30", "12", "--param", "path=gradient", "--seeds", "1", "--ratios", "0.1", "-q", "-o", str(store)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert [(p.wait(300), p.stderr.read()) for p in procs] == [(0, ""), (0, "")]
+    ds = load_study(store)
+    assert (ds.cell_error == "").all() and not np.isnat(ds.computed_at.values).any()
+    assert len(list((store / "cells").glob("*.nc"))) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.zarr.lock", "s.zarr"]
+
+
 def _writer(path: str, value: float, barrier, rounds: int) -> None:
     ds = xr.Dataset({"v": (("a",), np.full(1000, value))}, attrs={"method": "compare"})
     barrier.wait()

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import xarray as xr
 
 from .atomic import existing_folder
-from .cells import decode, digest
+from .cells import decode
 from .errors import OnnxAttrError
 from .store import clean_stale, locked, remove, replace_folder, temp_path
 
@@ -79,7 +79,6 @@ class Study:
     def __init__(self, path: Path, params: dict[str, Any]) -> None:
         self.path, self.params = path, params
         self.cells = path / CELLS
-        self.digest = digest(params)
 
     @classmethod
     def open(cls, path: str | os.PathLike, params: dict[str, Any], overwrite: bool = False) -> Study:

@@ -16,6 +16,10 @@ Models of different scales can only be mixed with HR images, whose frame they sh
 ``frame='sr'`` the windows are used as they are in every SR output, which needs one scale and one
 offset for all models. Each model x image is one task that explains all its windows at once (shared
 forward passes).
+
+Studies that resume. With ``store=`` each task's result is a cell (``cells``) written into the zarr
+store as it finishes; a rerun keeps the cells whose files, windows and parameters match (``study``). A
+failing task is recorded in ``cell_error`` and the others complete (``CellsFailed`` at the end).
 """
 
 from __future__ import annotations

@@ -120,6 +120,7 @@ class SRModel:
         self.probe: np.ndarray | None = None  # the verification probe image (1, C, H, W) in [0, 1]
         self._batch_mode: str | None = None
         self._nodes: list[NodeInfo] | None = None
+        self.memory_laws: dict[str, object] = {}  # peak-memory laws by pass kind, measured on first use (onnxattr.memory)
 
     # ------------------------------------------- facts found on first use (not every run needs them)
     @property

@@ -29,7 +29,8 @@ from common import SR, check, timed
 
 import onnxattr
 from onnxattr.blur import blur_path_sigmas, gaussian_kernel
-from onnxattr.lam import budget_batch_size, free_memory
+from onnxattr.memory import free_memory, largest_batch
+from onnxattr.lam import estimate
 from onnxattr.target import Window, gradient_detector
 
 IMAGE = Path(__file__).resolve().parents[1] / "samples" / "images" / "chelsea-128.png"
@@ -71,7 +72,8 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
     window = Window(ow // 2 - 8, oh // 2 - 8, 16)
     np_img = img[0].double().numpy()
     ds = onnxattr.lam(model, img, window, steps=steps, **SR)  # warm-up, and the per-point memory
-    fit = budget_batch_size(ds.attrs["memory_per_sample_bytes"], free_memory(dev), 0.8, steps)
+    fit = max(1, largest_batch(lambda n: estimate(model, size, size, steps=steps, path="lam", windows=1, batch=n),
+                               int(0.8 * free_memory(dev)), steps))
     if ref_weight_grads:
         model.graph.requires_grad_(True)
     ref = lambda: reference_loop(model, np_img, window, steps, 1.2, 9)  # noqa: E731
@@ -94,7 +96,7 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
         "best_bare_batch": best, "sweep": sweep, **med,
         "ref_over_lam": med["reference"] / med["lam"], "lam_over_bare": med["lam"] / med["bare"],
         "di": check(ds, "diffusion_index"), "completeness": check(ds, "completeness_error"), "window": window.as_tuple(),
-        "memory_per_sample_bytes": ds.attrs["memory_per_sample_bytes"],
+        "memory_estimate_bytes": ds.attrs["memory_estimate_bytes"],
     }
 
 
@@ -108,7 +110,7 @@ def memory_check(path: Path, size: int, device: str | None = None) -> None:
     ds = onnxattr.lam(model, img, (ow // 2 - 8, oh // 2 - 8, 16), **SR)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{path.name} {size}x{size}: batch {ds.attrs['batch_size']}, estimated "
-          f"{ds.attrs['memory_per_sample_bytes'] / 2**20:.0f} MiB/sample, peak RSS {peak:.2f} GiB, "
+          f"{ds.attrs['memory_estimate_bytes'] / 2**20:.0f} MiB, peak RSS {peak:.2f} GiB, "
           f"{ds.attrs['elapsed_s']:.1f} s, DI {check(ds, 'diffusion_index'):.2f}")
 
 

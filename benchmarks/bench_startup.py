@@ -1,5 +1,6 @@
 """Start-up cost: ``onnxattr --help``, an argument error, and loading + verifying each sample model
-against what onnxruntime alone needs to import, open and run the file once.
+against what onnxruntime alone needs to import, open and run the file once; fresh loads (cache off) and
+cached ones (the file loaded before: probes and graph from ``onnxattr.cache``).
 
 Every figure is the wall time of a fresh Python process (imports included), median of interleaved
 rounds, so the ratios compare runs taken under the same load.
@@ -20,11 +21,12 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGE_ORDER = ["import", "reading", "probing", "converting", "verifying"]
+STAGE_ORDER = ["import", "reading", "reading cache", "probing", "converting", "verifying"]
 ONNXATTR = [sys.executable, "-m", "onnxattr"]
 
 ORT_ALONE = """
@@ -46,10 +48,10 @@ print(json.dumps({"import": imported - start, **getattr(model, "load_seconds", {
 """
 
 
-def wall(cmd: list[str], expect: int = 0, tree: Path | None = None) -> tuple[float, str]:
-    """Seconds a fresh process takes (importing onnxattr from ``tree`` if given; it must exit with ``expect``)
-    and its stdout."""
-    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
+def wall(cmd: list[str], expect: int = 0, tree: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, str]:
+    """Seconds a fresh process takes (importing onnxattr from ``tree`` if given, with ``env`` added; it must exit
+    with ``expect``) and its stdout."""
+    env = {**os.environ, **(env or {}), **({"PYTHONPATH": str(tree)} if tree else {})}
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tree or ROOT, env=env)
     took = time.perf_counter() - start
@@ -102,20 +104,24 @@ def main() -> None:
         "onnxattr nosuch (unknown command)": (ONNXATTR + ["nosuch"], 2),
     }
     commands = list(cases)
+    cache_dir = tempfile.mkdtemp(prefix="onnxattr-bench-cache-")
+    envs = {"load": {"ONNXATTR_CACHE": "0"}, "cached": {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": cache_dir}}
     for model in models:
         cases[f"ort {model.name}"] = ([sys.executable, "-c", ORT_ALONE, str(model)], 0)
         cases[f"load {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
+        cases[f"cached {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
+        wall(cases[f"cached {model.name}"][0], env=envs["cached"])  # fills the cache
     trees = {"after": None} if args.before is None else {"before": args.before.resolve(), "after": None}
     times: dict[tuple[str, str], list[float]] = {(t, name): [] for t in trees for name in cases}
     stages: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(args.repeats):
         for name, (cmd, expect) in cases.items():
             for label, tree in trees.items():
-                if name.startswith("ort ") and label == "before":
-                    continue  # onnxruntime alone does not depend on the tree
-                took, out = wall(cmd, expect, tree)
+                if label == "before" and name.split()[0] in ("ort", "cached"):
+                    continue  # onnxruntime alone does not depend on the tree; the cache is new
+                took, out = wall(cmd, expect, tree, envs.get(name.split()[0]))
                 times[label, name].append(took)
-                if name.startswith("load "):
+                if name.split()[0] in ("load", "cached"):
                     stages.setdefault((label, name), []).append(json.loads(out.strip().splitlines()[-1]))
                 print(f"{label} {name}: {times[label, name][-1]:.2f} s", file=sys.stderr, flush=True)
     med = {key: statistics.median(t) for key, t in times.items() if t}
@@ -125,18 +131,22 @@ def main() -> None:
     for name in commands:
         print(f"| `{name}` | " + " | ".join(f"{med[t, name]:.2f}" for t in labels) + " |")
     print("\n| model | onnxruntime alone s | " + " | ".join(f"load + verify {t} s | ratio {t}" for t in labels)
-          + " |\n|---|---|" + "---|---|" * len(labels))
+          + " | cached load + verify s | ratio cached |\n|---|---|" + "---|---|" * (len(labels) + 1))
     for model in models:
         ort_s = med["after", f"ort {model.name}"]
-        cells = [f"{med[t, f'load {model.name}']:.2f} | {med[t, f'load {model.name}'] / ort_s:.1f}" for t in labels]
+        keys = [(t, f"load {model.name}") for t in labels] + [("after", f"cached {model.name}")]
+        cells = [f"{med[k]:.2f} | {med[k] / ort_s:.1f}" for k in keys]
         print(f"| {model.name} | {ort_s:.2f} | " + " | ".join(cells) + " |")
     print("\nWhere a load's time goes (medians, s; import = torch, onnx, onnxruntime and onnxattr):")
     for label in labels:
         names = sorted({k for (t, _), runs in stages.items() if t == label for r in runs for k in r}, key=lambda k: (STAGE_ORDER + [k]).index(k))
         print(f"\n{label}\n\n| model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
-        for model in models:
-            runs = stages[label, f"load {model.name}"]
-            print(f"| {model.name} | " + " | ".join(f"{statistics.median(r.get(k, 0.0) for r in runs):.2f}" for k in names) + " |")
+        kinds = ("load", "cached") if label == "after" else ("load",)
+        for kind in kinds:
+            for model in models:
+                runs = stages[label, f"{kind} {model.name}"]
+                cells = " | ".join(f"{statistics.median(r.get(k, 0.0) for r in runs):.2f}" for k in names)
+                print(f"| {model.name}{' (cached)' if kind == 'cached' else ''} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ Models of different scales can only be mixed with HR images, whose frame they sh
 ``frame='sr'`` the windows are used as they are in every SR output, which needs one scale and one
 offset for all models. Each model x image is one task that explains all its windows at once (shared
 forward passes).
+
+Studies that resume. With ``store=`` each task's result is a cell (``cells``) written into the zarr
+store as it finishes; a rerun keeps the cells whose files, windows and parameters match (``study``). A
+failing task is recorded in ``cell_error`` and the others complete (``CellsFailed`` at the end).
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import shutil
-import tempfile
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,18 +38,18 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .atomic import existing_folder
-from .errors import OnnxAttrError
+from .cells import QUALITY, Cell, decode, digest, encode, placeholder
+from .errors import CellsFailed, OnnxAttrError, first_line
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
 from .model import SRModel, load_model
+from .onnxfile import sha256
 from .options import METHODS
 from .results import attrs_of, versions
 from .schema import SCHEMA_VERSION, describe
+from .study import Study, check_study_path, read_store, study_params, write_store
 from .target import FRAMES, Window, WindowSpec, align_hr, as_windows, check_input_size, check_window, hr_shift
 from .windowfile import image_matches
-
-QUALITY = ("psnr", "ssim", "psnr_y", "ssim_y")
 
 _MODELS: dict[tuple[str, str | None, float, bool], SRModel] = {}
 _MODELS_LOCK = threading.Lock()
@@ -217,14 +220,19 @@ def _kind_error(value: Any, default: Any) -> str | None:
     return None
 
 
+def method_defaults(method: str) -> dict[str, Any]:
+    """The parameters ``compare`` passes on to ``method`` with their defaults."""
+    return {
+        n: p.default for n, p in inspect.signature(_method(method)).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _NOT_PARAMS
+    }
+
+
 def check_method_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """Check ``method``'s parameters before any model loads: names (the method's keyword arguments), kinds
     (those of the defaults) and values (the method's own ``check_params``). Returns them, normalised."""
     fn = _method(method)
-    defaults = {
-        n: p.default for n, p in inspect.signature(fn).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _NOT_PARAMS
-    }
+    defaults = method_defaults(method)
     for key, value in params.items():
         if key not in defaults:
             raise OnnxAttrError(
@@ -282,26 +290,42 @@ def run_job(
     }
 
 
+def run_cell(**kw: Any) -> dict[str, Any]:
+    """Task: :func:`run_job`, or ``{"error": line}`` when it fails, so that one cell's failure leaves the
+    other cells running."""
+    try:
+        return run_job(**kw)
+    except Exception as err:  # noqa: BLE001  (recorded per cell; compare reports them all at the end)
+        return {"error": first_line(err) if isinstance(err, OnnxAttrError) else f"{type(err).__name__}: {first_line(err)}"}
+
+
 # ------------------------------------------------------------------ scheduling
-def _run_threads(fn: Callable, jobs: list[dict[str, Any]], bar: Any) -> list[Any]:
+Done = Callable[[int, Any], None]  # called in this thread with (job index, result) as each job finishes
+
+
+def _run_threads(fn: Callable, jobs: list[dict[str, Any]], done: Done) -> list[Any]:
     import dask
     from dask.callbacks import Callback
 
-    class _Bar(Callback):
-        def _posttask(self, key, result, dsk, state, id):  # noqa: A002  (dask's signature)
-            bar.update(1)
-
     tasks = [dask.delayed(fn, pure=False)(**kw) for kw in jobs]
-    with _Bar():
+    index = {t.key: i for i, t in enumerate(tasks)}
+
+    class _Done(Callback):
+        def _posttask(self, key, result, dsk, state, id):  # noqa: A002  (dask's signature)
+            if key in index:
+                done(index[key], result)
+
+    with _Done():
         return list(dask.compute(*tasks, scheduler="threads"))
 
 
-def _run_distributed(fn: Callable, jobs: list[dict[str, Any]], bar: Any, client: Any) -> list[Any]:
+def _run_distributed(fn: Callable, jobs: list[dict[str, Any]], done: Done, client: Any) -> list[Any]:
     from distributed import as_completed
 
     futures = [client.submit(fn, pure=False, **kw) for kw in jobs]
-    for _ in as_completed(futures):
-        bar.update(1)
+    index = {f.key: i for i, f in enumerate(futures)}
+    for future in as_completed(futures):
+        done(index[future.key], future.result())
     return client.gather(futures)
 
 
@@ -324,21 +348,20 @@ class _Runner:
             except (OSError, TimeoutError) as err:
                 raise OnnxAttrError(f"cannot reach the Dask scheduler {scheduler!r} ({err}); check the address") from err
 
-    def run(self, fn: Callable, jobs: list[dict[str, Any]], bar: Any) -> list[Any]:
+    def run(self, fn: Callable, jobs: list[dict[str, Any]], done: Done | None = None) -> list[Any]:
+        """Results of ``fn(**job)`` in job order; ``done`` sees each as it finishes."""
+        if not jobs:
+            return []
+        done = done or (lambda i, r: None)
         if self.client is None:
-            return _run_threads(fn, jobs, bar)
-        return _run_distributed(fn, jobs, bar, self.client)
+            return _run_threads(fn, jobs, done)
+        return _run_distributed(fn, jobs, done, self.client)
 
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
 
 
 # -------------------------------------------------------------------- assembly
@@ -412,8 +435,9 @@ def assemble(
     attrs: dict[str, Any],
     cka_debiased: bool,
 ) -> xr.Dataset:
-    """One Dataset with dims (model, image, window, ...) from the models x images grid of job results."""
-    first = results[0][0]
+    """One Dataset with dims (model, image, window, ...) from the models x images grid of cell results
+    (``cells.decode``; failed cells: ``cells.placeholder`` with their ``error``)."""
+    first = next(r for row in results for r in row if not r["error"])
     c = first["input"].shape[0]
     k = max(len(windows[p]) for p in images)
     mi, miw = ("model", "image"), ("model", "image", "window")
@@ -442,8 +466,11 @@ def assemble(
                       ("ssim_random_std", "mask_ssim_random_std"), ("masked_pixels", "mask_pixels")):
         curves = [[{"v": [cv[name].values for cv in r["curves"]]} for r in row] for row in results]
         data[var] = ((*miw, *curve[name].dims), _by_window(curves, "v", k, curve[name].shape))
-    if first["hr_crop"] is not None:
-        data["hr_crop"] = (("image", "window", "channel", "wy", "wx"), _by_window([results[0]], "hr_crop", k)[0].astype(np.float32))
+    data["computed_at"] = (mi, np.array([[r["computed_at"] for r in row] for row in results], dtype="datetime64[ns]"))
+    data["cell_error"] = (mi, np.array([[r["error"] for r in row] for row in results], dtype=str))
+    if first["hr_crop"] is not None:  # each image's HR crops from its first finished cell
+        per_image = [next((row[j] for row in results if not row[j]["error"]), results[0][j]) for j in range(len(images))]
+        data["hr_crop"] = (("image", "window", "channel", "wy", "wx"), _by_window([per_image], "hr_crop", k)[0].astype(np.float32))
         for q in QUALITY:
             data[q] = (mi, np.array([[r["quality"][q] for r in row] for row in results]))
     models = [Path(i.path).name for i in infos]
@@ -471,6 +498,28 @@ def assemble(
 
 
 # ------------------------------------------------------------------------- API
+def _model_infos(runner: _Runner, paths: list[str], load: dict[str, Any], study: Study | None) -> list[ModelInfo]:
+    """Every model's ``ModelInfo``: from the study store where a model file was loaded before with these
+    options, else by loading it (once per worker); new ones are kept in the store."""
+    verified = bool(load["verify"])
+    known: dict[str, ModelInfo] = {}
+    if study is not None:
+        for p in paths:
+            cached = study.model_info(sha256(Path(p)), verified) if Path(p).is_file() else None
+            if cached is not None:
+                known[p] = ModelInfo(path=p, **{**cached, "fixed_size": tuple(cached["fixed_size"]) if cached["fixed_size"] else None})
+    missing = [p for p in paths if p not in known]
+    for info in runner.run(model_info, [{"path": p, "load": load} for p in missing]):
+        known[info.path] = info
+        if study is not None:
+            study.save_model_info(info.sha256, verified, {k: v for k, v in vars(info).items() if k != "path"})
+    return [known[p] for p in paths]
+
+
+def _now() -> np.datetime64:
+    return np.datetime64(time.time_ns(), "ns")  # UTC
+
+
 def compare(
     models: Sequence[str | os.PathLike],
     images: Sequence[str | os.PathLike],
@@ -489,6 +538,9 @@ def compare(
     progress: bool = False,
     channel_order: str = "rgb",
     probe_size: tuple[int, int] | None = None,
+    store: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    report: Callable[[str], None] | None = None,
     **method_params: Any,
 ) -> xr.Dataset:
     """Run ``method`` on every model x image x window and gather maps and measures in one Dataset.
@@ -500,6 +552,13 @@ def compare(
     ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
     ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
     scheduler address. ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
+
+    ``store``: a ``.zarr`` study store that resumes (``study``): each cell (model x image with its windows)
+    is written into it as it finishes, cells of an earlier run with the same model and image SHA-256,
+    windows and parameters are kept, and the assembled study replaces the store's at the end. A store
+    made with other parameters is refused unless ``overwrite``. ``report`` gets one line saying how many
+    cells were kept. A failing cell does not stop the others: they complete (and are written), then
+    ``CellsFailed`` (a one-line ``OnnxAttrError``, the study in its ``dataset``) is raised.
 
     Dims: model, model2 (CKA), image, window (the most windows of an image; NaN-padded), channel, y, x
     (LR, NaN-padded to the largest model input), wy, wx (the largest window, SR pixels), region,
@@ -515,6 +574,9 @@ def compare(
     windows = image_windows(window, image_paths)
     load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
             "probe_size": tuple(probe_size) if probe_size else None}
+    params = study_params(method, {**method_defaults(method), **method_params}, hr=hr, frame=frame, ratios=list(ratios), seeds=seeds,
+                          value_range=str(value_range), channel_order=channel_order)
+    study = Study.open(store, params, overwrite) if store is not None else None
     if method == "lam" and scheduler in (None, "threads", "local") and not {"batch_size", "memory_fraction"} & set(method_params):
         from .lam import DEFAULT_MEMORY_FRACTION
 
@@ -523,21 +585,56 @@ def compare(
     sizes = {p: tuple(read_image(p).shape[2:]) for p in image_paths}
     runner = _Runner(scheduler)
     try:
-        infos = runner.run(model_info, [{"path": p, "load": load} for p in model_paths], _NoBar())
+        infos = _model_infos(runner, model_paths, load, study)
         check_models(infos, hr, frame)
         check_windows(infos, sizes, windows, hr, frame)
+        image_sha = {p: sha256(Path(p)) for p in image_paths}
+        cells = [Cell(i.path, p, i.sha256, image_sha[p], tuple(windows[p])) for i in infos for p in image_paths]
+        keys = [c.key(digest(params)) for c in cells]
+        results: list[dict[str, Any] | None] = [None] * len(cells)
+        if study is not None:
+            kept = study.kept(keys)
+            results = [kept.get(k) for k in keys]
+            if report is not None:
+                report(f"{study.path.name}: kept {len(kept)} of {len(cells)} cells (same model and image SHA-256, "
+                       f"windows and parameters), computing {len(cells) - len(kept)}")
+        todo = [n for n, r in enumerate(results) if r is None]
         common = {
             "load": load, "method": method, "hr": hr, "frame": frame,
             "ratios": tuple(ratios), "seeds": seeds, "params": method_params,
         }
-        jobs = [{"model_path": m, "image_path": p, "windows": windows[p], **common} for m in model_paths for p in image_paths]
+        jobs = [{"model_path": cells[n].model, "image_path": cells[n].image, "windows": windows[cells[n].image], **common}
+                for n in todo]
         from tqdm.auto import tqdm
 
         with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=None if progress else True, leave=False) as bar:
-            flat = runner.run(run_job, jobs, bar)
+
+            def done(j: int, result: dict[str, Any]) -> None:
+                n = todo[j]
+                bar.update(1)
+                if "error" in result:
+                    results[n] = result
+                    return
+                cell = encode(result, _now())
+                if study is not None:
+                    study.write(keys[n], cell)
+                results[n] = decode(cell)
+
+            runner.run(run_cell, jobs, done)
     finally:
         runner.close()
-    results = [flat[i * len(image_paths) : (i + 1) * len(image_paths)] for i in range(len(model_paths))]
+    errors = [f"{cell.label}: {r['error']}" for cell, r in zip(cells, results) if r["error"]]
+    where = str(study.path) if study is not None else "the result"
+    if len(errors) == len(cells):
+        raise CellsFailed(errors, len(cells), where)
+    template = next(r for r in results if not r["error"])
+    for n, (cell, info) in enumerate(zip(cells, [i for i in infos for _ in image_paths])):
+        if results[n]["error"]:
+            wins = windows[cell.image]
+            shifted = [sr_window(w, info.offset, frame) for w in wins]
+            lr_hw = lr_size(sizes[cell.image], info.scale, hr)
+            results[n] = {**placeholder(template, lr_hw, wins, [(w.x, w.y) for w in shifted]), "error": results[n]["error"]}
+    grid = [results[i * len(image_paths) : (i + 1) * len(image_paths)] for i in range(len(model_paths))]
     attrs = {
         "method": "compare",
         "attribution_method": method,
@@ -549,34 +646,25 @@ def compare(
         **versions(),
         **{f"method_{k}": v for k, v in method_params.items()},
     }
-    return assemble(infos, image_paths, windows, results, attrs, cka_debiased)
+    ds = assemble(infos, image_paths, windows, grid, attrs, cka_debiased)
+    if study is not None:
+        study.save(ds)
+    if errors:
+        raise CellsFailed(errors, len(cells), where, ds)
+    return ds
 
 
 def save_study(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write a study to a zarr store atomically (a temp store in the target folder, then renamed over)."""
-    path = Path(path)
-    if path.suffix != ".zarr":
-        raise OnnxAttrError(f"study path {str(path)!r} should end in .zarr; pick a name like study.zarr")
-    require_study_extra("zarr")
-    folder = existing_folder(path, "study")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
-    old = folder / f".{path.name}.old"
-    try:
-        ds.to_zarr(tmp / "store.zarr", mode="w", zarr_format=2, consolidated=True)
-        if path.exists():
-            path.rename(old)
-        (tmp / "store.zarr").rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return path
+    """Write a study to a zarr store in one step (a temp store beside the target, then put in its place
+    under the store's lock; see ``store``). A resumable store's cells are dropped: the store holds ``ds``."""
+    path = check_study_path(path)
+    return write_store(ds, path, keep_cells=False)
 
 
 def load_study(path: str | os.PathLike) -> xr.Dataset:
-    """Open a study written by :func:`save_study`, fully into memory."""
+    """Open a study written by :func:`save_study` or ``compare(store=...)``, fully into memory."""
     path = Path(path)
     if not path.is_dir():
         raise OnnxAttrError(f"study {str(path)!r} not found; pass a .zarr store written by save_study")
     require_study_extra("zarr")
-    with xr.open_zarr(path, consolidated=True) as ds:
-        return ds.load()
+    return read_store(path)

@@ -31,3 +31,16 @@ class UnsupportedOpError(OnnxAttrError):
         else:
             fix = "add a converter in converters/ (re-exporting does not change this)"
         super().__init__(f"unsupported ONNX op {op_type} ({where}) at node {node!r}{': ' + detail if detail else ''}; {fix}")
+
+
+class CellsFailed(OnnxAttrError):
+    """Some cells of a study failed while the others completed: ``errors`` holds one line per failed cell,
+    ``dataset`` the study with the failed cells NaN and their errors in ``cell_error`` (None when every
+    cell failed). Raised where it is made (it does not cross processes)."""
+
+    def __init__(self, errors: list[str], total: int, where: str, dataset: object = None) -> None:
+        self.errors, self.total, self.where, self.dataset = errors, total, where, dataset
+        n = len(errors)
+        more = f" (and {n - 1} more)" if n > 1 else ""
+        kept = f"the other {total - n} are in {where}, each failure in cell_error" if n < total else "nothing was computed"
+        super().__init__(f"{n} of {total} cells failed, first {errors[0]}{more}; {kept}; fix the cause and rerun")

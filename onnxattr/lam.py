@@ -15,7 +15,7 @@ Paths (``path=``):
 
 Completeness (Sundararajan et al.; the paper's check after eq. 4): sum(A) = D(F(I)) - D(F(x_0))
 for the exact integral; ``completeness_error`` says how far the m-step sum is from it.
-The path is evaluated in batches of steps whose size comes from a memory budget. The path does not
+The path is evaluated in batches of steps whose size comes from the memory estimate (``estimate``). The path does not
 depend on the window: for K windows each batch of points runs forward once and takes one backward
 per window (``window_gradients``), so K windows cost one forward and K backwards per step.
 """
@@ -23,6 +23,7 @@ per window (``window_gradients``), so K windows cost one forward and K backwards
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,6 +32,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from . import memory
 from .blur import blur, blur_path, check_blur
 from .errors import OnnxAttrError
 from .metrics import diffusion_index, gini, saliency
@@ -39,13 +41,12 @@ from .options import DEFAULT_MEMORY_FRACTION, PATHS
 from .results import build_dataset
 from .target import WindowSpec, align_hr, resolve_windows, window_detectors
 
-# Peak memory of a forward + backward over the memory the forward keeps for the backward
-# (gradient buffers of the largest activations, allocator slack). DAT-light x2 at 128x128 LR:
-# 2.15 GB saved per sample, about 5.5-6 GB peak at batch 1 (benchmarks/README.md): 3 covers it.
-BACKWARD_OVERHEAD = 3.0
 # Default cap on the batch on a CPU: beyond ~10 images the activations leave the caches and a pass
 # costs more per step (waifu2x at 64x64 on the quiet 2-core machine: batch 5-10 best, 50 is 1.5x slower).
 CPU_MAX_BATCH = 8
+# Bytes per window, point and input value of a batch's gradients: float32 from autograd (4), their float64
+# copy (8) and the weighted copy summed into A (8).
+GRADIENT_BYTES = 20
 
 
 @dataclass(frozen=True)
@@ -137,67 +138,67 @@ def path_attribution(
     return PathResult(total, values, out[-1:].detach())
 
 
-def sample_bytes(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, fixed: set[int]) -> tuple[int, torch.Tensor]:
-    """Bytes one input ``x`` (1, C, H, W) costs in a forward + backward, and the output F(x).
+def path_bytes(channels: int, height: int, width: int, steps: int, path: str) -> int:
+    """The path's float64 tensors on the CPU, 8 C h w bytes times (2m + 1) for 'lam' (points x_0..x_m and the
+    m increments), m + 2 for the straight paths (points, baseline, image), 2 for 'gradient'."""
+    count = {"lam": 2 * steps + 1, "gradient": 2}.get(path, steps + 2)
+    return 8 * count * channels * height * width
 
-    On CUDA: the measured peak of one forward + backward. Elsewhere an estimate from one forward:
-    (bytes of the tensors autograd saves for the backward, storages in ``fixed`` (the weights)
-    excluded, + input + output) * ``BACKWARD_OVERHEAD``.
+
+def estimate(model: SRModel, height: int, width: int, *, steps: int, path: str, windows: int, batch: int) -> int:
+    """Peak bytes of ``lam`` on the model's device for an h x w image, K = ``windows``, n = ``batch``:
+
+        n P(h, w) + GRADIENT_BYTES K n C h w + 8 K C h w  (+ ``path_bytes`` on the CPU, where the path lives too)
+
+    with P the model's forward + backward law (``memory.pass_law``) and 8 K C h w the float64 sum A."""
+    c = model.in_channels
+    need = batch * memory.pass_law(model)(height, width) + (GRADIENT_BYTES * batch + 8) * windows * c * height * width
+    return need + (path_bytes(c, height, width, steps, path) if model.device.type == "cpu" else 0)
+
+
+def choose_batch(model: SRModel, height: int, width: int, *, steps: int, path: str, windows: int,
+                 batch_size: int | None, memory_fraction: float) -> int:
+    """Path points per pass, checked against the free memory (``memory.free_memory``) before anything is allocated.
+
+    ``batch_size`` is kept when ``estimate`` says it fits in the free memory, else refused naming the batch that
+    fits. By default: the largest batch that fits in ``memory_fraction`` of it, at most the path's points (and
+    ``CPU_MAX_BATCH`` on a CPU), with a warning when memory lowers it below that; refused when even one point
+    does not fit. On CUDA the path (on the CPU) is checked against the CPU's free memory first.
     """
-    x = x.to(torch.float32).requires_grad_(True)
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-        torch.cuda.reset_peak_memory_stats(x.device)
-        before = torch.cuda.memory_allocated(x.device)
-        out = f(x)
-        torch.autograd.grad(out.sum(), x)
-        torch.cuda.synchronize(x.device)
-        return torch.cuda.max_memory_allocated(x.device) - before, out.detach()
-    saved: dict[int, int] = {}
+    m = 1 if path == "gradient" else steps
+    dev, cpu, c = model.device, torch.device("cpu"), model.in_channels
+    image = f"a {width}x{height} image"
+    if dev.type != "cpu":
+        memory.require(path_bytes(c, height, width, steps, path), memory.free_memory(cpu),
+                       f"LAM's {steps}-step {path} path for {image}", ["pass fewer steps (--steps)", "crop the image (--crop)"], cpu)
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in fixed:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
+    def need(n: int) -> int:
+        return estimate(model, height, width, steps=steps, path=path, windows=windows, batch=n)
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = f(x)
-    used = sum(saved.values()) + x.nelement() * 4 + out.nelement() * 4
-    return int(used * BACKWARD_OVERHEAD), out.detach()
+    def refuse(n: int, smaller: int) -> None:
+        fixes = [f"pass --batch-size {smaller}"] if smaller else []
+        if dev.type == "cpu" and 2 * path_bytes(c, height, width, steps, path) > need(n):
+            fixes.append("pass fewer steps (--steps)")
+        memory.require(need(n), free, f"LAM at batch {n} for {image}",
+                       [*fixes, "crop the image (--crop)", *memory.device_fix(dev)], dev)
 
-
-def free_memory(device: torch.device) -> int:
-    """Free bytes: ``torch.cuda.mem_get_info`` on CUDA, else MemAvailable from /proc/meminfo
-    (physical pages free as a fallback)."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import os
-
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def _require(need: int, device: torch.device, what: str, fix: str) -> None:
-    """Refuse, before allocating, work that needs more than the free memory of ``device``: the figure and the fix."""
-    free = free_memory(device)
-
-    def size(n: int) -> str:
-        return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-
-    if need > free:
-        raise OnnxAttrError(f"{what} needs about {size(need)}, more than the {size(free)} free on {device.type}; {fix}")
-
-
-def budget_batch_size(per_sample: int, free: int, fraction: float, steps: int) -> int:
-    """floor(fraction * free / per_sample), clipped to 1..steps."""
-    return int(max(1, min(steps, fraction * free // max(per_sample, 1))))
+    free = memory.free_memory(dev)
+    if batch_size is not None:
+        batch = min(batch_size, m)
+        if need(batch) > free:
+            refuse(batch, memory.largest_batch(need, free, batch))
+        return batch
+    wanted = min(CPU_MAX_BATCH if dev.type == "cpu" else m, m)
+    batch = memory.largest_batch(need, int(memory_fraction * free), wanted)
+    if batch == 0:
+        if need(1) > free:
+            refuse(1, 0)
+        batch = 1
+    if batch < wanted:
+        warnings.warn(f"LAM runs {batch} path point(s) per pass, not {wanted}: {wanted} need about "
+                      f"{memory.size_text(need(wanted))}, over {memory_fraction:g} of the {memory.size_text(free)} free "
+                      f"on {dev.type} (--memory-fraction)", stacklevel=3)
+    return batch
 
 
 def check_params(
@@ -241,7 +242,7 @@ def lam(
     A_k = sum_{i=1..m} dD_k(F(x_i))/dx_i * (x_i - x_{i-1}) (eq. 4 as the authors' code computes it) along
     the path ``path`` (see the module docstring); the forwards are shared by all windows. ``batch_size``
     points run per pass; by default as many as fit in ``memory_fraction`` of the free RAM (or free CUDA
-    memory), measured per sample on the baseline pass, and at most ``CPU_MAX_BATCH`` on a CPU. ``hr``:
+    memory) by ``estimate``, at most ``CPU_MAX_BATCH`` on a CPU (``choose_batch``). ``hr``:
     the HR image (HR frame or already aligned with the output). Returns the shared result layout plus
     ``baseline`` (channel, y, x) and ``path_objective`` (window, step) = D_k(F(x_i)), i = 0..m; per
     window ``diffusion_index`` and ``gini`` of the saliency, ``completeness_error``, ``objective_input``
@@ -259,29 +260,20 @@ def lam(
         return window_detectors(out, wins)
 
     _, c, h, w = image.shape
-    # the path's points and increments (float64, on the CPU) and the blur's output beside them
-    _require(3 * (steps + 1) * c * h * w * 8, torch.device("cpu"),
-             f"the {steps}-step {path} path on the {w}x{h} image", "pass fewer steps (--steps) or crop the image (--crop)")
+    batch = choose_batch(model, h, w, steps=steps, path=path, windows=len(wins), batch_size=batch_size,
+                         memory_fraction=memory_fraction)
     route = make_path(image, path, steps, sigma, kernel_size)
-    fixed = {t.untyped_storage().data_ptr() for t in [*model.graph.parameters(), *model.graph.buffers()]}
-    probe = route.baseline if route.baseline is not None else route.points[-1:]
-    per_sample, probe_out = sample_bytes(model, probe.to(model.device), fixed)
     m = route.points.shape[0]
-    batch = batch_size or budget_batch_size(per_sample, free_memory(model.device), memory_fraction, m)
-    if batch_size is None and model.device.type == "cpu":
-        batch = min(batch, CPU_MAX_BATCH)
-    fit = free_memory(model.device) // max(per_sample, 1)
-    _require(min(batch, m) * per_sample, model.device, f"a batch of {min(batch, m)} path points on the {w}x{h} image",
-             f"pass --batch-size {fit} or less" if fit >= 1 else "crop the image (--crop) or use --device cuda")
     with tqdm(total=m, unit="step", desc="lam", disable=None if progress else True, leave=False) as bar:  # a terminal only
-        res = path_attribution(model, route.points, route.weights, objective, min(batch, m), bar.update)
+        res = path_attribution(model, route.points, route.weights, objective, batch, bar.update)
 
     d_input = res.values[:, -1].numpy()
     k = len(wins)
     d_base, completeness = np.full(k, np.nan), np.full(k, np.nan)
     data_vars: dict[str, tuple[tuple[str, ...], np.ndarray | torch.Tensor]] = {}
     if route.baseline is not None:
-        d_base = objective(probe_out)[0].detach().cpu().double().numpy()
+        with torch.no_grad():
+            d_base = objective(model(route.baseline))[0].cpu().double().numpy()
         gap = d_input - d_base
         total = res.attribution.sum(dim=(1, 2, 3)).numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -294,10 +286,10 @@ def lam(
         "steps": steps,
         "sigma": sigma,
         "kernel_size": kernel_size,
-        "batch_size": min(batch, m),
+        "batch_size": batch,
         "batch_size_requested": batch_size,
         "memory_fraction": memory_fraction,
-        "memory_per_sample_bytes": per_sample,
+        "memory_estimate_bytes": estimate(model, h, w, steps=steps, path=path, windows=len(wins), batch=batch),
         "batch_mode": model.batch_mode,
     }
     window_checks = {

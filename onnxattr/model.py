@@ -23,7 +23,7 @@ import onnxruntime as ort
 import torch
 from torch import fx
 
-from . import adapters, onnxfile, probe
+from . import adapters, cache, onnxfile, probe
 from .fastgraph import FastGraphs
 from .device import full_float32, ort_providers, pick_device
 from .errors import OnnxAttrError, first_line
@@ -113,6 +113,7 @@ class SRModel:
         self.precision_gap: float | None = None
         self.probe_size: tuple[int, int] = probe.DEFAULT_PROBE  # (H, W) of the verification probe
         self.load_seconds: dict[str, float] = {}  # wall time of each load stage
+        self.from_cache = False  # probes and converted graph read from onnxattr.cache
         self.opset = onnxfile.opset_of(proto)
         self.producer = f"{proto.producer_name} {proto.producer_version}".strip()
         self._op_types = op_types
@@ -121,6 +122,7 @@ class SRModel:
         self._batch_mode: str | None = None
         self._nodes: list[NodeInfo] | None = None
         self._fast: FastGraphs | None = None
+        self.memory_laws: dict[str, object] = {}  # peak-memory laws by pass kind, measured on first use (onnxattr.memory)
 
     # ------------------------------------------- facts found on first use (not every run needs them)
     @property
@@ -407,34 +409,34 @@ def _value_range(
     scale: int,
     offset: int,
     name: str,
-) -> tuple[float, str, dict[float, float]]:
-    """The value range to use and its source: 'uint8 input' (always 255), 'detected' or 'default (undecided)'
-    (auto: 1 unless the photo test clearly says 255) or 'given'.
+) -> tuple[float, str, dict[float, float], str | None]:
+    """The value range to use, its source ('uint8 input' (always 255), 'detected' or 'default (undecided)'
+    (auto: 1 unless the photo test clearly says 255) or 'given'), the scores and a warning or None.
 
     Detection runs the core on the bundled photo at 1 and 255 and keeps the range whose output is closest
-    to a bicubic upscale; an explicit range the detection clearly contradicts is warned about.
+    to a bicubic upscale; an explicit range the detection clearly contradicts gets the warning.
     """
     if adapter.input_dtype == "uint8":
-        if value_range not in ("auto", 255.0):
-            warnings.warn(f"{name} takes uint8 input (0..255): value range {value_range:g} ignored, 255 used", stacklevel=3)
-        return 255.0, "uint8 input", {}
+        ignored = value_range not in ("auto", 255.0)
+        note = f"{name} takes uint8 input (0..255): value range {value_range:g} ignored, 255 used" if ignored else None
+        return 255.0, "uint8 input", {}, note
     image = probe.natural_image(spec.in_channels, *size)
     detected, scores = probe.detect_value_range(
         lambda x: session.run(None, {spec.input_name: x.astype(np.float32)})[0], image, scale, offset
     )
     decided = scores[detected] * probe.CLEARLY < scores[255.0 if detected == 1.0 else 1.0]
     if value_range == "auto":
-        return detected, "detected" if decided else "default (undecided)", scores
+        return detected, "detected" if decided else "default (undecided)", scores, None
     given = float(value_range)
     other = scores.get(given)
+    note = None
     if detected != given and (other is None or other > probe.CLEARLY * scores[detected]):
-        warnings.warn(
+        note = (
             f"{name}: value range {given:g} given, but on a photo the output with {detected:g} is "
             f"{(other or float('inf')) / max(scores[detected], 1e-12):.0f}x closer to a bicubic upscale; "
-            f"pass --value-range {detected:g} (or auto) unless you know better",
-            stacklevel=3,
+            f"pass --value-range {detected:g} (or auto) unless you know better"
         )
-    return given, "given", scores
+    return given, "given", scores, note
 
 
 def _check_value_range(value_range: float | str) -> float | str:
@@ -449,32 +451,30 @@ def _check_value_range(value_range: float | str) -> float | str:
     return value_range
 
 
-def _precision_gap(model: "SRModel", file_session: ort.InferenceSession, x: np.ndarray, y_core: np.ndarray) -> float:
-    """max |ORT on the original file - ORT on the core| / max |core| on the probe, in [0, 1] units."""
+def _precision_gap(
+    model: "SRModel", file_session: ort.InferenceSession, x: np.ndarray, y_core: np.ndarray
+) -> tuple[float, str | None]:
+    """max |ORT on the original file - ORT on the core| / max |core| on the probe, in [0, 1] units, and a
+    warning (or None) when the file fails, is not finite, or differs more than its precision explains."""
     a, vr = model.adapter, model.value_range
     try:
         y = a.from_file(file_session.run(None, {a.input_name: a.to_file(x * vr)})[0]) / vr
     except Exception as err:  # noqa: BLE001
-        warnings.warn(f"{model.path.name}: the original file fails in onnxruntime on the probe ({_first_line(err)})",
-                      stacklevel=3)
-        return float("nan")
+        return float("nan"), f"{model.path.name}: the original file fails in onnxruntime on the probe ({_first_line(err)})"
     if y.shape != y_core.shape or not np.isfinite(y).all():
         what = f"shape {y.shape}" if y.shape != y_core.shape else "NaN/Inf"
-        warnings.warn(
+        return float("inf"), (
             f"onnxruntime returns {what} on the {a.precision} file {model.path.name} itself (the float32 core "
-            "graph, which all attribution uses, is finite): the file's own precision fails on this probe",
-            stacklevel=3,
+            "graph, which all attribution uses, is finite): the file's own precision fails on this probe"
         )
-        return float("inf")
     gap = _relative_error(y, y_core)
     tol = max(PRECISION_TOLERANCE[a.precision], UINT8_TOLERANCE if "uint8" in (a.input_dtype, a.output_dtype) else 0)
     if gap > tol:
-        warnings.warn(
+        return gap, (
             f"{model.path.name}: the {a.precision} file differs from its float32 graph by {gap:.1e} on the probe, "
-            f"more than its precision explains ({tol:g}); attributions follow the float32 graph",
-            stacklevel=3,
+            f"more than its precision explains ({tol:g}); attributions follow the float32 graph"
         )
-    return gap
+    return gap, None
 
 
 class _Stages:
@@ -611,6 +611,7 @@ def load_model(
     channel_order: str = "rgb",
     probe_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
+    use_cache: bool = True,
 ) -> SRModel:
     """Load an ONNX SR model as a verified torch graph.
 
@@ -619,7 +620,9 @@ def load_model(
     [0, 1] image). ``channel_order``: 'bgr' for files that take and return BGR. ``probe_size``: (H, W) to
     start the probe-size search from. ``progress``: called with one line per load stage (reading, probing,
     converting, verifying) that runs longer than ``STAGE_NOTICE_S``. ``verify=False`` skips the onnxruntime
-    checks of the conversion and of the file's precision.
+    checks of the conversion and of the file's precision. ``use_cache``: read and write the converted graph
+    in the user's cache (``onnxattr.cache``; a cached load skips the probes and the conversion, and still
+    runs the conversion check on the probe).
     """
     name = Path(path).name
     value_range = _check_value_range(value_range)
@@ -628,16 +631,78 @@ def load_model(
         proto, path = onnxfile.read_onnx(path)
         core, adapter = adapters.adapt(proto, path.name, channel_order)
         spec = onnxfile.io_spec(core, path.name)
-    dev = pick_device(device)
-    full_float32(dev)
-    with stages("probing"):
+        sha256 = onnxfile.sha256(path)
+        dev = pick_device(device)
+        full_float32(dev)
         session = _ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
+    use_cache = use_cache and cache.folder() is not None
+    entry = None
+    if use_cache:
+        entry_name = cache.key(sha256, value_range=value_range, channel_order=channel_order, probe_size=probe_size,
+                               device=dev.type)
+        with stages("reading cache"):
+            entry = cache.read(entry_name)
+    cached = entry is not None
+    if entry is None:
+        entry = _probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages)
+    prepared = onnx.load_from_string(entry.prepared)
+    model = SRModel(
+        path=path,
+        sha256=sha256,
+        proto=prepared,
+        graph=entry.graph.to(dev).eval().requires_grad_(False),
+        op_types=_op_table(prepared, entry.graph),
+        spec=spec,
+        scale=entry.scale,
+        offset=entry.offset,
+        device=dev,
+        value_range=entry.value_range,
+        session=session,
+        adapter=adapter,
+        size_rule=entry.rule,
+        value_range_source=entry.value_range_source,
+    )
+    model.value_range_scores = entry.value_range_scores
+    model.probe_size, model.probe = entry.probe_size, entry.probe
+    model.from_cache = cached
+    model.load_seconds = stages.seconds
+    for note in entry.load_warnings:
+        warnings.warn(note, stacklevel=2)
+    with stages("verifying"):
+        if verify:
+            _verify(model, entry.probe, entry.probe_output)
+            if adapter.changed and entry.precision_gap is None:
+                gap, note = _precision_gap(model, _ort_session(path, path.name, dev), entry.probe, entry.probe_output)
+                entry.precision_gap = gap
+                if note:
+                    entry.load_warnings.append(note)
+                    warnings.warn(note, stacklevel=2)
+            model.precision_gap = entry.precision_gap
+        if not adapter.changed:
+            model.precision_gap = 0.0  # onnxruntime runs the file itself
+    if use_cache and verify and not cached:
+        cache.write(entry_name, entry)  # verified entries only (read back onto the CPU)
+    return model
+
+
+def _probe_and_convert(
+    path: Path,
+    core: onnx.ModelProto,
+    adapter: adapters.Adapter,
+    spec: onnxfile.IOSpec,
+    session: ort.InferenceSession,
+    value_range: float | str,
+    probe_size: tuple[int, int] | None,
+    stages: "_Stages",
+) -> cache.Entry:
+    """What onnxruntime tells about the file (size rule, output law, value range, the probe's output) and the
+    converted graph: everything of a load but the verification."""
+    with stages("probing"):
         fixed = (spec.height, spec.width) if spec.height and spec.width else None
         rule, runs = probe.find_sizes(_size_runner(session, spec), fixed, path.name, probe_size)
         scale, offset = _scale_law(path.name, runs, spec.in_channels)
-        sizes = [size for size, _ in runs]
-        size = _verification_size(sizes)
-        vr, vr_source, scores = _value_range(value_range, adapter, session, spec, size, scale, offset, path.name)
+        size = _verification_size([size for size, _ in runs])
+        vr, vr_source, scores, note = _value_range(value_range, adapter, session, spec, size, scale, offset, path.name)
         quantize = (lambda x: np.round(x * 255) / 255) if adapter.input_dtype == "uint8" else (lambda x: x)
         x, y_ort = _probe_run(spec, session, vr, path.name, size, prep=quantize)
     with stages("converting"):
@@ -649,35 +714,11 @@ def load_model(
             raise
         except Exception as err:  # noqa: BLE001  (onnx2torch raises bare exceptions for many conversion faults)
             raise OnnxAttrError(f"cannot convert {path.name} to torch: {_first_line(err)}") from err
-        graph = graph.to(dev).eval().requires_grad_(False)
-    model = SRModel(
-        path=path,
-        sha256=onnxfile.sha256(path),
-        proto=prepared,
-        graph=graph,
-        op_types=_op_table(prepared, graph),
-        spec=spec,
-        scale=scale,
-        offset=offset,
-        device=dev,
-        value_range=vr,
-        session=session,
-        adapter=adapter,
-        size_rule=rule,
-        value_range_source=vr_source,
+    return cache.Entry(
+        graph=graph, prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, value_range=vr,
+        value_range_source=vr_source, value_range_scores=scores, probe_size=size, probe=x, probe_output=y_ort,
+        precision_gap=None, load_warnings=[note] if note else [],
     )
-    model.value_range_scores = scores
-    model.probe_size, model.probe = size, x
-    model.load_seconds = stages.seconds
-    with stages("verifying"):
-        if verify:
-            _verify(model, x, y_ort)
-            if adapter.changed:
-                file_session = _ort_session(path, path.name, dev)
-                model.precision_gap = _precision_gap(model, file_session, x, y_ort)
-        if not adapter.changed:
-            model.precision_gap = 0.0  # onnxruntime runs the file itself
-    return model
 
 
 def _verify(model: SRModel, x: np.ndarray, y_ort: np.ndarray) -> None:

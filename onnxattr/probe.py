@@ -129,17 +129,29 @@ def find_sizes(
     multiple = next((d for d in _STEPS if runs(h0 + d, w0 + d)), None)
     if multiple is None:
         raise OnnxAttrError(f"{name} runs at {w0}x{h0} but at no larger size up to +{_STEPS[-1]}; pass --probe-size H W")
+    while True:  # the law holds on a coarser grid when the model pads odd sides inside (RealCUGAN): double the step
+        sizes = [(h0, w0), (h0 + multiple, w0 + 2 * multiple)]
+        if not all(runs(*size) for size in sizes):
+            raise OnnxAttrError(f"{name} runs at {w0}x{h0} but not at {sizes[1][1]}x{sizes[1][0]}; pass --probe-size H W")
+        if _linear(shapes[sizes[0]], shapes[sizes[1]], multiple) or 2 * multiple > _STEPS[-1]:
+            break
+        multiple *= 2
     hint = 1
-    a, b = shapes.get((h0, w0)), shapes.get((h0 + multiple, w0 + multiple))
-    if a and b and len(a) == len(b) == 4:
+    a, b = shapes[sizes[0]], shapes[sizes[1]]
+    if len(a) == len(b) == 4:
         s = (b[2] - a[2]) / multiple
         c = a[2] - s * h0
         hint = int(math.floor((-c) / s)) + 1 if s > 0 and c < 0 else 1
     rule = SizeRule(min_side=_smallest_side(runs, multiple, min(h0, w0), hint), multiple=multiple)
-    sizes = [(h0, w0), (h0 + multiple, w0 + 2 * multiple)]
-    if not all(runs(*size) for size in sizes):
-        raise OnnxAttrError(f"{name} runs at {w0}x{h0} but not at {sizes[1][1]}x{sizes[1][0]}; pass --probe-size H W")
     return rule, [(size, shapes[size]) for size in sizes]
+
+
+def _linear(a: tuple[int, ...], b: tuple[int, ...], d: int) -> bool:
+    """Whether outputs ``a`` at (h, w) and ``b`` at (h + d, w + 2d) fit out = s * in + c, one integer s for both sides."""
+    if len(a) != 4 or len(b) != 4:
+        return True  # not an image output: _scale_law names the problem
+    rows, cols = b[2] - a[2], b[3] - a[3]
+    return rows % d == 0 and cols == 2 * rows
 
 
 # --------------------------------------------------------------- value range

@@ -6,10 +6,16 @@ they are skipped with a reason, so ``pytest -m cuda`` on a GPU machine runs exac
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from devices import NO_CUDA, cuda_param
+
+# Tests load models fresh (some patch converters to check the verification): the converted-graph cache is off
+# here, in this process and in the CLI subprocesses it starts; tests/test_cache.py turns it on in a tmp folder.
+os.environ["ONNXATTR_CACHE"] = "0"
 
 
 @pytest.fixture(params=["cpu", cuda_param()], scope="module")

@@ -252,21 +252,12 @@ def test_show_on_a_result_it_cannot_draw(capsys, files, lam_result):
 
 
 def test_lam_refuses_work_over_the_free_memory(files, monkeypatch):
-    """The path and the batch are sized against the free memory before they are allocated."""
-    import importlib
-
+    """The batch is sized against the free memory (ONNXATTR_MEMORY_LIMIT caps it) before anything is allocated."""
     import onnxattr
 
-    lam_module = importlib.import_module("onnxattr.lam")
     model = onnxattr.load_model(files["tiny"])
     image = onnxattr.read_image(IMAGE)
-    monkeypatch.setattr(lam_module, "free_memory", lambda device: 10 * 2**20)  # 10 MiB
-    with pytest.raises(onnxattr.OnnxAttrError, match=r"the 50-step lam path on the 64x64 image needs about 14.3 MiB, "
-                       r"more than the 10.0 MiB free on cpu; pass fewer steps \(--steps\) or crop the image \(--crop\)"):
-        onnxattr.lam(model, image, (10, 10, 8), steps=50)  # 3 * 51 * 3 * 64 * 64 * 8 B = 15 MB
-    measure = lam_module.sample_bytes
-    monkeypatch.setattr(lam_module, "sample_bytes", lambda *a: (2**20, measure(*a)[1]))  # 1 MiB per path point
-    monkeypatch.setattr(lam_module, "free_memory", lambda device: 3 * 2**19)
-    with pytest.raises(onnxattr.OnnxAttrError, match=r"a batch of 2 path points on the 64x64 image needs about 2.0 MiB, "
-                       r"more than the 1.5 MiB free on cpu; pass --batch-size 1 or less"):
-        onnxattr.lam(model, image, (10, 10, 8), steps=2, batch_size=2, path="ig_black")
+    monkeypatch.setenv("ONNXATTR_MEMORY_LIMIT", "1MiB")
+    with pytest.raises(onnxattr.OnnxAttrError, match=r"LAM at batch 1 for a 64x64 image needs about .* but 1.0 MiB is free "
+                       r"on cpu; pass fewer steps \(--steps\), crop the image \(--crop\) or use --device cuda"):
+        onnxattr.lam(model, image, (10, 10, 8), steps=50)

@@ -324,6 +324,15 @@ def test_find_sizes_logic():
     assert found.describe() == "multiple-of-8 sides of at least 24" and found.fit(50, 70) == (48, 64)
 
 
+
+def test_find_sizes_doubles_the_step_when_odd_sides_are_padded_inside():
+    def padded(h: int, w: int) -> tuple[int, ...]:  # RealCUGAN-like: odd sides padded to even, out = 2 * ceil_even
+        return (1, 3, 2 * (h + h % 2), 2 * (w + w % 2))
+
+    found, runs = probe.find_sizes(padded, None, "cugan.onnx")
+    assert found.multiple == 2
+    assert runs == [((32, 48), (1, 3, 64, 96)), ((34, 52), (1, 3, 68, 104))]
+
 # ------------------------------------------------------------ the zoo run
 @pytest.mark.parametrize("key", ["fp16-weights", "fp16-io", "nhwc", "uint8-bgr", "unet", "range255"])
 def test_every_zoo_file_gives_finite_maps(key, loaded):

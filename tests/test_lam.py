@@ -16,7 +16,8 @@ import onnxattr
 from onnxattr.blur import blur, gaussian_kernel
 from onnxattr.cli import cli
 from onnxattr.errors import OnnxAttrError
-from onnxattr.lam import PATHS, budget_batch_size, make_path, path_attribution
+from onnxattr.lam import PATHS, make_path, path_attribution
+from onnxattr.memory import largest_batch
 from onnxattr.metrics import diffusion_index, gini
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,10 +198,10 @@ def test_parameter_validation(linear):
             onnxattr.lam(model, image, (0, 0, 8), **kw)
 
 
-def test_budget_batch_size():
-    assert budget_batch_size(per_sample=100, free=10_000, fraction=0.5, steps=50) == 50
-    assert budget_batch_size(per_sample=1000, free=10_000, fraction=0.5, steps=50) == 5
-    assert budget_batch_size(per_sample=10**9, free=10_000, fraction=0.5, steps=50) == 1
+def test_largest_batch():
+    assert largest_batch(lambda n: 100 * n, budget=10_000, most=50) == 50
+    assert largest_batch(lambda n: 1000 * n, budget=5_000, most=50) == 5
+    assert largest_batch(lambda n: 10**9 * n, budget=10_000, most=50) == 0
 
 
 def test_neighbour_paths(linear):

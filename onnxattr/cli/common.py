@@ -154,7 +154,7 @@ def check_output_path(out: str | Path, suffixes: tuple[str, ...] = (".nc",)) -> 
     return out
 
 
-def _stage_line(line: str) -> None:
+def stage_line(line: str) -> None:
     click.echo(line, err=True)
 
 
@@ -176,7 +176,7 @@ def load(
         value_range=value_range,
         channel_order=channel_order,
         probe_size=tuple(probe_size) if probe_size else None,
-        progress=_stage_line,
+        progress=stage_line,
     )
 
 

@@ -1,18 +1,19 @@
-"""``onnxattr compare MODEL... --images IMG... --window X Y SIZE | --windows FILE -o OUT.nc``: one method on every
-model x image x window."""
+"""``onnxattr compare MODEL... --images IMG... --window X Y SIZE | --windows FILE -o OUT.nc|OUT.zarr``: one
+method on every model x image x window; a ``.zarr`` study resumes (``onnxattr.study``)."""
 
 from __future__ import annotations
 
 import ast
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import OnnxAttrError
+from ..errors import CellsFailed, OnnxAttrError
 from ..options import DEFAULT_RATIOS, FORMATS, FRAMES, METHODS
 from ..windowfile import read_windows, rows_for_images
-from .common import check_output_path, finish, model_options, reported
+from .common import stage_line, check_output_path, finish, model_options, reported
 
 VARIADIC = ("--images",)
 
@@ -88,34 +89,50 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter, e.g. steps=20 (repeatable).")
 @click.option("--scheduler", default=None, metavar="ADDR", help="Dask: 'threads' (default), 'local' (worker processes) or an address.")
 @click.option("--figures", default=None, type=click.Path(dir_okay=False), help="Also write the four figures: FIG.png -> FIG-grid.png ...")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Result .nc (or a .zarr study).")
+@click.option("-o", "--output", "out", required=True, type=click.Path(),
+              help="Result .nc, or a .zarr study: written cell by cell, a rerun keeps the finished cells.")
+@click.option("--overwrite", is_flag=True, help="Replace a .zarr study made with other parameters (else refused).")
 @model_options
 @reported
 def command(
     models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
-    device, value_range, no_verify, channel_order, probe_size, quiet,
+    overwrite, device, value_range, no_verify, channel_order, probe_size, quiet,
 ) -> dict:
     """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
-    from ..compare import compare
+    import numpy as np
+
+    from ..compare import check_method_params, compare
     from ..plot.compare import save_figures
 
+    started = np.datetime64(time.time_ns(), "ns")
     out_path = check_output_path(out, (".nc", ".zarr"))
     fig_path = check_output_path(figures, FORMATS) if figures else None
     study_windows(window, windows_file, list(images))  # bad rows fail before any model loads
-    ds = compare(
-        list(models), list(images), study_windows(window, windows_file, list(images)), method=method, hr=hr, frame=frame,
-        ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler, device=device,
-        value_range=value_range, verify=not no_verify, progress=not quiet, channel_order=channel_order,
-        probe_size=probe_size, **parse_params(params),
-    )
-    files = finish(ds, out_path)
+    method_params = parse_params(params)
+    check_method_params(method, method_params)  # names of compare's own arguments (store, hr...) are no method's
+    store = out_path if out_path.suffix == ".zarr" else None
+    try:
+        ds = compare(
+            list(models), list(images), study_windows(window, windows_file, list(images)), method=method, hr=hr,
+            frame=frame, ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler,
+            device=device, value_range=value_range, verify=not no_verify, progress=not quiet,
+            channel_order=channel_order, probe_size=probe_size, store=store, overwrite=overwrite,
+            report=None if quiet else stage_line, **method_params,
+        )
+    except CellsFailed as err:
+        if store is not None or err.dataset is None:
+            raise
+        finish(err.dataset, out_path)  # the finished cells, each failure in cell_error
+        raise CellsFailed(err.errors, err.total, str(out_path), err.dataset) from None
+    files = [out_path] if store is not None else finish(ds, out_path)
     if fig_path is not None:
         files += save_figures(ds, fig_path)
-    return study_summary(ds, files)
+    return study_summary(ds, files, started)
 
 
-def study_summary(ds: Any, files: list[Path]) -> dict[str, Any]:
-    """Per model: mean diffusion index (and PSNR vs HR, completeness error) over the images and windows."""
+def study_summary(ds: Any, files: list[Path], started: Any) -> dict[str, Any]:
+    """Per model: mean diffusion index (and PSNR vs HR, completeness error) over the images and windows;
+    the cells computed before ``started`` (kept from an earlier run) and since."""
     import numpy as np
 
     per_model = {}
@@ -134,6 +151,8 @@ def study_summary(ds: Any, files: list[Path]) -> dict[str, Any]:
         "windows": [[int(v) for v in w] for w in np.stack([ds[c].values.ravel() for c in ("window_x", "window_y", "window_size")], 1)
                     if np.isfinite(w).all()],
         "per_model": per_model,
+        "cells_kept": int((ds.computed_at < started).sum()),
+        "cells_computed": int((ds.computed_at >= started).sum()),
         "elapsed_s": float(ds.elapsed_s.sum()),
         "files": [str(p) for p in files],
     }

@@ -28,6 +28,8 @@ def describe(model) -> dict:
         "op_types": dict(sorted(Counter(n.op_type for n in model.nodes).items())),
         "nodes": len(model.nodes),
         "conversion_error": model.conversion_error,
+        "from_cache": model.from_cache,
+        "load_seconds": {k: round(v, 3) for k, v in model.load_seconds.items()},
         "file_precision": model.adapter.precision,
         "precision_gap": model.precision_gap,
         "layout": {"input": model.adapter.input_layout, "output": model.adapter.output_layout},
@@ -77,6 +79,9 @@ def command(model, list_nodes, device, value_range, no_verify, channel_order, pr
         f"opset          {info['opset']} ({info['producer']})",
         f"conversion     max |torch - ORT| / max |ORT| = {err:.2e} (vs the float32 graph)"
         if err is not None else "conversion     not verified",
+        f"loaded in      {sum(info['load_seconds'].values()):.1f} s ("
+        + ", ".join(f"{k} {v:.1f}" for k, v in info["load_seconds"].items())
+        + ("; probes and graph from the cache" if info["from_cache"] else "") + ")",
         f"precision gap  {gap:.2e} ({info['file_precision']} file in ORT vs its float32 graph)"
         if gap is not None else "precision gap  not verified",
         f"batching       {info['batch_mode']}   device {info['device']}   ORT {', '.join(info['ort_providers'])}",

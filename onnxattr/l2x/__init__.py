@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 import xarray as xr
 
+from .. import memory
 from ..blur import blur, check_blur
 from ..errors import OnnxAttrError
 from ..options import UNKNOWN_OPS
@@ -51,6 +52,41 @@ def completeness_error(total: float, delta: float) -> float:
 
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# Values of dtype per window and input value: the K multipliers (their list and their stack), then the
+# attribution, its positive and negative parts and one temporary of their products.
+WINDOW_VALUES = 6
+
+
+def _weights(model: Any, dtype: torch.dtype) -> int:
+    """Bytes of the float64 copy of the graph ``propagate`` makes (with the float32 weights it is made from); 0 in float32."""
+    if dtype == torch.float32:
+        return 0
+    return 12 * sum(t.numel() for t in [*model.graph.parameters(), *model.graph.buffers()])
+
+
+def _ratio(model: Any, dtype: torch.dtype) -> float:
+    """r: the peak of one propagation with one window at the law's first probe size, the graph copy left out,
+    over the model's forward + backward law there (cached on the model)."""
+    def measure() -> float:
+        h, w = memory.probe_size(model)
+        x = torch.rand(1, model.in_channels, h, w, device=model.device)
+        oh, ow = model.output_size(h, w)
+        objective = make_objective("detector", [Window(0, 0, min(8, oh, ow))])
+        peak = memory.measure_peak(lambda: propagate(model, x, blur(x, 1.2, 9), objective, "gradient", dtype))
+        return max(peak - _weights(model, dtype), 0) / memory.pass_law(model)(h, w)
+
+    return memory.cached(model, f"l2x-{str(dtype).removeprefix('torch.')}", measure)
+
+
+def estimate(model: Any, height: int, width: int, *, windows: int, dtype: torch.dtype = torch.float64) -> int:
+    """Peak bytes of ``l2x`` for an h x w image and K = ``windows``:
+
+        weights + r P(h, w) + WINDOW_VALUES K C h w b
+
+    with P the model's forward + backward law (``memory.pass_law``), r its ratio to one propagation (``_ratio``:
+    two sides, the rules' saved tensors, float64), b the bytes of ``dtype`` and weights the float64 graph copy."""
+    values = WINDOW_VALUES * windows * model.in_channels * height * width * torch.finfo(dtype).bits // 8
+    return _weights(model, dtype) + int(_ratio(model, dtype) * memory.pass_law(model)(height, width)) + values
 
 
 def check_params(
@@ -138,6 +174,10 @@ def l2x(
             raise OnnxAttrError("L2X needs a window (x, y, size), several, or a grid (CLI --window / --windows / --grid)")
         wins = resolve_windows(window, model.offset, oh, ow, frame=frame)
     hr = align_hr(hr, model.offset, (oh, ow)) if hr is not None else None
+    memory.require(estimate(model, x.shape[2], x.shape[3], windows=len(wins), dtype=dtype), memory.free_memory(model.device),
+                   f"L2X of {len(wins)} window(s) for a {x.shape[3]}x{x.shape[2]} image",
+                   [*(["pass --float32"] if dtype == torch.float64 else []), "explain fewer windows", "crop the image (--crop)",
+                    *memory.device_fix(model.device)], model.device)
     run = propagate(model, x, x_ref, make_objective(target, wins, channel), unknown_ops, dtype)
     dx = (x - x_ref).to(run.multiplier.dtype)
     attribution = (run.multiplier * dx)[:, 0]

@@ -1,0 +1,251 @@
+"""Study stores that resume (onnxattr.study, cells, store): kept cells and their computed_at, a real
+SIGKILL then rerun, refusal of other parameters, failing cells, concurrent writers, stale temps."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from PIL import Image
+
+import onnxattr.store
+from onnxattr import OnnxAttrError, compare
+from onnxattr.cli import cli
+from onnxattr.compare import load_study, save_study
+from onnxattr.errors import CellsFailed
+from onnxattr.results import load
+from onnxattr.schema import problems
+from onnxattr.study import Study
+
+from nets import conv_graph
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "samples" / "images"
+HR = [IMAGES / "astronaut-hr-128.png", IMAGES / "chelsea-128.png"]
+FAST = {"path": "gradient", "ratios": (0.1,), "seeds": 1}
+TIMES = ["computed_at", "elapsed_s"]  # what differs between two runs of the same study
+pytestmark = pytest.mark.filterwarnings("ignore:CKA over")  # one image: CKA is NaN, as expected
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("models")
+    return [conv_graph(folder / "conv-x2.onnx", scale=2), conv_graph(folder / "conv-x3.onnx", scale=3)]
+
+
+def _run(models, store, **kw):
+    lines: list[str] = []
+    ds = compare(models, HR, [(30, 30, 12), (40, 40, 8)], hr=True, store=store, report=lines.append, **{**FAST, **kw})
+    return ds, lines
+
+
+def test_resume_keeps_cells_and_their_computed_at(models, tmp_path):
+    store = tmp_path / "study.zarr"
+    first, lines = _run(models[:1], store)
+    assert lines == ["study.zarr: kept 0 of 2 cells (same model and image SHA-256, windows and parameters), computing 2"]
+    both, lines = _run(models, store)  # one more model: its 2 cells are new
+    assert lines == ["study.zarr: kept 2 of 4 cells (same model and image SHA-256, windows and parameters), computing 2"]
+    np.testing.assert_array_equal(both.computed_at.sel(model="conv-x2.onnx").values, first.computed_at.values[0])
+    assert (both.computed_at.sel(model="conv-x3.onnx") > first.computed_at.max()).all()
+    assert (both.cell_error == "").all() and both.computed_at.dtype == np.dtype("datetime64[ns]")
+    # the resumed study is the study of one uninterrupted run, value for value
+    plain = compare(models, HR, [(30, 30, 12), (40, 40, 8)], hr=True, **FAST)
+    xr.testing.assert_identical(both.drop_vars(TIMES), plain.drop_vars(TIMES))
+    again, lines = _run(models, store)
+    assert lines == ["study.zarr: kept 4 of 4 cells (same model and image SHA-256, windows and parameters), computing 0"]
+    xr.testing.assert_identical(again, both)
+    xr.testing.assert_identical(load_study(store), both)
+    assert problems(again) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".study.zarr.lock", "study.zarr"]  # no temps left
+
+
+def _cells_computed_at(store: Path) -> set:
+    out = set()
+    for f in (store / "cells").glob("*.nc"):
+        with xr.open_dataset(f, engine="h5netcdf") as ds:
+            out.add(ds.computed_at.values.astype("datetime64[ns]"))
+    return out
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(models, tmp_path):
+    images = [tmp_path / f"img{i}.png" for i in range(3)]  # three images: 6 cells of ~1 s
+    for i, p in enumerate(images):
+        Image.open(HR[i % 2]).rotate(90 * i).save(p)
+    args = ["compare", *map(str, models), "--images", *map(str, images), "--hr", "--window", "30", "30", "12",
+            "--param", "steps=48", "--seeds", "1", "--ratios", "0.1", "-q"]
+    store = tmp_path / "study.zarr"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "onnxattr", *args, "-o", str(store)], env=env)
+    deadline = time.monotonic() + 300
+    while not list((store / "cells").glob("*.nc")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _cells_computed_at(store)
+    assert 1 <= len(before) < 6, f"{len(before)} cells before the kill"
+    assert not (store / ".zmetadata").exists()
+    with pytest.raises(OnnxAttrError, match=r"is not finished \(\d cells computed so far\); rerun its compare command"):
+        load_study(store)
+    killed = time.time_ns()
+    res = CliRunner().invoke(cli, [*args[:-1], "-o", str(store)])
+    assert res.exit_code == 0, res.output
+    assert f"study.zarr: kept {len(before)} of 6 cells" in res.output
+    ds = load_study(store)
+    kept = ds.computed_at.values[ds.computed_at.values < np.datetime64(killed, "ns")]
+    assert set(kept) == before  # the cells finished before the kill keep their computed_at
+    full = tmp_path / "full.zarr"
+    assert CliRunner().invoke(cli, [*args, "-o", str(full)]).exit_code == 0
+    xr.testing.assert_identical(ds.drop_vars(TIMES), load_study(full).drop_vars(TIMES))
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".old"))]
+
+
+def test_other_parameters_are_refused_unless_overwrite(models, tmp_path):
+    out = tmp_path / "s.zarr"
+    base = ["compare", str(models[0]), "--images", str(HR[0]), "--hr", "--window", "30", "30", "12", "--seeds", "1",
+            "--ratios", "0.1", "--param", "path=gradient", "-o", str(out)]
+    assert CliRunner().invoke(cli, base).exit_code == 0
+    made = load_study(out).computed_at.values
+    res = CliRunner().invoke(cli, [*base, "--param", "steps=8", "--seeds", "2"])
+    assert res.exit_code != 0
+    assert str(res.exception) == (
+        f"{str(out)!r} was made with other parameters (seeds: 1 there, 2 here, steps: 50 there, 8 here); "
+        "pass --overwrite (API: overwrite=True) to replace it, or write to another path"
+    )
+    np.testing.assert_array_equal(load_study(out).computed_at.values, made)  # untouched
+    res = CliRunner().invoke(cli, [*base, "--param", "steps=8", "--overwrite", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"cells_kept": 0' in res.output and '"cells_computed": 1' in res.output
+    assert (load_study(out).computed_at.values > made).all()
+    res = CliRunner().invoke(cli, [*base, "--param", "steps=8", "--json"])
+    assert '"cells_kept": 1' in res.output and '"cells_computed": 0' in res.output
+    # a store without cells, and a folder that is no study
+    save_study(load_study(out), out)
+    with pytest.raises(OnnxAttrError, match=r"holds a study without resumable cells \(written by save_study\); pass --overwrite"):
+        _run(models[:1], out)
+    other = tmp_path / "photos.zarr"
+    other.mkdir()
+    (other / "a.png").write_bytes(b"")
+    with pytest.raises(OnnxAttrError, match="'.*photos.zarr' exists and is not an onnxattr study; remove it"):
+        _run(models[:1], other, overwrite=True)
+    assert (other / "a.png").exists()
+
+
+@pytest.mark.parametrize("param", ["store=x.zarr", "overwrite=True", "hr=True"])
+def test_params_named_like_compare_arguments_are_one_line(models, tmp_path, param):
+    res = CliRunner().invoke(cli, ["compare", str(models[0]), "--images", str(HR[0]), "--window", "30", "30", "12",
+                                   "--param", param, "-o", str(tmp_path / "s.zarr")])
+    assert isinstance(res.exception, OnnxAttrError)
+    assert str(res.exception) == (f"lam has no parameter {param.split('=')[0]!r}; its parameters are steps, sigma, "
+                                  "kernel_size, path, batch_size, memory_fraction (--param KEY=VALUE)")
+
+
+def test_a_failing_cell_is_recorded_and_the_others_complete(tmp_path):
+    model = conv_graph(tmp_path / "log.onnx", extra_op="Log")  # log(0): -inf on a black image
+    black = tmp_path / "black-64.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(black)
+    images = [IMAGES / "coffee-64.png", black, IMAGES / "chelsea-64.png"]
+    out = tmp_path / "s.zarr"
+    args = ["compare", str(model), "--images", *map(str, images), "--window", "60", "60", "16", "--param", "path=gradient",
+            "--seeds", "1", "--ratios", "0.1", "-o", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0 and isinstance(res.exception, CellsFailed)
+    assert str(res.exception).startswith("1 of 3 cells failed, first log.onnx on black-64.png: log.onnx outputs NaN or Inf")
+    assert str(res.exception).endswith(f"; the other 2 are in {out}, each failure in cell_error; fix the cause and rerun")
+    ds = load_study(out)
+    assert list(ds.cell_error.values[0][[0, 2]]) == ["", ""] and ds.cell_error.values[0, 1].startswith("log.onnx outputs NaN")
+    assert np.isnat(ds.computed_at.values[0, 1]) and not np.isnat(ds.computed_at.values[0, [0, 2]]).any()
+    assert np.isnan(ds.saliency.isel(image=1)).all() and np.isfinite(ds.saliency.isel(image=[0, 2], y=slice(0, 60))).all()
+    assert ds.diffusion_index.isel(image=[0, 2]).notnull().all() and problems(ds) == []
+    res = CliRunner().invoke(cli, args)  # a rerun keeps the two and retries the failed one
+    assert "s.zarr: kept 2 of 3 cells" in res.output and isinstance(res.exception, CellsFailed)
+    # .nc output: the finished cells are written too; the API raises with the study
+    nc = tmp_path / "s.nc"
+    res = CliRunner().invoke(cli, [*args[:-1], str(nc)])
+    assert str(res.exception).endswith(f"the other 2 are in {nc}, each failure in cell_error; fix the cause and rerun")
+    assert load(nc).cell_error.values[0, 1].startswith("log.onnx outputs NaN")
+    with pytest.raises(CellsFailed, match="the other 2 are in the result") as err:
+        compare([model], images, (60, 60, 16), **FAST)
+    xr.testing.assert_identical(err.value.dataset.drop_vars(TIMES), ds.drop_vars(TIMES))
+    with pytest.raises(CellsFailed, match=r"^1 of 1 cells failed, first log.onnx on black-64.png: .*; nothing was computed;"):
+        compare([model], [black], (60, 60, 16), **FAST)
+
+
+def test_two_compare_runs_on_one_store_both_finish(models, tmp_path):
+    store = tmp_path / "s.zarr"
+    args = [sys.executable, "-m", "onnxattr", "compare", *map(str, models), "--images", *map(str, HR), "--hr",
+            "--window", "30", "30", "12", "--param", "path=gradient", "--seeds", "1", "--ratios", "0.1", "-q", "-o", str(store)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    assert [(p.wait(300), p.stderr.read()) for p in procs] == [(0, ""), (0, "")]
+    ds = load_study(store)
+    assert (ds.cell_error == "").all() and not np.isnat(ds.computed_at.values).any()
+    assert len(list((store / "cells").glob("*.nc"))) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.zarr.lock", "s.zarr"]
+
+
+def _writer(path: str, value: float, barrier, rounds: int) -> None:
+    ds = xr.Dataset({"v": (("a",), np.full(1000, value))}, attrs={"method": "compare"})
+    barrier.wait()
+    for _ in range(rounds):
+        save_study(ds, path)
+
+
+def test_concurrent_save_study_writers_are_safe(tmp_path):
+    path = tmp_path / "s.zarr"
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_writer, args=(str(path), float(i), barrier, 15)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    back = load_study(path)
+    assert float(back.v[0]) in (0.0, 1.0) and (back.v == back.v[0]).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.zarr.lock", "s.zarr"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temps_of_dead_writers_are_cleaned(tmp_path):
+    path = tmp_path / "s.zarr"
+    dead, live = _dead_pid(), os.getppid()
+    stale_store = tmp_path / f".s.zarr.{dead}-0123456789ab.tmp"
+    (stale_store / "cells").mkdir(parents=True)
+    stale_cell = tmp_path / f".s.zarr.{dead}-ba9876543210.tmp"
+    stale_cell.write_bytes(b"half a cell")
+    running = tmp_path / f".s.zarr.{live}-00000000000a.tmp"
+    running.write_bytes(b"being written")
+    other = tmp_path / f".t.zarr.{dead}-00000000000b.tmp"
+    other.write_bytes(b"another store's")
+    Study.open(path, {"method": "lam"})
+    assert not stale_store.exists() and not stale_cell.exists()
+    assert running.exists() and other.exists()
+    # killed between the two renames of the fallback replace: the old store is put back
+    save_study(xr.Dataset({"v": (("a",), [1.0])}, attrs={"method": "compare"}), path)
+    old = tmp_path / f".s.zarr.{dead}-0000000000cc.old"
+    path.rename(old)
+    assert onnxattr.store.clean_stale(tmp_path, "s.zarr") == [] and not old.exists()
+    assert float(load_study(path).v[0]) == 1.0
+
+
+def test_replace_without_exchange(tmp_path, monkeypatch):
+    monkeypatch.setattr(onnxattr.store, "_exchange", lambda a, b: False)  # file systems without renameat2
+    path = tmp_path / "s.zarr"
+    for v in (1.0, 2.0):
+        save_study(xr.Dataset({"v": (("a",), [v])}, attrs={"method": "compare"}), path)
+    assert float(load_study(path).v[0]) == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.zarr.lock", "s.zarr"]

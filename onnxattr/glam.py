@@ -32,12 +32,16 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import fx
 
+from . import memory
 from .errors import OnnxAttrError
 from .metrics.gini import diffusion_index
 from .model import NodeInfo, SRModel
 from .options import DEFAULT_LAYERS, VARIATIONS
 from .results import build_dataset
 from .target import Window, WindowSpec, align_hr, gradient_map, resolve_windows, window_detectors
+
+# float32 maps at the SR size per window and layer: to_output's maps, their stack, glocal's normalised copies.
+MAP_VALUES = 3
 
 # Side ratios a layer may have to the input (layer side = ratio * input side + offset).
 _RATIOS = (1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 1, 2, 3, 4, 6, 8)
@@ -277,6 +281,44 @@ def global_products(model: SRModel, x: torch.Tensor, layers: Sequence[Layer], si
     return products
 
 
+def maps(
+    model: SRModel, x: torch.Tensor, layers: Sequence[Layer], windows: Sequence[Window], size: tuple[int, int], kind: str
+) -> tuple[torch.Tensor, torch.Tensor, tuple, torch.Tensor, tuple, tuple[float, float, float]]:
+    """Both passes: (output, local_layers (K, L, H, W), glocal of each window's layers, global_layers (L - 1, H, W),
+    their glocal, (t0, t1, t2) the times before, between and after them)."""
+    t0 = time.perf_counter()
+    output, keys = local_keys(model, x, layers, windows)
+    local_layers = torch.stack([torch.stack([to_output(k, size) for k in per_window]) for per_window in keys])
+    local = tuple(torch.stack(v) for v in zip(*(glocal(m, kind) for m in local_layers)))
+    t1 = time.perf_counter()
+    global_layers = torch.stack([scale_unit(p.abs()) for p in global_products(model, x, layers, size)])
+    global_ = glocal(global_layers, kind)
+    return output, local_layers, local, global_layers, global_, (t0, t1, time.perf_counter())
+
+
+def _law(model: SRModel, layers: Sequence[Layer]) -> memory.PeakLaw:
+    """The peak law of ``maps`` for one window (``memory.fit_law`` on its own passes: the taps, the re-entered
+    leaves and the SR-size maps follow the model's sizes as its forward + backward does), cached on the model per
+    layer selection."""
+    def measure(h: int, w: int) -> int:
+        x = torch.rand(1, model.in_channels, h, w, device=model.device)
+        size = model.output_size(h, w)
+        return memory.measure_peak(lambda: maps(model, x, layers, [Window(0, 0, min(8, *size))], size, "abs"))
+
+    return memory.cached(model, "glam-" + ",".join(l.name for l in layers), lambda: memory.fit_law(measure, model.size_rule))
+
+
+def estimate(model: SRModel, height: int, width: int, layers: Sequence[Layer], *, windows: int) -> int:
+    """Peak bytes of ``glam`` for an h x w image, L = len(``layers``) and K = ``windows``:
+
+        G(h, w) + 4 MAP_VALUES (K - 1) L H W
+
+    with G the law of both passes for one window (``_law``) and H x W the SR size: each further window adds its
+    L keys resized to the SR size and their normalised copies."""
+    oh, ow = model.output_size(height, width)
+    return _law(model, layers)(height, width) + 4 * MAP_VALUES * (windows - 1) * len(layers) * oh * ow
+
+
 # ------------------------------------------------------------------ the method
 def check_params(*, layers: Iterable[str] | str | None, pattern: str | None, variation: str, **_: object) -> dict[str, Any]:
     """One-line errors for GL-AM parameters no run can use (checked before any model loads); the parameters,
@@ -322,14 +364,12 @@ def glam(
     chosen, skipped = choose_layers(model, layers, pattern)
     x = image.to(model.device, torch.float32)
 
-    t0 = time.perf_counter()
-    output, keys = local_keys(model, x, chosen, wins)
-    local_layers = torch.stack([torch.stack([to_output(k, size) for k in per_window]) for per_window in keys])
-    local, local_cons, local_var = (torch.stack(v) for v in zip(*(glocal(m, variation) for m in local_layers)))
-    t1 = time.perf_counter()
-    global_layers = torch.stack([scale_unit(p.abs()) for p in global_products(model, x, chosen, size)])
-    global_, global_cons, global_var = glocal(global_layers, variation)
-    t2 = time.perf_counter()
+    memory.require(estimate(model, *image.shape[2:], chosen, windows=len(wins)), memory.free_memory(model.device),
+                   f"GL-AM of {len(wins)} window(s) and {len(chosen)} layers for a {image.shape[3]}x{image.shape[2]} image",
+                   ["explain fewer windows", "choose fewer layers (--layers / --pattern)", "crop the image (--crop)",
+                    *memory.device_fix(model.device)], model.device)
+    output, local_layers, (local, local_cons, local_var), global_layers, (global_, global_cons, global_var), \
+        (t0, t1, t2) = maps(model, x, chosen, wins, size, variation)
 
     lr_hw = tuple(image.shape[2:])
     lr_local = torch.stack([to_lr(m, lr_hw) for m in local])
@@ -388,8 +428,10 @@ __all__ = [
     "glam",
     "global_products",
     "glocal",
+    "estimate",
     "layout_of",
     "local_keys",
+    "maps",
     "mixed_pairs",
     "rescale",
     "resize",

@@ -234,6 +234,24 @@ def lam_result(files) -> Path:
     return onnxattr.save(ds, files["dir"] / "lam.nc")
 
 
+@pytest.mark.parametrize(
+    "command, fragment",
+    [
+        ("lam", "LAM at batch 1 for a 64x64 image needs about"),
+        ("l2x", "L2X of 1 window(s) for a 64x64 image needs about"),
+        ("glam", "GL-AM of 1 window(s) and 7 layers for a 64x64 image needs about"),
+    ],
+)
+def test_every_method_refuses_work_over_the_free_memory_in_one_line(capsys, files, monkeypatch, command, fragment):
+    """The estimate is checked before the method allocates: exit 2, the figures and the fixes, no result file."""
+    monkeypatch.setenv("ONNXATTR_MEMORY_LIMIT", "4MiB")
+    out = files["dir"] / f"mem-{command}.nc"
+    args = [command, MODEL, IMAGE, "--window", "40", "40", "8", "-o", out]
+    line = assert_fails(cli(capsys, *args), 2, fragment)
+    assert "but 4.0 MiB is free on cpu;" in line and "crop the image (--crop) or use --device cuda" in line
+    assert not out.exists()
+
+
 def test_show_on_a_result_it_cannot_draw(capsys, files, lam_result):
     import onnxattr
 

@@ -124,6 +124,7 @@ def _count_backwards(monkeypatch) -> list[int]:
 def test_each_map_needs_one_backward(net_and_model, image, monkeypatch):
     _, model = net_and_model
     layers, _ = G.choose_layers(model, None, None)
+    G.estimate(model, 16, 16, layers, windows=1)  # the memory law's own passes, once per model, before counting
     calls = _count_backwards(monkeypatch)
     G.local_keys(model, image, layers, [WINDOW])
     assert calls[0] == 1
@@ -267,3 +268,18 @@ def test_both_exporters_give_the_same_maps():
     assert list(runs[0]["op_type"].values) == list(runs[1]["op_type"].values)
     for var in ("local", "global", "local_layers", "global_layers"):
         np.testing.assert_allclose(runs[0][var].values, runs[1][var].values, atol=1e-5, err_msg=var)
+
+
+@pytest.mark.parametrize("size, windows", [(48, 1), (80, 3)])
+def test_memory_estimate_matches_the_counted_peak(size, windows):
+    """glam.estimate (the law of both passes fitted at 32x32, 32x64, 32x48, plus the maps of each further window)
+    against the bytes of live tensors counted on the run itself, at sizes and window counts it was not fitted at."""
+    from onnxattr import memory
+
+    model = onnxattr.load_model(SAMPLES / "waifu2x-upconv7-x2.ts17.onnx")
+    layers, _ = G.choose_layers(model, None, None)
+    x = torch.rand(1, 3, size, size)
+    out = model.output_size(size, size)
+    wins = [Window(8 * i, 8 * i, 16) for i in range(windows)]
+    counted = memory.measure_peak(lambda: G.maps(model, x, layers, wins, out, "abs"))
+    assert 0.95 < G.estimate(model, size, size, layers, windows=windows) / counted < 1.1

@@ -17,9 +17,10 @@ Models of different scales can only be mixed with HR images, whose frame they sh
 offset for all models. Each model x image is one task that explains all its windows at once (shared
 forward passes).
 
-Studies that resume. With ``store=`` each task's result is a cell (``cells``) written into the zarr
-store as it finishes; a rerun keeps the cells whose files, windows and parameters match (``study``). A
-failing task is recorded in ``cell_error`` and the others complete (``CellsFailed`` at the end).
+Studies that resume. With ``store=`` each window of a task's result is a cell (``cells``: model x image
+x window) written into the zarr store as the task finishes; a rerun keeps the cells whose files, window
+and parameters match (``study``) and computes the missing windows of each model x image in one task. A
+failing task's cells are recorded in ``cell_error`` and the others complete (``CellsFailed`` at the end).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .cells import QUALITY, Cell, decode, digest, encode, placeholder
+from .cells import QUALITY, Cell, decode, digest, encode, gather, placeholder
 from .errors import CellsFailed, OnnxAttrError, first_line
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
@@ -409,6 +410,15 @@ def _by_window(results: list[list[dict[str, Any]]], key: str, k: int, shape: tup
     return out
 
 
+def _per_window(results: list[list[dict[str, Any]]], key: str, k: int, fill: Any, dtype: Any) -> np.ndarray:
+    """(model, image, window) array of the per-window scalars ``key``, ``fill`` beyond an image's windows."""
+    out = np.full((len(results), len(results[0]), k), fill, dtype=dtype)
+    for i, row in enumerate(results):
+        for j, r in enumerate(row):
+            out[i, j, : len(r[key])] = r[key]
+    return out
+
+
 def _image_names(images: Sequence[str]) -> list[str]:
     stems = [Path(p).stem for p in images]
     return stems if len(set(stems)) == len(stems) else [str(p) for p in images]
@@ -435,9 +445,9 @@ def assemble(
     attrs: dict[str, Any],
     cka_debiased: bool,
 ) -> xr.Dataset:
-    """One Dataset with dims (model, image, window, ...) from the models x images grid of cell results
-    (``cells.decode``; failed cells: ``cells.placeholder`` with their ``error``)."""
-    first = next(r for row in results for r in row if not r["error"])
+    """One Dataset with dims (model, image, window, ...) from the models x images grid of ``cells.gather``
+    results (failed cells: ``cells.placeholder``)."""
+    first = next(r for row in results for r in row if not all(r["error"]))
     c = first["input"].shape[0]
     k = max(len(windows[p]) for p in images)
     mi, miw = ("model", "image"), ("model", "image", "window")
@@ -445,7 +455,7 @@ def assemble(
     w = max(r["input"].shape[-1] for row in results for r in row)
     saliency = _by_window(results, "saliency", k, (h, w))
     valid = np.array([[j < len(windows[p]) for j in range(k)] for p in images])
-    curve = first["curves"][0]
+    curve = first["curve"][0]
     data: dict[str, Any] = {
         "input": (("model", "image", "channel", "y", "x"), _padded([[r["input"] for r in row] for row in results], (c,))),
         "attribution": ((*miw, "channel", "y", "x"), _by_window(results, "attribution", k, (c, h, w)).astype(np.float32)),
@@ -464,12 +474,14 @@ def assemble(
     }
     for name, var in (("psnr", "mask_psnr"), ("ssim", "mask_ssim"), ("psnr_random_std", "mask_psnr_random_std"),
                       ("ssim_random_std", "mask_ssim_random_std"), ("masked_pixels", "mask_pixels")):
-        curves = [[{"v": [cv[name].values for cv in r["curves"]]} for r in row] for row in results]
+        curves = [[{"v": [cv[name].values for cv in r["curve"]]} for r in row] for row in results]
         data[var] = ((*miw, *curve[name].dims), _by_window(curves, "v", k, curve[name].shape))
-    data["computed_at"] = (mi, np.array([[r["computed_at"] for r in row] for row in results], dtype="datetime64[ns]"))
-    data["cell_error"] = (mi, np.array([[r["error"] for r in row] for row in results], dtype=str))
-    if first["hr_crop"] is not None:  # each image's HR crops from its first finished cell
-        per_image = [next((row[j] for row in results if not row[j]["error"]), results[0][j]) for j in range(len(images))]
+    data["computed_at"] = (miw, _per_window(results, "computed_at", k, np.datetime64("NaT", "ns"), "datetime64[ns]"))
+    data["cell_error"] = (miw, _per_window(results, "error", k, "", object).astype(str))
+    if first["hr_crop"][0] is not None:  # each image x window's HR crop from its first finished cell
+        per_image = [{"hr_crop": [next((row[j]["hr_crop"][n] for row in results if not row[j]["error"][n]),
+                                       results[0][j]["hr_crop"][n]) for n in range(len(windows[p]))]}
+                     for j, p in enumerate(images)]
         data["hr_crop"] = (("image", "window", "channel", "wy", "wx"), _by_window([per_image], "hr_crop", k)[0].astype(np.float32))
         for q in QUALITY:
             data[q] = (mi, np.array([[r["quality"][q] for r in row] for row in results]))
@@ -553,9 +565,9 @@ def compare(
     ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
     scheduler address. ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
 
-    ``store``: a ``.zarr`` study store that resumes (``study``): each cell (model x image with its windows)
-    is written into it as it finishes, cells of an earlier run with the same model and image SHA-256,
-    windows and parameters are kept, and the assembled study replaces the store's at the end. A store
+    ``store``: a ``.zarr`` study store that resumes (``study``): each cell (model x image x window) is
+    written into it as its task finishes, cells of an earlier run with the same model and image SHA-256,
+    window and parameters are kept (a task computes the missing windows of one model x image), and the assembled study replaces the store's at the end. A store
     made with other parameters is refused unless ``overwrite``. ``report`` gets one line saying how many
     cells were kept. A failing cell does not stop the others: they complete (and are written), then
     ``CellsFailed`` (a one-line ``OnnxAttrError``, the study in its ``dataset``) is raised.
@@ -589,7 +601,7 @@ def compare(
         check_models(infos, hr, frame)
         check_windows(infos, sizes, windows, hr, frame)
         image_sha = {p: sha256(Path(p)) for p in image_paths}
-        cells = [Cell(i.path, p, i.sha256, image_sha[p], tuple(windows[p])) for i in infos for p in image_paths]
+        cells = [Cell(i.path, p, i.sha256, image_sha[p], w) for i in infos for p in image_paths for w in windows[p]]
         keys = [c.key(digest(params)) for c in cells]
         results: list[dict[str, Any] | None] = [None] * len(cells)
         if study is not None:
@@ -597,28 +609,33 @@ def compare(
             results = [kept.get(k) for k in keys]
             if report is not None:
                 report(f"{study.path.name}: kept {len(kept)} of {len(cells)} cells (same model and image SHA-256, "
-                       f"windows and parameters), computing {len(cells) - len(kept)}")
-        todo = [n for n, r in enumerate(results) if r is None]
+                       f"window and parameters), computing {len(cells) - len(kept)}")
+        todo: dict[tuple[str, str], list[int]] = {}  # the missing windows of each model x image: one task
+        for n, cell in enumerate(cells):
+            if results[n] is None:
+                todo.setdefault((cell.model, cell.image), []).append(n)
         common = {
             "load": load, "method": method, "hr": hr, "frame": frame,
             "ratios": tuple(ratios), "seeds": seeds, "params": method_params,
         }
-        jobs = [{"model_path": cells[n].model, "image_path": cells[n].image, "windows": windows[cells[n].image], **common}
-                for n in todo]
+        tasks = list(todo.values())
+        jobs = [{"model_path": cells[ns[0]].model, "image_path": cells[ns[0]].image,
+                 "windows": [cells[n].window for n in ns], **common} for ns in tasks]
         from tqdm.auto import tqdm
 
         with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=None if progress else True, leave=False) as bar:
 
             def done(j: int, result: dict[str, Any]) -> None:
-                n = todo[j]
                 bar.update(1)
-                if "error" in result:
-                    results[n] = result
-                    return
-                cell = encode(result, _now())
-                if study is not None:
-                    study.write(keys[n], cell)
-                results[n] = decode(cell)
+                now = _now()
+                for t, n in enumerate(tasks[j]):
+                    if "error" in result:
+                        results[n] = {"error": result["error"]}
+                        continue
+                    cell = encode(result, t, now)
+                    if study is not None:
+                        study.write(keys[n], cell)
+                    results[n] = decode(cell)
 
             runner.run(run_cell, jobs, done)
     finally:
@@ -628,13 +645,17 @@ def compare(
     if len(errors) == len(cells):
         raise CellsFailed(errors, len(cells), where)
     template = next(r for r in results if not r["error"])
-    for n, (cell, info) in enumerate(zip(cells, [i for i in infos for _ in image_paths])):
+    offsets = {i.path: i.offset for i in infos}
+    scales = {i.path: i.scale for i in infos}
+    for n, cell in enumerate(cells):
         if results[n]["error"]:
-            wins = windows[cell.image]
-            shifted = [sr_window(w, info.offset, frame) for w in wins]
-            lr_hw = lr_size(sizes[cell.image], info.scale, hr)
-            results[n] = {**placeholder(template, lr_hw, wins, [(w.x, w.y) for w in shifted]), "error": results[n]["error"]}
-    grid = [results[i * len(image_paths) : (i + 1) * len(image_paths)] for i in range(len(model_paths))]
+            shifted = sr_window(cell.window, offsets[cell.model], frame)
+            lr_hw = lr_size(sizes[cell.image], scales[cell.model], hr)
+            results[n] = placeholder(template, lr_hw, cell.window, (shifted.x, shifted.y), results[n]["error"])
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell, r in zip(cells, results):
+        by_pair.setdefault((cell.model, cell.image), []).append(r)
+    grid = [[gather(by_pair[(i.path, p)]) for p in image_paths] for i in infos]
     attrs = {
         "method": "compare",
         "attribution_method": method,

@@ -162,8 +162,8 @@ STUDY_VARIABLES: dict[str, Entry] = {
     "window_y_sr": Entry(_MIW, "window row in the SR output", "1", "top row of the window in each model's SR pixels"),
     "model_sha256": Entry(("model",), "model SHA-256", "", "SHA-256 of the model file"),
     "conversion_error": Entry(("model",), "conversion error", "1", "max |torch - onnxruntime| / max |onnxruntime|; NaN if not verified"),
-    "computed_at": Entry(_MI, "cell computed at", "", "UTC time each cell (model x image, all its windows) was computed; NaT if it failed"),
-    "cell_error": Entry(_MI, "cell error", "", "why the cell failed (its values are NaN); empty when it was computed"),
+    "computed_at": Entry(_MIW, "cell computed at", "", "UTC time each cell (model x image x window) was computed; NaT if it failed or the image has fewer windows"),
+    "cell_error": Entry(_MIW, "cell error", "", "why the cell failed (its values are NaN); empty when it was computed"),
 }
 
 # Attrs of every single-method result (method parameters and checks come on top, see docs/results.md).

@@ -42,30 +42,76 @@ def models(tmp_path_factory) -> list[Path]:
     return [conv_graph(folder / "conv-x2.onnx", scale=2), conv_graph(folder / "conv-x3.onnx", scale=3)]
 
 
-def _run(models, store, **kw):
+WINDOWS = [(30, 30, 12), (40, 40, 8)]
+
+
+def _run(models, store, windows=WINDOWS, **kw):
     lines: list[str] = []
-    ds = compare(models, HR, [(30, 30, 12), (40, 40, 8)], hr=True, store=store, report=lines.append, **{**FAST, **kw})
+    ds = compare(models, HR, windows, hr=True, store=store, report=lines.append, **{**FAST, **kw})
     return ds, lines
+
+
+def _line(kept: int, total: int) -> list[str]:
+    return [f"study.zarr: kept {kept} of {total} cells (same model and image SHA-256, window and parameters), "
+            f"computing {total - kept}"]
 
 
 def test_resume_keeps_cells_and_their_computed_at(models, tmp_path):
     store = tmp_path / "study.zarr"
     first, lines = _run(models[:1], store)
-    assert lines == ["study.zarr: kept 0 of 2 cells (same model and image SHA-256, windows and parameters), computing 2"]
-    both, lines = _run(models, store)  # one more model: its 2 cells are new
-    assert lines == ["study.zarr: kept 2 of 4 cells (same model and image SHA-256, windows and parameters), computing 2"]
+    assert lines == _line(0, 4)  # 1 model x 2 images x 2 windows
+    assert first.computed_at.dims == ("model", "image", "window")
+    both, lines = _run(models, store)  # one more model: its 4 cells are new
+    assert lines == _line(4, 8)
     np.testing.assert_array_equal(both.computed_at.sel(model="conv-x2.onnx").values, first.computed_at.values[0])
     assert (both.computed_at.sel(model="conv-x3.onnx") > first.computed_at.max()).all()
     assert (both.cell_error == "").all() and both.computed_at.dtype == np.dtype("datetime64[ns]")
     # the resumed study is the study of one uninterrupted run, value for value
-    plain = compare(models, HR, [(30, 30, 12), (40, 40, 8)], hr=True, **FAST)
+    plain = compare(models, HR, WINDOWS, hr=True, **FAST)
     xr.testing.assert_identical(both.drop_vars(TIMES), plain.drop_vars(TIMES))
     again, lines = _run(models, store)
-    assert lines == ["study.zarr: kept 4 of 4 cells (same model and image SHA-256, windows and parameters), computing 0"]
+    assert lines == _line(8, 8)
     xr.testing.assert_identical(again, both)
     xr.testing.assert_identical(load_study(store), both)
     assert problems(again) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [".study.zarr.lock", "study.zarr"]  # no temps left
+
+
+def test_a_new_window_computes_only_its_cells(models, tmp_path, monkeypatch):
+    """Cells are model x image x window: a rerun with one more window computes that window alone (one task
+    per model x image, with the missing windows only) and keeps the others' values and computed_at."""
+    import importlib
+
+    C = importlib.import_module("onnxattr.compare")  # the module (the package's ``compare`` is the function)
+    store = tmp_path / "study.zarr"
+    first, _ = _run(models, store, windows=WINDOWS[:1])
+    asked: list[list] = []
+    real = C.run_job
+    monkeypatch.setattr(C, "run_job", lambda **kw: asked.append(kw["windows"]) or real(**kw))
+    more, lines = _run(models, store)
+    assert lines == _line(4, 8)
+    assert [[w.as_tuple() for w in ws] for ws in asked] == [[(40, 40, 8)]] * 4  # 2 models x 2 images, the new window only
+    np.testing.assert_array_equal(more.computed_at.isel(window=0).values, first.computed_at.isel(window=0).values)
+    assert (more.computed_at.isel(window=1) > first.computed_at.max()).all()
+    plain = compare(models, HR, WINDOWS, hr=True, **FAST)
+    xr.testing.assert_identical(more.drop_vars(TIMES), plain.drop_vars(TIMES))
+    # elapsed_s of a model x image: the sum of the two tasks that computed its windows
+    assert (more.elapsed_s > first.elapsed_s).all()
+
+
+def test_gather_sums_the_time_of_each_task_once():
+    from onnxattr.cells import gather
+
+    t1, t2 = np.datetime64(1, "ns"), np.datetime64(2, "ns")
+    cell = {"input": np.zeros((3, 4, 4)), "quality": {}, "attribution": 0, "saliency": 0, "sr_crop": 0, "hr_crop": None,
+            "diffusion_index": 1.0, "completeness_error": 0.0, "window_sr": (0, 0), "curve": None}
+    windows = [{**cell, "computed_at": t1, "elapsed_s": 3.0, "error": ""},
+               {**cell, "computed_at": t1, "elapsed_s": 3.0, "error": ""},   # the same task as the first
+               {**cell, "computed_at": t2, "elapsed_s": 5.0, "error": ""},
+               {**cell, "computed_at": np.datetime64("NaT", "ns"), "elapsed_s": float("nan"), "error": "failed"}]
+    got = gather(windows)
+    assert got["elapsed_s"] == 8.0 and got["error"] == ["", "", "", "failed"]
+    assert np.isnan(gather(windows[3:])["elapsed_s"])
 
 
 def _cells_computed_at(store: Path) -> set:
@@ -158,11 +204,11 @@ def test_a_failing_cell_is_recorded_and_the_others_complete(tmp_path):
             "--seeds", "1", "--ratios", "0.1", "-o", str(out)]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code != 0 and isinstance(res.exception, CellsFailed)
-    assert str(res.exception).startswith("1 of 3 cells failed, first log.onnx on black-64.png: log.onnx outputs NaN or Inf")
+    assert str(res.exception).startswith("1 of 3 cells failed, first log.onnx on black-64.png window 60,60,16: log.onnx outputs NaN or Inf")
     assert str(res.exception).endswith(f"; the other 2 are in {out}, each failure in cell_error; fix the cause and rerun")
     ds = load_study(out)
-    assert list(ds.cell_error.values[0][[0, 2]]) == ["", ""] and ds.cell_error.values[0, 1].startswith("log.onnx outputs NaN")
-    assert np.isnat(ds.computed_at.values[0, 1]) and not np.isnat(ds.computed_at.values[0, [0, 2]]).any()
+    assert list(ds.cell_error.values[0, [0, 2], 0]) == ["", ""] and ds.cell_error.values[0, 1, 0].startswith("log.onnx outputs NaN")
+    assert np.isnat(ds.computed_at.values[0, 1, 0]) and not np.isnat(ds.computed_at.values[0, [0, 2], 0]).any()
     assert np.isnan(ds.saliency.isel(image=1)).all() and np.isfinite(ds.saliency.isel(image=[0, 2], y=slice(0, 60))).all()
     assert ds.diffusion_index.isel(image=[0, 2]).notnull().all() and problems(ds) == []
     res = CliRunner().invoke(cli, args)  # a rerun keeps the two and retries the failed one
@@ -171,11 +217,11 @@ def test_a_failing_cell_is_recorded_and_the_others_complete(tmp_path):
     nc = tmp_path / "s.nc"
     res = CliRunner().invoke(cli, [*args[:-1], str(nc)])
     assert str(res.exception).endswith(f"the other 2 are in {nc}, each failure in cell_error; fix the cause and rerun")
-    assert load(nc).cell_error.values[0, 1].startswith("log.onnx outputs NaN")
+    assert load(nc).cell_error.values[0, 1, 0].startswith("log.onnx outputs NaN")
     with pytest.raises(CellsFailed, match="the other 2 are in the result") as err:
         compare([model], images, (60, 60, 16), **FAST)
     xr.testing.assert_identical(err.value.dataset.drop_vars(TIMES), ds.drop_vars(TIMES))
-    with pytest.raises(CellsFailed, match=r"^1 of 1 cells failed, first log.onnx on black-64.png: .*; nothing was computed;"):
+    with pytest.raises(CellsFailed, match=r"^1 of 1 cells failed, first log.onnx on black-64.png window 60,60,16: .*; nothing was computed;"):
         compare([model], [black], (60, 60, 16), **FAST)
 
 

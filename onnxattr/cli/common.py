@@ -284,7 +284,8 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(f"  {model}: " + " | ".join(f"{label} {_number(v)}" for label, v in values.items()))
     timing = []
     if "elapsed_s" in summary:
-        timing.append(f"method {summary['elapsed_s']:.2f} s")
+        kept = summary.get("cells_kept")
+        timing.append(f"method {summary['elapsed_s']:.2f} s" + (f" (all cells, {kept} kept from earlier runs)" if kept else ""))
     if summary.get("batch_size") is not None:
         timing.append(f"batch size {summary['batch_size']}")
     timing.append(f"command {summary['command_s']:.2f} s")

@@ -1,6 +1,6 @@
 """Converted graphs on disk: loading a file again skips the onnxruntime probes and the conversion.
 
-An entry holds what the first load learned (the size rule, the output law, the value range and its scores,
+An entry holds what the first load learned (the size rule, the output law, the value ranges and their scores,
 the probe image with its onnxruntime output, the precision gap, the warnings the load gave) and the converted
 GraphModule. The key is the file's sha256, the load options, the versions of onnxattr, torch, onnx,
 onnxruntime and onnx2torch, and a hash of the conversion's own source files, so an edited converter never
@@ -41,9 +41,7 @@ class Entry:
     rule: Any  # probe.SizeRule
     scale: int
     offset: int
-    value_range: float
-    value_range_source: str
-    value_range_scores: dict[float, float]
+    units: Any  # model.ValueRange: the value ranges of both ends, their sources and scores
     probe_size: tuple[int, int]
     probe: np.ndarray  # (1, C, H, W) in [0, 1]
     probe_output: np.ndarray  # onnxruntime's output on it, [0, 1] units

@@ -73,12 +73,14 @@ class SRModel:
     """A converted SR network. Call it on images in [0, 1]: ``model(x)`` -> SR output in [0, 1] units.
 
     Attributes: ``scale`` s and ``offset`` c (output side = s * input side + c), ``in_channels``,
-    ``fixed_size`` (H, W) or None, ``value_range`` (the model sees x * value_range), ``nodes``,
+    ``fixed_size`` (H, W) or None, ``value_range`` (the model sees x * value_range), ``output_range`` (it returns
+    y * output_range: the value range but for files whose uint8 end fixes one side), ``nodes``,
     ``conversion_error`` (max |torch - ORT| / max |ORT| on the probe, None if not verified),
     ``batch_mode`` ('native', 'vmap' or 'loop': how several images run at once), ``device``;
     ``adapter`` (the file's layout, dtypes, precision, channel order: see ``onnxattr.adapters``),
     ``precision_gap`` (max |ORT on the file - ORT on the float32 core| / max, None when the core is the file),
-    ``value_range_source`` ('detected', 'default (undecided)', 'given' or 'uint8 input'), ``size_rule`` (the input sizes it takes).
+    ``value_range_source`` ('detected', 'default (undecided)', 'given' or 'uint8 input'), ``output_range_source``
+    ('as the input', 'uint8 output', 'detected' or 'default (undecided)'), ``size_rule`` (the input sizes it takes).
     ``session`` runs the core graph in onnxruntime (float32 NCHW RGB, the units of ``model.graph``).
     """
 
@@ -99,10 +101,14 @@ class SRModel:
         adapter: adapters.Adapter | None = None,
         size_rule: probe.SizeRule | None = None,
         value_range_source: str = "given",
+        output_range: float | None = None,
+        output_range_source: str = "as the input",
     ) -> None:
         self.path, self.sha256, self.proto, self.graph = path, sha256, proto, graph
         self.spec, self.scale, self.offset, self.device = spec, scale, offset, device
         self.value_range = float(value_range)
+        self.output_range = float(output_range if output_range is not None else value_range)
+        self.output_range_source = output_range_source
         self.session = session
         self.in_channels = spec.in_channels
         self.fixed_size = (spec.height, spec.width) if spec.height and spec.width else None
@@ -181,7 +187,7 @@ class SRModel:
             raise OnnxAttrError(f"{self.path.name} {problem}; the image is {w}x{h}: {fix}")
 
     def _graph_call(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fast(x * self.value_range) / self.value_range
+        return self.fast(x * self.value_range) / self.output_range
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """SR of a batch (N, C, H, W) in [0, 1]; differentiable; runs per ``batch_mode``."""
@@ -201,7 +207,7 @@ class SRModel:
             self.session.run(None, {self.spec.input_name: (xi[None] * self.value_range).astype(np.float32)})[0]
             for xi in np.asarray(x, dtype=np.float32)
         ]
-        return np.concatenate(outs) / self.value_range
+        return np.concatenate(outs) / self.output_range
 
     # -------------------------------------------------------------------- taps
     def op_type(self, name: str) -> str:
@@ -252,7 +258,7 @@ class SRModel:
         if not watch:
             return self._graph_call(x)
         runner = _Hooked(self.graph, watch, on_node)
-        return runner.run(x * self.value_range) / self.value_range
+        return runner.run(x * self.value_range) / self.output_range
 
     def tap(
         self,
@@ -328,9 +334,9 @@ def _size_runner(session: ort.InferenceSession, spec: onnxfile.IOSpec) -> probe.
     return run
 
 
-def _ort_out_shape(session: ort.InferenceSession, spec: onnxfile.IOSpec, x: np.ndarray, vr: float) -> np.ndarray:
+def _ort_out_shape(session: ort.InferenceSession, spec: onnxfile.IOSpec, x: np.ndarray, units: probe.Units) -> np.ndarray:
     try:
-        return session.run(None, {spec.input_name: x * vr})[0] / vr
+        return session.run(None, {spec.input_name: x * units[0]})[0] / units[1]
     except Exception as err:  # noqa: BLE001
         raise OnnxAttrError(
             f"onnxruntime failed to run the model on a {x.shape[3]}x{x.shape[2]} probe image: {_first_line(err)}"
@@ -340,7 +346,7 @@ def _ort_out_shape(session: ort.InferenceSession, spec: onnxfile.IOSpec, x: np.n
 def _probe_run(
     spec: onnxfile.IOSpec,
     session: ort.InferenceSession,
-    vr: float,
+    units: probe.Units,
     name: str,
     size: tuple[int, int],
     prep: Callable[[np.ndarray], np.ndarray] = lambda x: x,
@@ -348,7 +354,7 @@ def _probe_run(
     """One onnxruntime run of the core on the probe image of ``size``: (x in [0, 1], output in [0, 1] units)."""
     h, w = size
     x = prep(_probe_image(spec.in_channels, h, w))
-    y = _ort_out_shape(session, spec, x, vr)
+    y = _ort_out_shape(session, spec, x, units)
     if y.ndim != 4 or y.shape[1] != spec.in_channels:
         raise OnnxAttrError(
             f"{name} maps {spec.in_channels} channels to output shape {y.shape}; not an SR image model "
@@ -356,7 +362,7 @@ def _probe_run(
         )
     if not np.isfinite(y).all():
         raise OnnxAttrError(
-            f"onnxruntime itself returns NaN/Inf on {name} for a {w}x{h} probe image (value range {vr:g}): "
+            f"onnxruntime itself returns NaN/Inf on {name} for a {w}x{h} probe image (value range {units[0]:g}): "
             "the file computes non-finite values before any conversion; check the export"
         )
     return x, y
@@ -400,6 +406,19 @@ def _scale_law(name: str, runs: Sequence[tuple[tuple[int, int], tuple[int, ...]]
     return s, c
 
 
+@dataclass(frozen=True)
+class ValueRange:
+    """The units at both ends (the model is fed x * input and returns y * output), where each came from, the
+    photo test's distances (by the free side's candidate range) and a warning or None."""
+
+    input: float
+    output: float
+    input_source: str
+    output_source: str
+    scores: dict[float, float]
+    note: str | None = None
+
+
 def _value_range(
     value_range: float | str,
     adapter: adapters.Adapter,
@@ -409,24 +428,31 @@ def _value_range(
     scale: int,
     offset: int,
     name: str,
-) -> tuple[float, str, dict[float, float], str | None]:
-    """The value range to use, its source ('uint8 input' (always 255), 'detected' or 'default (undecided)'
-    (auto: 1 unless the photo test clearly says 255) or 'given'), the scores and a warning or None.
-
-    Detection runs the core on the bundled photo at 1 and 255 and keeps the range whose output is closest
-    to a bicubic upscale; an explicit range the detection clearly contradicts gets the warning.
+) -> ValueRange:
+    """The units of both ends. A uint8 end is 0..255. The other is detected (``probe.detect_value_range``: the
+    core runs on the bundled photo with each candidate and the one whose output is clearly closest to a bicubic
+    upscale wins): the input range of a float file (1 or 255, the output in the same units; 1 when undecided);
+    the output range of a file fed uint8 (1 or 255; 255, like its input, when undecided); the input range of a
+    file that returns uint8 (1 or 255; 1 when undecided). A given ``value_range`` sets the input (ignored, with
+    a warning, for a uint8 input) and is warned about when the detection clearly contradicts it.
     """
-    if adapter.input_dtype == "uint8":
-        ignored = value_range not in ("auto", 255.0)
-        note = f"{name} takes uint8 input (0..255): value range {value_range:g} ignored, 255 used" if ignored else None
-        return 255.0, "uint8 input", {}, note
+    u8_in, u8_out = adapter.input_dtype == "uint8", adapter.output_dtype == "uint8"
+    if u8_in and u8_out:
+        return ValueRange(255.0, 255.0, "uint8 input", "uint8 output", {}, _ignored(value_range, name))
     image = probe.natural_image(spec.in_channels, *size)
+    candidates = ({1.0: (255.0, 1.0), 255.0: (255.0, 255.0)} if u8_in else
+                  {1.0: (1.0, 255.0), 255.0: (255.0, 255.0)} if u8_out else None)
     detected, scores = probe.detect_value_range(
-        lambda x: session.run(None, {spec.input_name: x.astype(np.float32)})[0], image, scale, offset
+        lambda x: session.run(None, {spec.input_name: x.astype(np.float32)})[0], image, scale, offset, candidates,
+        default=255.0 if u8_in else 1.0,
     )
-    decided = scores[detected] * probe.CLEARLY < scores[255.0 if detected == 1.0 else 1.0]
+    others = [v for k, v in scores.items() if k != detected]
+    source = "detected" if all(scores[detected] * probe.CLEARLY < v for v in others) else "default (undecided)"
+    if u8_in:
+        return ValueRange(255.0, detected, "uint8 input", source, scores, _ignored(value_range, name))
+    output_source = "uint8 output" if u8_out else "as the input"
     if value_range == "auto":
-        return detected, "detected" if decided else "default (undecided)", scores, None
+        return ValueRange(detected, 255.0 if u8_out else detected, source, output_source, scores)
     given = float(value_range)
     other = scores.get(given)
     note = None
@@ -436,7 +462,14 @@ def _value_range(
             f"{(other or float('inf')) / max(scores[detected], 1e-12):.0f}x closer to a bicubic upscale; "
             f"pass --value-range {detected:g} (or auto) unless you know better"
         )
-    return given, "given", scores, note
+    return ValueRange(given, 255.0 if u8_out else given, "given", output_source, scores, note)
+
+
+def _ignored(value_range: float | str, name: str) -> str | None:
+    """The warning for a value range given for a uint8 input (always 0..255)."""
+    if value_range in ("auto", 255.0):
+        return None
+    return f"{name} takes uint8 input (0..255): value range {value_range:g} ignored, 255 used"
 
 
 def _check_value_range(value_range: float | str) -> float | str:
@@ -456,9 +489,9 @@ def _precision_gap(
 ) -> tuple[float, str | None]:
     """max |ORT on the original file - ORT on the core| / max |core| on the probe, in [0, 1] units, and a
     warning (or None) when the file fails, is not finite, or differs more than its precision explains."""
-    a, vr = model.adapter, model.value_range
+    a = model.adapter
     try:
-        y = a.from_file(file_session.run(None, {a.input_name: a.to_file(x * vr)})[0]) / vr
+        y = a.from_file(file_session.run(None, {a.input_name: a.to_file(x * model.value_range)})[0]) / model.output_range
     except Exception as err:  # noqa: BLE001
         return float("nan"), f"{model.path.name}: the original file fails in onnxruntime on the probe ({_first_line(err)})"
     if y.shape != y_core.shape or not np.isfinite(y).all():
@@ -656,13 +689,15 @@ def load_model(
         scale=entry.scale,
         offset=entry.offset,
         device=dev,
-        value_range=entry.value_range,
+        value_range=entry.units.input,
         session=session,
         adapter=adapter,
         size_rule=entry.rule,
-        value_range_source=entry.value_range_source,
+        value_range_source=entry.units.input_source,
+        output_range=entry.units.output,
+        output_range_source=entry.units.output_source,
     )
-    model.value_range_scores = entry.value_range_scores
+    model.value_range_scores = entry.units.scores
     model.probe_size, model.probe = entry.probe_size, entry.probe
     model.from_cache = cached
     model.load_seconds = stages.seconds
@@ -702,9 +737,9 @@ def _probe_and_convert(
         rule, runs = probe.find_sizes(_size_runner(session, spec), fixed, path.name, probe_size)
         scale, offset = _scale_law(path.name, runs, spec.in_channels)
         size = _verification_size([size for size, _ in runs])
-        vr, vr_source, scores, note = _value_range(value_range, adapter, session, spec, size, scale, offset, path.name)
+        units = _value_range(value_range, adapter, session, spec, size, scale, offset, path.name)
         quantize = (lambda x: np.round(x * 255) / 255) if adapter.input_dtype == "uint8" else (lambda x: x)
-        x, y_ort = _probe_run(spec, session, vr, path.name, size, prep=quantize)
+        x, y_ort = _probe_run(spec, session, (units.input, units.output), path.name, size, prep=quantize)
     with stages("converting"):
         from .converters import to_torch  # the heavy import (onnxscript) counts as converting
 
@@ -715,9 +750,8 @@ def _probe_and_convert(
         except Exception as err:  # noqa: BLE001  (onnx2torch raises bare exceptions for many conversion faults)
             raise OnnxAttrError(f"cannot convert {path.name} to torch: {_first_line(err)}") from err
     return cache.Entry(
-        graph=graph, prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, value_range=vr,
-        value_range_source=vr_source, value_range_scores=scores, probe_size=size, probe=x, probe_output=y_ort,
-        precision_gap=None, load_warnings=[note] if note else [],
+        graph=graph, prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, units=units,
+        probe_size=size, probe=x, probe_output=y_ort, precision_gap=None, load_warnings=[units.note] if units.note else [],
     )
 
 

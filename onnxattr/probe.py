@@ -182,20 +182,28 @@ def _bicubic_error(x: np.ndarray, y: np.ndarray, scale: int, offset: int) -> flo
 CLEARLY = 4.0  # one range is "clearly" closer when its distance is this many times smaller
 
 
-def detect_value_range(
-    run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, offset: int
-) -> tuple[float, dict[float, float]]:
-    """255 when the output at 0..255 (in [0, 1] units) is clearly closer (CLEARLY times) to a bicubic upscale of
-    the photo than the output at 0..1, else 1 (an untrained or ambiguous model keeps the usual range).
+Units = tuple[float, float]  # (input range, output range): the model is fed x * in and returns y * out
 
-    Returns the range and the mean absolute distance for each candidate (inf where the run fails or is not finite).
+
+def detect_value_range(
+    run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, offset: int,
+    candidates: dict[float, Units] | None = None, default: float = 1.0,
+) -> tuple[float, dict[float, float]]:
+    """The candidate whose output (fed ``image * in``, read as ``y / out``) is clearly closer (CLEARLY times) to a
+    bicubic upscale of the photo than every other's, else ``default`` (an untrained or ambiguous model).
+
+    ``candidates``: key -> (in, out); by default {1: (1, 1), 255: (255, 255)}, a model fed and returning 0..1 or
+    0..255. Returns the key and the mean absolute distance for each (inf where the run fails or is not finite).
     """
+    candidates = candidates or {1.0: (1.0, 1.0), 255.0: (255.0, 255.0)}
     scores: dict[float, float] = {}
-    for vr in (1.0, 255.0):
+    for key, (scale_in, scale_out) in candidates.items():
         try:
-            y = run(image * vr) / vr
+            y = run(image * scale_in) / scale_out
         except Exception:  # noqa: BLE001  (a range the model cannot take scores inf)
-            scores[vr] = math.inf
+            scores[key] = math.inf
             continue
-        scores[vr] = _bicubic_error(image, y, scale, offset)
-    return (255.0 if scores[255.0] * CLEARLY < scores[1.0] else 1.0), scores
+        scores[key] = _bicubic_error(image, y, scale, offset)
+    best = min(scores, key=scores.get)
+    clear = all(scores[best] * CLEARLY < v for k, v in scores.items() if k != best)
+    return (best if clear else default), scores

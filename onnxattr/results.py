@@ -88,6 +88,8 @@ def model_attrs(model: Any) -> dict[str, Any]:
         "offset": model.offset,
         "value_range": model.value_range,
         "value_range_source": model.value_range_source,
+        "output_range": model.output_range,
+        "output_range_source": model.output_range_source,
         "conversion_error": model.conversion_error if model.conversion_error is not None else float("nan"),
         "file_precision": model.adapter.precision,
         "precision_gap": model.precision_gap if model.precision_gap is not None else float("nan"),

@@ -176,6 +176,8 @@ ATTRS: dict[str, str] = {
     "scale": "integer scale s of the model (output side = s * input side + offset)",
     "offset": "offset c of the output size law (negative: the model crops its border)",
     "value_range": "1, or 255 for models fed 0..255 images",
+    "output_range": "units of the model's output: 1 or 255 (the value range, but for files with one uint8 end)",
+    "output_range_source": "as the input, uint8 output, detected or default (undecided)",
     "conversion_error": "max |torch - onnxruntime| / max |onnxruntime| on the probe; NaN if not verified",
     "device": "torch device the method ran on",
     "onnxattr_version": "version of onnxattr",

@@ -84,6 +84,7 @@ class _FakeModel:
     sha256 = "0" * 64
     scale, offset, value_range, conversion_error, device = 2, 0, 1.0, 3e-7, "cpu"
     value_range_source, precision_gap = "given", 0.0
+    output_range, output_range_source = 1.0, "as the input"
     from onnxattr.adapters import Adapter as _A
     from onnxattr.probe import SizeRule as _R
 

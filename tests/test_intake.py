@@ -133,6 +133,38 @@ def uint8_bgr_file(twin: Path, out: Path) -> Path:
     )
 
 
+def uint8_in_file(twin: Path, out: Path) -> Path:
+    """uint8 (N, H, W, 3) in, float (N, 3, H, W) 0..1 out: the pre-processing alone baked in (Cast, Div 255,
+    Transpose), as exports that take camera frames do."""
+    pre = [
+        helper.make_node("Cast", ["x_u8"], ["xf"], to=TensorProto.FLOAT, name="cast_in"),
+        helper.make_node("Div", ["xf", "k255"], ["x01"], name="div255"),
+        helper.make_node("Transpose", ["x01"], ["input"], perm=[0, 3, 1, 2], name="to_nchw"),
+    ]
+    return _wrap(
+        twin, out, pre=pre, post=[], inits=[numpy_helper.from_array(np.array(255.0, np.float32), "k255")],
+        inp=helper.make_tensor_value_info("x_u8", TensorProto.UINT8, ["n", "h", "w", 3]),
+        outp=helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 3, "H", "W"]),
+    )
+
+
+def uint8_out_file(twin: Path, out: Path) -> Path:
+    """float (N, 3, H, W) 0..1 in, uint8 (N, 3, H, W) out: the post-processing alone baked in (Mul 255, Clip,
+    Round, Cast), as exports that write image files do."""
+    consts = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("k255", 255.0), ("lo", 0.0), ("hi", 255.0))]
+    post = [
+        helper.make_node("Mul", ["output", "k255"], ["y255"], name="mul255"),
+        helper.make_node("Clip", ["y255", "lo", "hi"], ["yc"], name="clip"),
+        helper.make_node("Round", ["yc"], ["yr"], name="round"),
+        helper.make_node("Cast", ["yr"], ["y_u8"], to=TensorProto.UINT8, name="cast_out"),
+    ]
+    return _wrap(
+        twin, out, pre=[], post=post, inits=consts,
+        inp=helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"]),
+        outp=helper.make_tensor_value_info("y_u8", TensorProto.UINT8, ["n", 3, "H", "W"]),
+    )
+
+
 def fp16_file(twin: Path, out: Path, keep_io_types: bool) -> Path:
     from onnxconverter_common import float16
 
@@ -152,6 +184,8 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
         "fp16-io": fp16_file(tiny, d / "fp16io.onnx", keep_io_types=False),
         "nhwc": nhwc_file(tiny, d / "nhwc.onnx"),
         "uint8-bgr": uint8_bgr_file(mean, d / "u8bgr.onnx"),
+        "uint8-in": uint8_in_file(mean, d / "u8in.onnx"),
+        "uint8-out": uint8_out_file(mean, d / "u8out.onnx"),
         "unet": export(UNetish(), d, "unet", input_shape=(1, 3, 48, 48)),
         "range255": export(Range255(), d, "r255"),
     }
@@ -259,6 +293,28 @@ def test_uint8_bgr_file_with_pre_and_post_processing(loaded):
     np.testing.assert_allclose(lx["attribution"].values, lt["attribution"].values, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("key, units, sources", [
+    ("uint8-in", (255.0, 1.0), ("uint8 input", "detected")),
+    ("uint8-out", (1.0, 255.0), ("detected", "uint8 output")),
+])
+def test_one_uint8_end_and_a_float_end(loaded, zoo, key, units, sources):
+    """A file with pre- or post-processing alone: the uint8 end is 0..255, the float end's range is detected
+    (the output's for a uint8 input, the input's for a uint8 output), and the core is the float twin."""
+    m, twin = loaded(key), loaded("mean")
+    assert (m.value_range, m.output_range) == units
+    assert (m.value_range_source, m.output_range_source) == sources
+    assert min(m.value_range_scores.values()) * probe.CLEARLY < max(m.value_range_scores.values())
+    x = _image(m, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), twin(x), rtol=1e-5, atol=1e-6)
+    assert m.precision_gap <= 0.5 / 255 / 0.9  # uint8 rounding at one end, nothing more
+    lx = onnxattr.l2x(m, x, (8, 8, 8), frame="sr")
+    assert float(lx["completeness_error"].max()) < 1e-6
+    assert (lx.attrs["value_range"], lx.attrs["output_range"]) == units
+    info = json.loads(CliRunner().invoke(cli, ["inspect", str(zoo[key]), "--json"]).output)
+    assert (info["value_range"], info["output_range"], info["output_range_source"]) == (*units, sources[1])
+
+
 def test_bgr_order_reverses_channels(zoo, loaded):
     rgb = load_model(zoo["mean"], channel_order="bgr")
     twin = loaded("mean")
@@ -334,7 +390,7 @@ def test_find_sizes_doubles_the_step_when_odd_sides_are_padded_inside():
     assert runs == [((32, 48), (1, 3, 64, 96)), ((34, 52), (1, 3, 68, 104))]
 
 # ------------------------------------------------------------ the zoo run
-@pytest.mark.parametrize("key", ["fp16-weights", "fp16-io", "nhwc", "uint8-bgr", "unet", "range255"])
+@pytest.mark.parametrize("key", ["fp16-weights", "fp16-io", "nhwc", "uint8-bgr", "uint8-in", "uint8-out", "unet", "range255"])
 def test_every_zoo_file_gives_finite_maps(key, loaded):
     m = loaded(key)
     x = _image(m, 44)

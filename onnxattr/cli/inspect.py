@@ -39,6 +39,8 @@ def describe(model) -> dict:
         "adapters": list(model.adapter.reasons),
         "value_range": model.value_range,
         "value_range_source": model.value_range_source,
+        "output_range": model.output_range,
+        "output_range_source": model.output_range_source,
         "value_range_distance": {f"{k:g}": v for k, v in model.value_range_scores.items()},
         "size_rule": {"text": model.size_rule.describe(), "min_side": model.size_rule.min_side,
                       "multiple": model.size_rule.multiple},
@@ -65,14 +67,17 @@ def command(model, list_nodes, device, value_range, no_verify, channel_order, pr
                              for n in m.nodes]
     err, gap = info["conversion_error"], info["precision_gap"]
     scores = ", ".join(f"{k}: {v:.3g}" for k, v in info["value_range_distance"].items())
+    free = "the output" if info["dtype"]["input"] == "uint8" else "the input"
+    output = ("" if info["output_range_source"] == "as the input" else
+              f", output {info['output_range']:g} ({info['output_range_source']})")
     lines = [
         f"model          {info['file']}",
         f"input          {info['input']['name']} {info['input']['shape']}",
         f"detected       {info['layout']['input']} {info['dtype']['input']} -> {info['layout']['output']} "
         f"{info['dtype']['output']}, {info['file_precision']} weights, {info['channel_order'].upper()}",
         *(f"  why          {r}" for r in info["adapters"]),
-        f"value range    {info['value_range']:g} ({info['value_range_source']})"
-        + (f"; mean |SR - bicubic| on a photo at 1 and 255: {scores}" if scores else ""),
+        f"value range    {info['value_range']:g} ({info['value_range_source']}){output}"
+        + (f"; mean |SR - bicubic| on a photo with {free} at 1 and 255: {scores}" if scores else ""),
         f"scale          x{info['scale']}" + (f" (output = {info['scale']}*in {info['offset']:+d})" if info["offset"] else ""),
         f"size           {'fixed ' + 'x'.join(map(str, info['fixed_size'][::-1])) if info['fixed_size'] else 'dynamic'}"
         f"; takes {info['size_rule']['text']}; probe {info['probe_size'][1]}x{info['probe_size'][0]}",

@@ -145,14 +145,14 @@ def propagate(
     The objective is evaluated in float64 on the output either way: in float32 a window sum t ~ 1e3 with
     Delta t ~ 1 would lose 1e-4 of Delta t to rounding before any rule ran.
     """
-    vr = model.value_range
+    vin, vout = model.value_range, model.output_range
     graph = model.graph if dtype == torch.float32 else copy.deepcopy(model.graph).to(dtype)
     runner = Propagator(model, graph, unknown_ops)
     x = x.detach().to(dtype).requires_grad_(True)
     x_ref = x_ref.to(dtype)
     with torch.enable_grad():
-        out = runner.run(Pair(x * vr, x_ref.detach() * vr))
-        out = Pair(out.x.double() / vr, out.ref.double() / vr)
+        out = runner.run(Pair(x * vin, x_ref.detach() * vin))
+        out = Pair(out.x.double() / vout, out.ref.double() / vout)
         target = objective(out)
         k = target.x.shape[0]
         ms = [torch.autograd.grad(target.x[i], x, retain_graph=i < k - 1, allow_unused=True)[0] for i in range(k)]

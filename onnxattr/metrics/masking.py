@@ -70,12 +70,11 @@ def forward(model, x: np.ndarray, batch_size: int = 16) -> np.ndarray:
     batches correctly (``model.batch_mode == 'native'``), else image by image via ``model.run_ort``."""
     if model.batch_mode != "native":
         return model.run_ort(x)
-    vr = model.value_range
     outs = [
-        model.session.run(None, {model.spec.input_name: (x[i : i + batch_size] * vr).astype(np.float32)})[0]
+        model.session.run(None, {model.spec.input_name: (x[i : i + batch_size] * model.value_range).astype(np.float32)})[0]
         for i in range(0, len(x), batch_size)
     ]
-    return np.concatenate(outs) / vr
+    return np.concatenate(outs) / model.output_range
 
 
 def masking_curves(

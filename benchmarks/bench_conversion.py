@@ -99,7 +99,21 @@ def loaded(name: str, case: Case, exporter: str, size: int, folder: Path) -> tup
     path = folder / f"{name}-{exporter}-{size if not case.dynamic else 'dyn'}.onnx"
     if not path.exists():
         export_onnx(module, path, exporter=exporter, dynamic=case.dynamic, input_shape=(1, 3, size, size))
-    return module, onnxattr.load_model(path)
+    return differentiable(module), onnxattr.load_model(path)
+
+
+# Modules whose eval forward writes a channel slice in place (x[:, :idx] = conv(x[:, :idx])), which autograd
+# refuses; their training forward is the same arithmetic out of place (split, conv, concat; no dropout or norm).
+IN_PLACE_EVAL = ("PLKConv2d", "RectSparsePLKConv2d")
+
+
+def differentiable(module: nn.Module) -> nn.Module:
+    """The module with the ``IN_PLACE_EVAL`` submodules on their out-of-place (training) path, so the original
+    can be timed forward + backward (PLKSR, RealPLKSR); the rest stays in eval mode."""
+    for sub in module.modules():
+        if type(sub).__name__ in IN_PLACE_EVAL:
+            sub.training = True
+    return module
 
 
 def rows(name: str, case: Case, exporter: str, sizes: list[int], threads: list[int], repeats: int,

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .device import thread_count
 from .cells import QUALITY, Cell, decode, digest, encode, gather, placeholder
 from .errors import CellsFailed, OnnxAttrError, first_line
 from .image import downscale, read_image
@@ -90,9 +91,10 @@ def _model(
         return _MODELS[key]
 
 
-def model_info(path: str, load: dict[str, Any]) -> ModelInfo:
+def model_info(path: str, load: dict[str, Any], threads: int | None = None) -> ModelInfo:
     """Task: load (and cache) the model on the worker and report its geometry."""
-    m = _model(path, **load)
+    with thread_count(threads):
+        m = _model(path, **load)
     err = m.conversion_error if m.conversion_error is not None else float("nan")
     return ModelInfo(str(path), m.scale, m.offset, m.in_channels, m.fixed_size, m.sha256, err)
 
@@ -291,16 +293,29 @@ def run_job(
     }
 
 
-def run_cell(**kw: Any) -> dict[str, Any]:
-    """Task: :func:`run_job`, or ``{"error": line}`` when it fails, so that one cell's failure leaves the
-    other cells running."""
+def run_cell(threads: int | None = None, **kw: Any) -> dict[str, Any]:
+    """Task: :func:`run_job` with ``threads`` torch (and onnxruntime) threads, or ``{"error": line}`` when it
+    fails, so that one cell's failure leaves the other cells running."""
     try:
-        return run_job(**kw)
+        with thread_count(threads):
+            return run_job(**kw)
     except Exception as err:  # noqa: BLE001  (recorded per cell; compare reports them all at the end)
         return {"error": first_line(err) if isinstance(err, OnnxAttrError) else f"{type(err).__name__}: {first_line(err)}"}
 
 
 # ------------------------------------------------------------------ scheduling
+def task_threads(threads: int | None, scheduler: str | None, tasks: int) -> int | None:
+    """Threads for each task: ``threads`` when given; on this machine's threads or LocalCluster (one task per
+    core at once) the cores shared among the tasks that run side by side, cores // min(tasks, cores) (1 for a
+    study of several cells: two threads per task on two cores spin at every op boundary, benchmarks/README.md,
+    "Threads"); a remote cluster's workers keep their own setting (None)."""
+    if threads is not None or scheduler not in (None, "threads", "local"):
+        return threads
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, min(tasks, cores)))
+
+
+
 Done = Callable[[int, Any], None]  # called in this thread with (job index, result) as each job finishes
 
 
@@ -335,6 +350,7 @@ class _Runner:
     processes ('local') or an existing Dask cluster (its scheduler address, e.g. 'tcp://host:8786')."""
 
     def __init__(self, scheduler: str | None) -> None:
+        self.scheduler = scheduler
         self.client = self.cluster = None
         if scheduler in (None, "threads"):
             return
@@ -510,7 +526,8 @@ def assemble(
 
 
 # ------------------------------------------------------------------------- API
-def _model_infos(runner: _Runner, paths: list[str], load: dict[str, Any], study: Study | None) -> list[ModelInfo]:
+def _model_infos(runner: _Runner, paths: list[str], load: dict[str, Any], study: Study | None,
+                 threads: int | None) -> list[ModelInfo]:
     """Every model's ``ModelInfo``: from the study store where a model file was loaded before with these
     options, else by loading it (once per worker); new ones are kept in the store."""
     verified = bool(load["verify"])
@@ -521,7 +538,8 @@ def _model_infos(runner: _Runner, paths: list[str], load: dict[str, Any], study:
             if cached is not None:
                 known[p] = ModelInfo(path=p, **{**cached, "fixed_size": tuple(cached["fixed_size"]) if cached["fixed_size"] else None})
     missing = [p for p in paths if p not in known]
-    for info in runner.run(model_info, [{"path": p, "load": load} for p in missing]):
+    each = task_threads(threads, runner.scheduler, len(missing))
+    for info in runner.run(model_info, [{"path": p, "load": load, "threads": each} for p in missing]):
         known[info.path] = info
         if study is not None:
             study.save_model_info(info.sha256, verified, {k: v for k, v in vars(info).items() if k != "path"})
@@ -545,6 +563,7 @@ def compare(
     cka_debiased: bool = False,
     scheduler: str | None = None,
     device: str | None = None,
+    threads: int | None = None,
     value_range: float | str = "auto",
     verify: bool = True,
     progress: bool = False,
@@ -563,7 +582,8 @@ def compare(
     each model gets their bicubic downscale by its scale, and PSNR/SSIM are measured against them.
     ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
     ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
-    scheduler address. ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
+    scheduler address. ``threads``: torch and onnxruntime threads per task (default: ``task_threads``, the
+    cores shared among the tasks that run at once). ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
 
     ``store``: a ``.zarr`` study store that resumes (``study``): each cell (model x image x window) is
     written into it as its task finishes, cells of an earlier run with the same model and image SHA-256,
@@ -597,7 +617,7 @@ def compare(
     sizes = {p: tuple(read_image(p).shape[2:]) for p in image_paths}
     runner = _Runner(scheduler)
     try:
-        infos = _model_infos(runner, model_paths, load, study)
+        infos = _model_infos(runner, model_paths, load, study, threads)
         check_models(infos, hr, frame)
         check_windows(infos, sizes, windows, hr, frame)
         image_sha = {p: sha256(Path(p)) for p in image_paths}
@@ -619,8 +639,9 @@ def compare(
             "ratios": tuple(ratios), "seeds": seeds, "params": method_params,
         }
         tasks = list(todo.values())
+        each = task_threads(threads, scheduler, len(tasks))
         jobs = [{"model_path": cells[ns[0]].model, "image_path": cells[ns[0]].image,
-                 "windows": [cells[n].window for n in ns], **common} for ns in tasks]
+                 "windows": [cells[n].window for n in ns], "threads": each, **common} for ns in tasks]
         from tqdm.auto import tqdm
 
         with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=None if progress else True, leave=False) as bar:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Union
+from contextlib import contextmanager
+from typing import Iterator, Union
 
 import onnxruntime as ort
 import torch
@@ -36,6 +37,31 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         n = torch.cuda.device_count()
         raise OnnxAttrError(f"device {str(device)!r}: torch sees {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of them")
     return dev
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (``None``: leave torch's default, one per core) and return the count in force.
+
+    onnxruntime sessions made afterwards take the same count (``_ort_session`` in ``onnxattr.model``). Measured
+    on the 2-core machine (benchmarks/README.md, "Threads"): one process gains 1.3-1.9x from its second thread,
+    so single runs keep the default; tasks that run side by side (``compare``) get 1 each.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise OnnxAttrError(f"threads {threads}: pass a whole number >= 1")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+@contextmanager
+def thread_count(threads: int | None) -> Iterator[int]:
+    """``set_threads(threads)`` while inside, then the count before: torch keeps the count per thread (a Dask
+    pool thread does not see the main thread's), so each task sets its own."""
+    before = torch.get_num_threads()
+    try:
+        yield set_threads(threads)
+    finally:
+        torch.set_num_threads(before)
 
 
 def full_float32(device: torch.device) -> None:

@@ -41,9 +41,12 @@ from .options import DEFAULT_MEMORY_FRACTION, PATHS
 from .results import build_dataset
 from .target import WindowSpec, align_hr, resolve_windows, window_detectors
 
-# Default cap on the batch on a CPU: beyond ~10 images the activations leave the caches and a pass
-# costs more per step (waifu2x at 64x64 on the quiet 2-core machine: batch 5-10 best, 50 is 1.5x slower).
+# Default caps on the batch on a CPU: beyond ~10 images, or ~256 MiB of activations (the forward + backward
+# law P(h, w) times the batch), a pass costs more per step as its tensors leave the caches. Measured on the
+# quiet 2-core machine (benchmarks/README.md, LAM): waifu2x 64x64 (23 MiB a point) best at batch 5-10, 25 is
+# 1.35x slower; Real-ESRGAN Compact x4 at 64x64 (37 MiB) best at 5, at 128x128 (148 MiB) best at 1 (5: +7%, 10: +32%).
 CPU_MAX_BATCH = 8
+CPU_BATCH_BYTES = 256 * 2**20
 # Bytes per window, point and input value of a batch's gradients: float32 from autograd (4), their float64
 # copy (8) and the weighted copy summed into A (8).
 GRADIENT_BYTES = 20
@@ -162,8 +165,8 @@ def choose_batch(model: SRModel, height: int, width: int, *, steps: int, path: s
 
     ``batch_size`` is kept when ``estimate`` says it fits in the free memory, else refused naming the batch that
     fits. By default: the largest batch that fits in ``memory_fraction`` of it, at most the path's points (and
-    ``CPU_MAX_BATCH`` on a CPU), with a warning when memory lowers it below that; refused when even one point
-    does not fit. On CUDA the path (on the CPU) is checked against the CPU's free memory first.
+    on a CPU ``CPU_MAX_BATCH`` and ``CPU_BATCH_BYTES`` of activations), with a warning when memory lowers it below
+    that; refused when even one point does not fit. On CUDA the path (on the CPU) is checked against the CPU's free memory first.
     """
     m = 1 if path == "gradient" else steps
     dev, cpu, c = model.device, torch.device("cpu"), model.in_channels
@@ -188,7 +191,9 @@ def choose_batch(model: SRModel, height: int, width: int, *, steps: int, path: s
         if need(batch) > free:
             refuse(batch, memory.largest_batch(need, free, batch))
         return batch
-    wanted = min(CPU_MAX_BATCH if dev.type == "cpu" else m, m)
+    wanted = m
+    if dev.type == "cpu":
+        wanted = min(m, CPU_MAX_BATCH, max(1, CPU_BATCH_BYTES // max(memory.pass_law(model)(height, width), 1)))
     batch = memory.largest_batch(need, int(memory_fraction * free), wanted)
     if batch == 0:
         if need(1) > free:

@@ -311,6 +311,7 @@ def _ort_session(source: Path | bytes, name: str, device: torch.device) -> ort.I
     """An onnxruntime session on a file path or a serialized model (the core graph)."""
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = torch.get_num_threads()  # one thread setting for torch and onnxruntime (set_threads)
     try:
         return ort.InferenceSession(
             str(source) if isinstance(source, Path) else source, sess_options=opts, providers=ort_providers(device)

@@ -165,3 +165,36 @@ def test_cli_errors_are_one_line(tmp_path):
               "-o", str(tmp_path / "o.nc")]
     )
     assert res.exit_code != 0 and "KEY=VALUE" in str(res.exception)
+
+
+def test_task_threads_share_the_cores_among_tasks_side_by_side(monkeypatch):
+    import importlib
+
+    C = importlib.import_module("onnxattr.compare")
+    monkeypatch.setattr(C.os, "cpu_count", lambda: 8)
+    assert [C.task_threads(None, None, n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
+    assert C.task_threads(None, "local", 2) == 4 and C.task_threads(3, None, 20) == 3
+    assert C.task_threads(None, "tcp://host:8786", 2) is None  # a remote cluster's workers keep their setting
+
+
+def test_thread_count_is_set_for_the_task_and_restored():
+    import threading
+
+    import torch
+
+    from onnxattr.device import thread_count
+
+    before, seen = torch.get_num_threads(), []
+
+    def task() -> None:  # torch's count is per thread: a pool thread sets its own
+        with thread_count(1) as n:
+            seen.append((n, torch.get_num_threads()))
+        seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=task)
+    t.start()
+    t.join()
+    assert seen[0] == (1, 1) and seen[1] == before and torch.get_num_threads() == before
+    with pytest.raises(OnnxAttrError, match="threads 0: pass a whole number >= 1"):
+        with thread_count(0):
+            pass

@@ -245,3 +245,20 @@ def test_cli_writes_result_that_reopens_and_draws(tmp_path, linear):
     res = runner.invoke(cli, ["show", str(out), "-o", str(fig)])
     assert res.exit_code == 0, res.output
     assert fig.stat().st_size > 10_000
+
+
+def test_default_cpu_batch_keeps_the_activations_in_the_budget(sample, monkeypatch):
+    """On a CPU the default batch is at most CPU_MAX_BATCH points and CPU_BATCH_BYTES of forward + backward
+    activations (n P(h, w) with P the model's counted law), so large images run a point or a few at a time."""
+    import importlib
+
+    from onnxattr import memory
+
+    L = importlib.import_module("onnxattr.lam")
+    model, image = sample
+    h, w = image.shape[2:]
+    per_point = memory.pass_law(model)(h, w)
+    for budget, batch in ((3.5, 3), (0.5, 1), (100.0, L.CPU_MAX_BATCH)):
+        monkeypatch.setattr(L, "CPU_BATCH_BYTES", int(budget * per_point))
+        got = L.choose_batch(model, h, w, steps=20, path="lam", windows=1, batch_size=None, memory_fraction=0.5)
+        assert got == batch, (budget, got)

@@ -48,7 +48,7 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def model_options(f: Callable) -> Callable:
-    """--device, --value-range, --channel-order, --probe-size, --no-verify: how to load the model."""
+    """--device, --threads, --value-range, --channel-order, --probe-size, --no-verify: how to load and run the model."""
     f = click.option("--no-verify", is_flag=True, help="Skip the onnxruntime check of the conversion.")(f)
     f = click.option(
         "--probe-size",
@@ -72,6 +72,10 @@ def model_options(f: Callable) -> Callable:
         show_default=True,
         help="Units the model is fed: auto (detected on a bundled photo), 1 or 255 (attributions stay w.r.t. the "
         "[0, 1] image).",
+    )(f)
+    f = click.option(
+        "--threads", type=click.IntRange(min=1), default=None, metavar="N",
+        help="CPU threads for torch and onnxruntime [default: one per core; compare: 1 per task, tasks side by side].",
     )(f)
     f = click.option(
         "--device", default=None, callback=_check_device, help="torch device (cpu, cuda, cuda:1); default: CUDA if present."
@@ -165,10 +169,13 @@ def load(
     no_verify: bool,
     channel_order: str = "rgb",
     probe_size: tuple[int, int] | None = None,
+    threads: int | None = None,
 ) -> SRModel:
-    """load_model with the CLI's options; slow load stages are announced on stderr."""
+    """load_model with the CLI's options (threads set first); slow load stages are announced on stderr."""
+    from ..device import set_threads
     from ..model import load_model
 
+    set_threads(threads)
     return load_model(
         model_path,
         device=device,
@@ -191,12 +198,13 @@ def prepare_inputs(
     crop_at: tuple[int, int] | None,
     channel_order: str = "rgb",
     probe_size: tuple[int, int] | None = None,
+    threads: int | None = None,
 ) -> Inputs:
     """Load the model and the image (LR, or LR made from HR), cropped to the model's fixed input size, or to
     the largest size its size rule takes, if asked."""
     from ..image import crop, downscale, read_image
 
-    model = load(model_path, device, value_range, no_verify, channel_order, probe_size)
+    model = load(model_path, device, value_range, no_verify, channel_order, probe_size, threads)
     image = read_image(image_path, channels=model.in_channels)
     hr_image = None
     if hr:
@@ -344,15 +352,15 @@ def method_command(name: str, help: str, check: Callable[[dict[str, Any]], objec
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
-        def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, value_range, no_verify,
-                channel_order, probe_size, quiet, **kw):
+        def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, threads, value_range,
+                no_verify, channel_order, probe_size, quiet, **kw):
             out_path = check_output_path(out)
             if check is not None:
                 check(kw)
             spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop,
-                channel_order=channel_order, probe_size=probe_size,
+                channel_order=channel_order, probe_size=probe_size, threads=threads,
             )
             ds = f(inputs, spec, frame=frame, progress=not quiet, **kw)
             return result_summary(ds, name, finish(ds, out_path))

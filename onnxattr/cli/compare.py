@@ -96,7 +96,7 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @reported
 def command(
     models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
-    overwrite, device, value_range, no_verify, channel_order, probe_size, quiet,
+    overwrite, device, threads, value_range, no_verify, channel_order, probe_size, quiet,
 ) -> dict:
     """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
     import numpy as np
@@ -115,7 +115,7 @@ def command(
         ds = compare(
             list(models), list(images), study_windows(window, windows_file, list(images)), method=method, hr=hr,
             frame=frame, ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler,
-            device=device, value_range=value_range, verify=not no_verify, progress=not quiet,
+            device=device, threads=threads, value_range=value_range, verify=not no_verify, progress=not quiet,
             channel_order=channel_order, probe_size=probe_size, store=store, overwrite=overwrite,
             report=None if quiet else stage_line, **method_params,
         )

@@ -57,10 +57,10 @@ def describe(model) -> dict:
 @click.option("--nodes", "list_nodes", is_flag=True, help="Also list every tappable node.")
 @model_options
 @reported
-def command(model, list_nodes, device, value_range, no_verify, channel_order, probe_size, quiet) -> dict:
+def command(model, list_nodes, device, threads, value_range, no_verify, channel_order, probe_size, quiet) -> dict:
     """Inputs/outputs, what was detected (layout, dtype, precision, value range, sizes) and why, scale, opset,
     op types, the conversion error vs onnxruntime and the file's own precision gap."""
-    m = load(model, device, value_range, no_verify, channel_order, probe_size)
+    m = load(model, device, value_range, no_verify, channel_order, probe_size, threads)
     info = describe(m)
     if list_nodes:
         info["node_list"] = [{"name": n.name, "op_type": n.op_type, "onnx_name": n.onnx_name, "shape": list(n.shape)}

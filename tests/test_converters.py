@@ -76,6 +76,9 @@ RESIZE_CASES = [
     (18, {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
      [1, 1, 2, 2], None),
     (18, {"mode": "nearest"}, [1, 1, 0.6, 1.7], None),
+    (13, {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
+     [1, 1, 3, 3], None),  # torch's nearest kernel (its indices are ONNX's)
+    (13, {"mode": "nearest"}, None, [1, 4, 12, 32]),  # half_pixel round_prefer_floor x2, x4: torch's kernel too
     (18, {"mode": "nearest", "coordinate_transformation_mode": "align_corners", "nearest_mode": "round_prefer_ceil"},
      None, [1, 4, 9, 5]),
     (19, {"mode": "nearest", "coordinate_transformation_mode": "half_pixel_symmetric", "nearest_mode": "ceil"},
@@ -332,3 +335,17 @@ def test_loading_skips_torchvision():
     root = Path(__file__).resolve().parent.parent
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=root)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_torch_nearest_indices_are_what_interpolate_takes():
+    """converters.resize uses F.interpolate(mode='nearest') only where its source indices equal ONNX's: this
+    pins _torch_nearest to torch's kernel for every size up to 64 and output sizes 1x..7x and 1.5x."""
+    import torch.nn.functional as F
+
+    from onnxattr.converters.resize import _torch_nearest
+
+    for n in range(1, 65):
+        for out in {n, 2 * n, 3 * n, 4 * n, 5 * n, 7 * n, (3 * n) // 2 or 1}:
+            x = torch.arange(n, dtype=torch.float64).view(1, 1, n)
+            got = F.interpolate(x, size=out, mode="nearest").view(-1).long()
+            assert torch.equal(got, _torch_nearest(n, out)), (n, out)

@@ -91,9 +91,9 @@ def _model(
         return _MODELS[key]
 
 
-def model_info(path: str, load: dict[str, Any], threads: int | None = None) -> ModelInfo:
-    """Task: load (and cache) the model on the worker and report its geometry."""
-    with thread_count(threads):
+def model_info(path: str, load: dict[str, Any], threads: int | None = None, after: int | None = None) -> ModelInfo:
+    """Task: load (and cache) the model on the worker and report its geometry (``threads`` as in :func:`run_cell`)."""
+    with thread_count(threads, after):
         m = _model(path, **load)
     err = m.conversion_error if m.conversion_error is not None else float("nan")
     return ModelInfo(str(path), m.scale, m.offset, m.in_channels, m.fixed_size, m.sha256, err)
@@ -293,11 +293,11 @@ def run_job(
     }
 
 
-def run_cell(threads: int | None = None, **kw: Any) -> dict[str, Any]:
-    """Task: :func:`run_job` with ``threads`` torch (and onnxruntime) threads, or ``{"error": line}`` when it
-    fails, so that one cell's failure leaves the other cells running."""
+def run_cell(threads: int | None = None, after: int | None = None, **kw: Any) -> dict[str, Any]:
+    """Task: :func:`run_job` with ``threads`` torch (and onnxruntime) threads (then ``after``, the caller's count),
+    or ``{"error": line}`` when it fails, so that one cell's failure leaves the other cells running."""
     try:
-        with thread_count(threads):
+        with thread_count(threads, after):
             return run_job(**kw)
     except Exception as err:  # noqa: BLE001  (recorded per cell; compare reports them all at the end)
         return {"error": first_line(err) if isinstance(err, OnnxAttrError) else f"{type(err).__name__}: {first_line(err)}"}
@@ -538,8 +538,8 @@ def _model_infos(runner: _Runner, paths: list[str], load: dict[str, Any], study:
             if cached is not None:
                 known[p] = ModelInfo(path=p, **{**cached, "fixed_size": tuple(cached["fixed_size"]) if cached["fixed_size"] else None})
     missing = [p for p in paths if p not in known]
-    each = task_threads(threads, runner.scheduler, len(missing))
-    for info in runner.run(model_info, [{"path": p, "load": load, "threads": each} for p in missing]):
+    each = {"threads": task_threads(threads, runner.scheduler, len(missing)), "after": torch.get_num_threads()}
+    for info in runner.run(model_info, [{"path": p, "load": load, **each} for p in missing]):
         known[info.path] = info
         if study is not None:
             study.save_model_info(info.sha256, verified, {k: v for k, v in vars(info).items() if k != "path"})
@@ -639,9 +639,9 @@ def compare(
             "ratios": tuple(ratios), "seeds": seeds, "params": method_params,
         }
         tasks = list(todo.values())
-        each = task_threads(threads, scheduler, len(tasks))
+        each = {"threads": task_threads(threads, scheduler, len(tasks)), "after": torch.get_num_threads()}
         jobs = [{"model_path": cells[ns[0]].model, "image_path": cells[ns[0]].image,
-                 "windows": [cells[n].window for n in ns], "threads": each, **common} for ns in tasks]
+                 "windows": [cells[n].window for n in ns], **each, **common} for ns in tasks]
         from tqdm.auto import tqdm
 
         with tqdm(total=len(jobs), desc=f"compare ({method})", unit="map", disable=None if progress else True, leave=False) as bar:

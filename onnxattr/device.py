@@ -54,10 +54,11 @@ def set_threads(threads: int | None) -> int:
 
 
 @contextmanager
-def thread_count(threads: int | None) -> Iterator[int]:
-    """``set_threads(threads)`` while inside, then the count before: torch keeps the count per thread (a Dask
-    pool thread does not see the main thread's), so each task sets its own."""
-    before = torch.get_num_threads()
+def thread_count(threads: int | None, after: int | None = None) -> Iterator[int]:
+    """``set_threads(threads)`` while inside, then ``after`` (default: this thread's count before). torch keeps the
+    count per thread (a Dask pool thread does not see the main thread's) and starts new threads with the last count
+    set anywhere, so a task sets its own and hands back the process's (``after``: the caller's main-thread count)."""
+    before = torch.get_num_threads() if after is None else after
     try:
         yield set_threads(threads)
     finally:

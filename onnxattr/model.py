@@ -187,7 +187,8 @@ class SRModel:
             raise OnnxAttrError(f"{self.path.name} {problem}; the image is {w}x{h}: {fix}")
 
     def _graph_call(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fast(x * self.value_range) / self.output_range
+        y = self.fast(x * self.value_range if self.value_range != 1 else x)
+        return y / self.output_range if self.output_range != 1 else y
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """SR of a batch (N, C, H, W) in [0, 1]; differentiable; runs per ``batch_mode``."""
@@ -760,7 +761,9 @@ def _verify(model: SRModel, x: np.ndarray, y_ort: np.ndarray) -> None:
     """conversion_error = max |torch - ORT| / max |ORT| on the core; refuse above VERIFY_TOLERANCE, naming the cause."""
     name = model.path.name
     with torch.no_grad():
-        got = model._graph_call(torch.from_numpy(x).to(model.device)).cpu().numpy()
+        # the full graph, one plain forward: a fast copy specialised to the probe's shape would cost two runs and
+        # serve no method (each fast copy is checked against the full graph at its own shape, fastgraph.specialise)
+        got = (model.graph(torch.from_numpy(x).to(model.device) * model.value_range) / model.output_range).cpu().numpy()
     if got.shape != y_ort.shape:
         raise OnnxAttrError(f"converted {name} returns shape {got.shape}, onnxruntime {y_ort.shape}; a converter is wrong")
     model.conversion_error = err = _relative_error(got, y_ort)

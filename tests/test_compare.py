@@ -178,23 +178,51 @@ def test_task_threads_share_the_cores_among_tasks_side_by_side(monkeypatch):
 
 
 def test_thread_count_is_set_for_the_task_and_restored():
+    """Two tasks in pool threads: B starts while A holds 1 thread (a new thread starts with the last count set
+    anywhere, so B's own count before is 1), A ends first, B last. Handing back the caller's count (``after``)
+    leaves the process as it was; B's own count before would leave every later thread at 1."""
     import threading
 
     import torch
 
     from onnxattr.device import thread_count
 
-    before, seen = torch.get_num_threads(), []
+    main = torch.get_num_threads()
 
-    def task() -> None:  # torch's count is per thread: a pool thread sets its own
-        with thread_count(1) as n:
-            seen.append((n, torch.get_num_threads()))
-        seen.append(torch.get_num_threads())
+    def run(after):
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
 
-    t = threading.Thread(target=task)
-    t.start()
-    t.join()
-    assert seen[0] == (1, 1) and seen[1] == before and torch.get_num_threads() == before
+        def a() -> None:
+            with thread_count(1, after) as n:
+                seen["a"] = n
+                a_in.set()
+                b_in.wait()
+            a_out.set()
+
+        def b() -> None:
+            a_in.wait()
+            with thread_count(1, after) as n:
+                seen["b"] = (torch.get_num_threads(), n)
+                b_in.set()
+                a_out.wait()
+
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        late = []  # a thread started afterwards
+        t = threading.Thread(target=lambda: late.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        torch.set_num_threads(main)
+        return seen, late[0]
+
+    seen, late = run(main)
+    assert seen == {"a": 1, "b": (1, 1)} and late == main and torch.get_num_threads() == main
+    if main > 1:
+        assert run(None)[1] == 1  # without ``after``: what the hand-back prevents
     with pytest.raises(OnnxAttrError, match="threads 0: pass a whole number >= 1"):
         with thread_count(0):
             pass

@@ -36,7 +36,8 @@ from torch import fx  # noqa: E402
 from onnxattr.errors import UnsupportedOpError  # noqa: E402
 
 from . import (  # noqa: F401  (imported for their converter registrations)
-    activations, conv, depth_space, layer_norm, pad, pool, reduce, reshape, resize, scatter, slices, split, versions,
+    activations, conv, depth_space, grid_sample, layer_norm, pad, pool, reduce, reshape, resize, scatter, slices, split,
+    versions,
 )
 from .export import export_onnx  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Gelu 20 (exact and tanh), Mish 18/22 and PRelu 7/9/16 as torch modules."""
+"""Gelu 20 (exact and tanh), Mish 18/22, ThresholdedRelu 10/22 and PRelu 7/9/16 as torch modules."""
 
 from __future__ import annotations
 
@@ -23,6 +23,24 @@ def convert_mish(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
     """x * tanh(softplus(x))."""
     del graph
     return OperationConverterResult(nn.Mish(), onnx_mapping_from_node(node))
+
+
+class OnnxThresholdedRelu(nn.Module, OnnxToTorchModule):
+    """y = x where x > alpha, else 0."""
+
+    def __init__(self, alpha: float):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > self.alpha, x, torch.zeros_like(x))
+
+
+@converter("ThresholdedRelu", 10, 22)
+def convert_thresholded_relu(node: OnnxNode, graph: OnnxGraph) -> OperationConverterResult:
+    del graph
+    return OperationConverterResult(OnnxThresholdedRelu(float(node.attributes.get("alpha", 1.0))),
+                                    onnx_mapping_from_node(node))
 
 
 class OnnxPRelu(nn.Module, OnnxToTorchModule):

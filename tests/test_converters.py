@@ -349,3 +349,74 @@ def test_torch_nearest_indices_are_what_interpolate_takes():
             x = torch.arange(n, dtype=torch.float64).view(1, 1, n)
             got = F.interpolate(x, size=out, mode="nearest").view(-1).long()
             assert torch.equal(got, _torch_nearest(n, out)), (n, out)
+
+
+GRID = (RNG.random((1, 5, 7, 2)) * 2.4 - 1.2).astype(np.float32)  # some points outside [-1, 1]: padding modes matter
+
+
+@pytest.mark.parametrize("opset", [16, 20, 22])
+@pytest.mark.parametrize("mode", ["linear", "nearest", "cubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [0, 1])
+def test_grid_sample(opset: int, mode: str, padding_mode: str, align_corners: int) -> None:
+    """GridSample 16 (modes bilinear / bicubic) and 20 / 22 (linear / cubic) against onnxruntime, the grid an input."""
+    if opset == 16 and mode != "nearest":
+        mode = {"linear": "bilinear", "cubic": "bicubic"}[mode]
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding_mode,
+                            align_corners=align_corners)
+    check(build([node], {"x": X, "grid": GRID}, ["y"], opset), {"x": X, "grid": GRID}, "GridSample")
+
+
+@pytest.mark.parametrize("case", ["GroupNormalization-18", "GroupNormalization-21", "LpNormalization-1",
+                                  "LpNormalization-22", "MeanVarianceNormalization-13", "ThresholdedRelu-10"])
+def test_normalizations_and_thresholded_relu(case: str) -> None:
+    op, opset = case.split("-")
+    inits: dict[str, np.ndarray] = {}
+    attrs: dict = {}
+    if op == "GroupNormalization":
+        n = 2 if opset == "18" else 4  # scale and bias per group (18), per channel (21)
+        inits = {"s": RNG.random(n).astype(np.float32) + 0.5, "b": RNG.standard_normal(n).astype(np.float32)}
+        attrs = {"num_groups": 2, "epsilon": 1e-4}
+    elif op == "LpNormalization":
+        attrs = {"axis": 1, "p": 2} if opset == "1" else {"axis": -1, "p": 1}
+    elif op == "MeanVarianceNormalization":
+        attrs = {"axes": [2, 3]}
+    else:
+        attrs = {"alpha": 0.3}
+    node = helper.make_node(op, ["x", *inits], ["y"], **attrs)
+    check(build([node], {"x": X}, ["y"], int(opset), inits), {"x": X}, op)
+
+
+class _Warp(torch.nn.Module):
+    """A flow-guided x2 net: conv, GroupNorm (both exporters write InstanceNormalization), SiLU, a flow from the
+    features warping them by F.grid_sample (GridSample 16 / 20), pixel shuffle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.c, self.g, self.o = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GroupNorm(2, 8), torch.nn.Conv2d(8, 12, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.nn.functional.silu(self.g(self.c(x)))
+        h, w = x.shape[2:]
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        grid = torch.stack([xs, ys], -1)[None] + 0.05 * torch.tanh(f[:, :2]).permute(0, 2, 3, 1)
+        return torch.nn.functional.pixel_shuffle(self.o(torch.nn.functional.grid_sample(f, grid, align_corners=False)), 2)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_flow_warping_model_end_to_end(tmp_path, exporter: str) -> None:
+    """Loads verified; LAM is finite; L2X names GridSample (no exact rule: the grid depends on the image) and, with
+    the plain gradient for it, is complete only approximately (the gap is the gradient rule's)."""
+    import onnxattr
+
+    path = export_onnx(_Warp().eval(), tmp_path / f"warp-{exporter}.onnx", exporter=exporter, input_shape=(1, 3, 16, 16))
+    model = onnxattr.load_model(path)
+    assert "GridSample" in {n.op_type for n in model.nodes} and model.conversion_error < 1e-5
+    image = torch.rand(1, 3, 16, 16)  # the dynamo export of linspace(h) falls back to a static 16x16 graph
+    lam = onnxattr.lam(model, image, (8, 8, 8), frame="sr", steps=4)
+    assert np.isfinite(lam["attribution"].values).all()
+    with pytest.raises(onnxattr.OnnxAttrError, match=r"L2X cannot propagate ONNX op GridSample .* unknown_ops='gradient'"):
+        onnxattr.l2x(model, image, (8, 8, 8), frame="sr")
+    approx = onnxattr.l2x(model, image, (8, 8, 8), frame="sr", unknown_ops="gradient")
+    assert np.isfinite(approx["attribution"].values).all()

@@ -191,6 +191,7 @@ UNARY = {
     "Relu": torch.relu, "LeakyRelu": nn.LeakyReLU(0.1), "Sigmoid": torch.sigmoid, "Tanh": torch.tanh,
     "Erf": torch.erf, "Exp": torch.exp, "Abs": torch.abs, "Softplus": nn.functional.softplus,
     "Clip": lambda t: t.clamp(-0.5, 0.7), "HardSwish": nn.functional.hardswish, "Elu": nn.functional.elu,
+    "ThresholdedRelu": lambda t: torch.where(t > 0.3, t, torch.zeros_like(t)),
 }
 
 
@@ -280,6 +281,31 @@ def test_softmax_rule_equals_its_chain_of_primitives(seed, spread):
 
     fused = multipliers(lambda p: RULES["Softmax"](_node("Softmax", None, axis=-1), [p]))
     torch.testing.assert_close(fused, multipliers(chain), rtol=1e-9, atol=1e-12 * float(fused.abs().max()))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, spread=spreads, which=st.sampled_from(
+    ["GroupNormalization18", "GroupNormalization21", "MeanVarianceNormalization", "LpNormalization", "LpNormalization1"]))
+def test_normalization_rules_complete_and_reproduce_the_op(seed, spread, which):
+    """GroupNormalization (scale per group at opset 18, per channel at 21), MeanVarianceNormalization and
+    LpNormalization (p = 2 and 1): complete, and their chains compute the op (F.group_norm, ONNX's MVN, F.normalize)."""
+    h = _pair(seed, (1, 4, 5, 3), spread)
+    per_group = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    per_channel = torch.linspace(0.5, 1.5, 4, dtype=torch.float64)
+    d = h.x - h.x.mean((0, 2, 3), keepdim=True)
+    cases = {
+        "GroupNormalization18": ([h, per_group, per_group - 1], nn.functional.group_norm(
+            h.x, 2, per_group.repeat_interleave(2), (per_group - 1).repeat_interleave(2), eps=1e-5), {"num_groups": 2}),
+        "GroupNormalization21": ([h, per_channel, per_channel - 1], nn.functional.group_norm(
+            h.x, 2, per_channel, per_channel - 1, eps=1e-5), {"num_groups": 2}),
+        "MeanVarianceNormalization": ([h], d / (d.square().mean((0, 2, 3), keepdim=True).sqrt() + 1e-9), {}),
+        "LpNormalization": ([h], nn.functional.normalize(h.x, dim=1, eps=0), {"axis": 1}),
+        "LpNormalization1": ([h], nn.functional.normalize(h.x, p=1, dim=-1, eps=0), {"axis": -1, "p": 1}),
+    }
+    args, want, attrs = cases[which]
+    node = _node(which.rstrip("0123456789"), None, **attrs)
+    torch.testing.assert_close(RULES[node.op_type](node, args).x, want, msg=which)
+    _check_rule(node, args)
 
 
 def test_composite_rules_reproduce_the_op():

@@ -235,6 +235,44 @@ def instance_norm_rule(node: NodeCall, args: list) -> Pair:
 
 
 @kind("exact")
+def group_norm_rule(node: NodeCall, args: list) -> Pair:
+    """y = (h - mu_g) * rsqrt(var_g + eps) * scale + bias over each group of channels: the groups as a reshape
+    (linear), then instance_norm_rule's chain; scale and bias per group (opset 18) or per channel (21)."""
+    h = args[0]
+    shape, groups = tuple(h.ref.shape), int(node.attrs["num_groups"])
+    grouped = linear(lambda t: t.reshape(shape[0], groups, -1), h)
+    n = linear(lambda t: t.reshape(shape), _normalize(grouped, [2], float(node.attrs.get("epsilon", 1e-5))))
+    params = [node.const_input(args, i) for i in (1, 2)]
+    if all(isinstance(p, torch.Tensor) and p.numel() == groups != shape[1] for p in params):
+        params = [p.repeat_interleave(shape[1] // groups) for p in params]  # opset 18: one per group
+    return _affine(node, [h, *params], n, (-1,) + (1,) * (len(shape) - 2))
+
+
+@kind("exact")
+def mean_variance_norm_rule(node: NodeCall, args: list) -> Pair:
+    """(h - mu) / (sqrt(var) + 1e-9) over the axes: sub-mean (linear), square (midpoint), mean (linear), the
+    reciprocal of sqrt + 1e-9 (rescale), product (split)."""
+    h = args[0]
+    dims = [a % h.ref.ndim for a in node.attrs.get("axes", [0, 2, 3])]
+    d = linear(lambda t: t - t.mean(dims, keepdim=True), h)
+    var = linear(lambda t: t.mean(dims, keepdim=True), square(d))
+    return product(d, rescale(lambda t: 1 / (torch.sqrt(t) + 1e-9), var))
+
+
+@kind("exact")
+def lp_norm_rule(node: NodeCall, args: list) -> Pair:
+    """h / ||h||_p along the axis: |h| (rescale) or h^2 (midpoint), the sum (linear), its reciprocal or rsqrt
+    (rescale), the product (split)."""
+    h = args[0]
+    axis = int(node.attrs.get("axis", -1)) % h.ref.ndim
+    if int(node.attrs.get("p", 2)) == 1:
+        inverse = rescale(torch.reciprocal, linear(lambda t: t.sum(axis, keepdim=True), rescale(torch.abs, h)))
+    else:
+        inverse = rescale(torch.rsqrt, linear(lambda t: t.sum(axis, keepdim=True), square(h)))
+    return product(h, inverse)
+
+
+@kind("exact")
 def reduce_max_rule(node: NodeCall, args: list) -> Pair:
     """max (min) over axes as pairwise trees of (a + b +- |a - b|) / 2."""
     h = args[0]
@@ -324,7 +362,7 @@ _LINEAR = (
 _RESCALE = (
     "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh",
     "Erf", "Gelu", "Softplus", "Softsign", "Mish", "Clip", "Exp", "Log", "Sqrt", "Reciprocal", "Abs",
-    "Sin", "Cos",
+    "Sin", "Cos", "ThresholdedRelu",
 )
 
 RULES: dict[str, Rule] = {
@@ -343,6 +381,9 @@ RULES: dict[str, Rule] = {
     "Softmax": softmax_rule,
     "LayerNormalization": layer_norm_rule,
     "InstanceNormalization": instance_norm_rule,
+    "GroupNormalization": group_norm_rule,
+    "MeanVarianceNormalization": mean_variance_norm_rule,
+    "LpNormalization": lp_norm_rule,
     "ReduceMax": reduce_max_rule,
     "ReduceMin": reduce_max_rule,
     "GlobalMaxPool": global_max_pool_rule,

@@ -36,10 +36,22 @@ def gaussian_kernel(sigma: float | torch.Tensor, size: int = 9, eps: float = 1e-
     return k if sig.ndim else k[0]
 
 
+def reflect_101(n: int, lo: int, hi: int) -> torch.Tensor:
+    """Source indices of an axis of ``n`` padded by ``lo`` before and ``hi`` after with reflect-101 borders
+    (d c b | a b c d | c b a), reflected again as often as the padding needs: OpenCV's BORDER_REFLECT_101 and
+    scipy's 'mirror' for any kernel, also one larger than the image (torch's reflect pad stops at n - 1)."""
+    i = torch.arange(-lo, n + hi)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    j = i.remainder(period)
+    return torch.where(j >= n, period - j, j)
+
+
 def correlate(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Correlate every channel of ``image`` (1, C, H, W) with each of ``kernels`` (m, l, l): (m, C, H, W).
 
-    Reflect-101 padding of l//2 before and l - 1 - l//2 after (OpenCV anchor), float64.
+    Reflect-101 padding of l//2 before and l - 1 - l//2 after (OpenCV anchor, ``reflect_101``), float64.
     """
     if kernels.ndim == 2:
         kernels = kernels[None]
@@ -47,7 +59,7 @@ def correlate(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     _, c, h, w = image.shape
     lo, hi = l // 2, l - 1 - l // 2
     x = image.to(torch.float64).reshape(c, 1, h, w)
-    x = F.pad(x, (lo, hi, lo, hi), mode="reflect")
+    x = x.index_select(2, reflect_101(h, lo, hi).to(x.device)).index_select(3, reflect_101(w, lo, hi).to(x.device))
     out = F.conv2d(x, kernels.to(device=x.device, dtype=torch.float64)[:, None])  # (C, m, H, W)
     return out.transpose(0, 1)
 

@@ -345,6 +345,18 @@ def _run_distributed(fn: Callable, jobs: list[dict[str, Any]], done: Done, clien
     return client.gather(futures)
 
 
+def _check_address(address: str) -> None:
+    """ValueError unless ``address`` is a Dask scheduler address: [scheme://]host:port, scheme one of Dask's."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    scheme, location = parse_address(address)
+    if scheme not in backends:
+        raise ValueError(f"unknown address scheme {scheme!r}; Dask's are {', '.join(sorted(backends))}")
+    if scheme in ("tcp", "tls", "ws", "wss"):
+        parse_host_port(location)
+
+
 class _Runner:
     """Runs lists of tasks on the threaded scheduler (``None``/'threads'), a new LocalCluster of worker
     processes ('local') or an existing Dask cluster (its scheduler address, e.g. 'tcp://host:8786')."""
@@ -361,9 +373,13 @@ class _Runner:
             self.client = Client(self.cluster)
         else:
             try:
+                _check_address(scheduler)  # before a client starts its event loop (a failed one breaks the next)
                 self.client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as err:
-                raise OnnxAttrError(f"cannot reach the Dask scheduler {scheduler!r} ({err}); check the address") from err
+            except (OSError, TimeoutError, ValueError) as err:
+                raise OnnxAttrError(
+                    f"cannot reach the Dask scheduler {scheduler!r} ({first_line(err)}); pass 'threads', 'local' or the "
+                    "scheduler's address, e.g. tcp://host:8786"
+                ) from err
 
     def run(self, fn: Callable, jobs: list[dict[str, Any]], done: Done | None = None) -> list[Any]:
         """Results of ``fn(**job)`` in job order; ``done`` sees each as it finishes."""

@@ -175,5 +175,8 @@ def read_store(path: Path) -> xr.Dataset:
     if not (path / ".zmetadata").exists() and (path / CELLS).is_dir():
         n = len(list((path / CELLS).glob("*.nc")))
         raise OnnxAttrError(f"study {str(path)!r} is not finished ({n} cells computed so far); rerun its compare command to finish it")
+    if not (path / ".zmetadata").exists():
+        raise OnnxAttrError(f"{str(path)!r} is a folder but no onnxattr study (no zarr metadata); pass a .nc result "
+                            "or a .zarr study written by onnxattr")
     with xr.open_zarr(path, consolidated=True) as ds:
         return ds.load()

@@ -279,3 +279,40 @@ def test_lam_refuses_work_over_the_free_memory(files, monkeypatch):
     with pytest.raises(onnxattr.OnnxAttrError, match=r"LAM at batch 1 for a 64x64 image needs about .* but 1.0 MiB is free "
                        r"on cpu; pass fewer steps \(--steps\), crop the image \(--crop\) or use --device cuda"):
         onnxattr.lam(model, image, (10, 10, 8), steps=50)
+
+
+def test_a_full_disk_is_the_users_problem_in_one_line(capsys, files, monkeypatch):
+    """ENOSPC while writing the result (h5py also complains from finalizers, which Python prints unless kept):
+    exit 2, one line naming the disk, no file left behind."""
+    import errno
+
+    import xarray as xr
+
+    class Finalizer:
+        def __del__(self):
+            raise RuntimeError("Can't decrement id ref count (file write failed: errno = 28)")
+
+    def full(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        Finalizer()  # dropped at once: its error goes to sys.unraisablehook
+        raise OSError(errno.ENOSPC, "Can't close file (file write failed: errno = 28)")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full)
+    out = files["dir"] / "full.nc"
+    line = assert_fails(cli(capsys, *lam_args(files["tiny"], IMAGE, out)), 2,
+                        "no space left on device (")
+    assert line.endswith("free some space or write to another folder (-o)")
+    assert not out.exists() and not list(files["dir"].glob(".full.*"))
+
+
+def test_scheduler_addresses_that_are_no_address(capsys, files):
+    for address in ("banana", "http://127.0.0.1:8787"):
+        assert_fails(cli(capsys, "compare", MODEL, "--images", IMAGE, "--window", "40", "40", "8", "--scheduler",
+                         address, "-o", files["dir"] / "s.nc"), 2,
+                     f"cannot reach the Dask scheduler {address!r} (")
+
+
+def test_show_on_a_folder_that_is_no_study(capsys, files, tmp_path):
+    (tmp_path / "photos").mkdir()
+    assert_fails(cli(capsys, "show", tmp_path / "photos", "-o", tmp_path / "f.png"), 2,
+                 "is a folder but no onnxattr study (no zarr metadata); pass a .nc result or a .zarr study")

@@ -163,9 +163,12 @@ def test_path_endpoints_and_increments(name):
         np.testing.assert_allclose(route.points[1].numpy(), reference_blur(img.numpy(), 1.2 * 3 / 5, 9), atol=1e-12)
 
 
-def test_blur_baseline_matches_scipy_mirror():
+@pytest.mark.parametrize("size", [5, 17, 31, 61])
+def test_blur_baseline_matches_scipy_mirror(size):
+    """Kernels up to several times the image (9x13; 61 reflects the image again and again), as scipy's 'mirror'
+    and OpenCV's BORDER_REFLECT_101 do."""
     image = torch.rand(1, 1, 9, 13, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    np.testing.assert_allclose(blur(image, 2.0, 5)[0].numpy(), reference_blur(image[0].numpy(), 2.0, 5), atol=1e-12)
+    np.testing.assert_allclose(blur(image, 2.0, size)[0].numpy(), reference_blur(image[0].numpy(), 2.0, size), atol=1e-12)
 
 
 def test_gini_and_diffusion_index_known_values():

@@ -3,8 +3,9 @@
 Error contract (README "Errors and exit status"): every failure ends with exactly one line on stderr
 and one of three exit statuses:
 
-* 2: the user's input (a file, option, image, model, window or parameter); the line names the problem and
-  the fix. ``OnnxAttrError`` and click usage errors.
+* 2: the user's input (a file, option, image, model, window or parameter) or its environment (a full or
+  read-only disk, too little memory); the line names the problem and the fix. ``OnnxAttrError``, click usage
+  errors and those OSErrors.
 * 1: an internal error (a bug in onnxattr or a library); the line names the exception and the path of a
   log file holding the traceback.
 * 130: interrupted (Ctrl-C).
@@ -16,6 +17,7 @@ theirs. A command module defines a click command named ``command``.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -39,6 +41,8 @@ COMMANDS = {
     "show": "Draw the figure for a result file written by onnxattr.",
 }
 USER_ERROR, INTERNAL_ERROR, INTERRUPTED = 2, 1, 130
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the user's disk, not a bug
+_UNRAISABLE: list[str] = []  # errors Python could not raise (e.g. h5py closing a file on a full disk), for the log
 
 
 class LazyGroup(click.Group):
@@ -82,6 +86,7 @@ def write_crash_log(err: BaseException) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(f"onnxattr {__version__}, python {sys.version.split()[0]}\ncommand: {' '.join(sys.argv)}\n\n")
         fh.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        fh.writelines(f"\nignored during the run: {line}\n" for line in _UNRAISABLE)
     return path
 
 
@@ -94,9 +99,23 @@ def _fail(line: str, status: int) -> None:
     sys.exit(status)
 
 
+def _keep_unraisable(info: "sys.UnraisableHookArgs") -> None:
+    """Errors raised where Python cannot propagate them (finalizers) are kept for the crash log, not printed:
+    h5py prints dozens of tracebacks while closing a file on a full disk, before the error that ends the run."""
+    _UNRAISABLE.append(f"{type(info.exc_value).__name__}: {first_line(info.exc_value)}")
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: run the group and map every failure onto one stderr line and an exit status (see above)."""
     os.environ["MPLBACKEND"] = "Agg"  # the CLI only writes files (read when matplotlib is first imported)
+    hook, sys.unraisablehook = sys.unraisablehook, _keep_unraisable
+    try:
+        _run(args)
+    finally:
+        sys.unraisablehook = hook
+
+
+def _run(args: list[str] | None) -> None:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
@@ -116,6 +135,11 @@ def main(args: list[str] | None = None) -> None:
         _fail("interrupted", INTERRUPTED)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            _internal_error(err)
+        _fail(f"error: {os.strerror(err.errno).lower()} ({first_line(err)[:200]}); free some space or write to "
+              "another folder (-o)", USER_ERROR)
     except Exception as err:  # noqa: BLE001  (anything else is a bug: one line plus the traceback's log file)
         if not _out_of_memory(err):
             _internal_error(err)

@@ -357,6 +357,42 @@ def _check_address(address: str) -> None:
         parse_host_port(location)
 
 
+SCHEDULER_PROBE_S = 10.0  # seconds a Dask scheduler has to answer the connection handshake
+WORKER_WAIT_S = 30.0  # seconds a scheduler without workers has to get one
+
+
+def _probe_scheduler(address: str) -> None:
+    """TimeoutError or OSError unless a Dask scheduler completes distributed's connection handshake at ``address``
+    within ``SCHEDULER_PROBE_S`` seconds. Client() itself waits forever on a port that accepts and stays silent, and reads an HTTP
+    server's reply (a dashboard port) as a 3 EiB message. The probe runs its own event loop in a thread, so it
+    works where one already runs (Jupyter)."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    seconds = SCHEDULER_PROBE_S
+
+    async def probe() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=seconds), seconds)
+        await comm.close()
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(probe())
+        except BaseException as err:  # noqa: BLE001  (reported below, whatever it is)
+            failed.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds + 5)
+    if thread.is_alive() or (failed and isinstance(failed[0], (TimeoutError, asyncio.TimeoutError))):
+        raise TimeoutError(f"it does not answer as a Dask scheduler within {seconds:g} s")
+    if failed:
+        raise OSError(first_line(failed[0]) or f"{type(failed[0]).__name__} during the handshake")
+
+
 class _Runner:
     """Runs lists of tasks on the threaded scheduler (``None``/'threads'), a new LocalCluster of worker
     processes ('local') or an existing Dask cluster (its scheduler address, e.g. 'tcp://host:8786')."""
@@ -374,12 +410,21 @@ class _Runner:
         else:
             try:
                 _check_address(scheduler)  # before a client starts its event loop (a failed one breaks the next)
+                _probe_scheduler(scheduler)  # a port that accepts but never answers hangs Client() for good
                 self.client = Client(scheduler, timeout="20s")
             except (OSError, TimeoutError, ValueError) as err:
                 raise OnnxAttrError(
                     f"cannot reach the Dask scheduler {scheduler!r} ({first_line(err)}); pass 'threads', 'local' or the "
                     "scheduler's address, e.g. tcp://host:8786"
                 ) from err
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+            except TimeoutError:
+                self.close()
+                raise OnnxAttrError(
+                    f"the Dask scheduler {scheduler!r} has no workers (waited {WORKER_WAIT_S:g} s); start some "
+                    f"(dask worker {scheduler}) or pass --scheduler local"
+                ) from None
 
     def run(self, fn: Callable, jobs: list[dict[str, Any]], done: Done | None = None) -> list[Any]:
         """Results of ``fn(**job)`` in job order; ``done`` sees each as it finishes."""

@@ -316,3 +316,49 @@ def test_show_on_a_folder_that_is_no_study(capsys, files, tmp_path):
     (tmp_path / "photos").mkdir()
     assert_fails(cli(capsys, "show", tmp_path / "photos", "-o", tmp_path / "f.png"), 2,
                  "is a folder but no onnxattr study (no zarr metadata); pass a .nc result or a .zarr study")
+
+
+def test_a_port_that_is_no_scheduler_fails_quickly(capsys, files, monkeypatch):
+    """A port that accepts and stays silent, and an HTTP server (a dashboard port): Dask's Client would wait for
+    ever or read the HTTP reply as a 3 EiB message; the handshake probe refuses both within its limit."""
+    import http.server
+    import socket
+    import threading
+    import time
+
+    import importlib
+
+    module = importlib.import_module("onnxattr.compare")
+    monkeypatch.setattr(module, "SCHEDULER_PROBE_S", 2.0)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # the server's own request log is not onnxattr's stderr
+            pass
+
+    web = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        for port in (silent.getsockname()[1], web.server_address[1]):
+            address = f"tcp://127.0.0.1:{port}"
+            start = time.monotonic()
+            assert_fails(cli(capsys, "compare", MODEL, "--images", IMAGE, "--window", "40", "40", "8", "--scheduler",
+                             address, "-o", files["dir"] / "s.nc"), 2,
+                         f"cannot reach the Dask scheduler {address!r} (it does not answer as a Dask scheduler within 2 s)")
+            assert time.monotonic() - start < 30
+    finally:
+        silent.close()
+        web.shutdown()
+
+
+def test_a_scheduler_without_workers_is_named(capsys, files, monkeypatch):
+    from distributed import LocalCluster
+
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("onnxattr.compare"), "WORKER_WAIT_S", 1.0)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        assert_fails(cli(capsys, "compare", MODEL, "--images", IMAGE, "--window", "40", "40", "8", "--scheduler",
+                         cluster.scheduler_address, "-o", files["dir"] / "s.nc"), 2,
+                     f"the Dask scheduler {cluster.scheduler_address!r} has no workers (waited 1 s); start some")

@@ -18,6 +18,7 @@ output. Every variable and coordinate gets ``long_name``, ``units``, ``descripti
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -136,6 +137,12 @@ def build_dataset(
     quality: dict[str, float] = {}
     if attribution is not None:
         a = _np(attribution)
+        zero = [k for k, m in enumerate(a) if not np.abs(m).max() > 0]
+        if zero:
+            warnings.warn(
+                f"{method}: the attribution of window(s) {', '.join(str(k + 1) for k in zero)} of {len(a)} is zero "
+                "everywhere: the baseline equals the image wherever the window looks (a flat region?); their "
+                "diffusion index, Gini and reach are NaN (undefined)", stacklevel=3)
         sal = np.stack([saliency_map(m) for m in a])
         variables["attribution"] = (("window", "channel", "y", "x"), a)
         variables["saliency"] = (("window", "y", "x"), sal.astype(np.float32))

@@ -362,3 +362,20 @@ def test_a_scheduler_without_workers_is_named(capsys, files, monkeypatch):
         assert_fails(cli(capsys, "compare", MODEL, "--images", IMAGE, "--window", "40", "40", "8", "--scheduler",
                          cluster.scheduler_address, "-o", files["dir"] / "s.nc"), 2,
                      f"the Dask scheduler {cluster.scheduler_address!r} has no workers (waited 1 s); start some")
+
+
+@pytest.mark.parametrize("command", ["lam", "l2x"])
+def test_a_flat_image_gives_a_zero_map_with_undefined_measures_and_says_so(capsys, files, command):
+    """On a black image the blurred baseline is the image: the attribution is exactly zero; its diffusion index,
+    Gini and reach are undefined, NaN with a warning, not DI 100 as the 1e-7 of the LAM code's Gini would say."""
+    import numpy as np
+
+    import onnxattr
+
+    out = files["dir"] / f"flat-{command}.nc"
+    steps = ["--steps", "2"] if command == "lam" else []
+    code, err = cli(capsys, command, files["tiny"], files["black"], "--window", "4", "4", "8", *steps, "-o", out)
+    assert code == 0 and "the attribution of window(s) 1 of 1 is zero everywhere" in err
+    ds = onnxattr.load(out)
+    assert float(np.abs(ds.attribution).max()) == 0 and np.isnan(ds.reach.values).all()
+    assert all(np.isnan(ds[v].values).all() for v in ("diffusion_index", "gini") if v in ds)

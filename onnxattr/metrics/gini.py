@@ -21,9 +21,12 @@ def saliency(attribution: torch.Tensor | np.ndarray) -> np.ndarray:
 def gini(values: torch.Tensor | np.ndarray) -> float:
     """G = sum_i (2i - n - 1) a_i / (n sum_i a_i) over the sorted, shifted map (the LAM code's gini).
 
-    The map is flattened, shifted by -min if any value is negative, and 1e-7 is added.
+    The map is flattened, shifted by -min if any value is negative, and 1e-7 is added. NaN for an all-zero map,
+    which has no distribution (the LAM code's 1e-7 would call it uniform: DI 100).
     """
     a = to_numpy(values, np.float64).ravel()
+    if not np.abs(a).max() > 0:
+        return float("nan")
     if a.min() < 0:
         a = a - a.min()
     a = np.sort(a + 1e-7)
@@ -33,7 +36,7 @@ def gini(values: torch.Tensor | np.ndarray) -> float:
 
 
 def diffusion_index(values: torch.Tensor | np.ndarray) -> float:
-    """DI = (1 - G) * 100: 100 for a uniform map, about 100/n for a one-hot map of n pixels."""
+    """DI = (1 - G) * 100: 100 for a uniform map, about 100/n for a one-hot map of n pixels, NaN for a zero map."""
     return (1.0 - gini(values)) * 100.0
 
 

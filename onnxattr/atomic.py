@@ -9,6 +9,17 @@ from typing import Callable
 from .errors import OnnxAttrError
 
 
+def regular_file(path: str | Path, what: str, fix: str) -> Path:
+    """``path`` when it is a regular file, else one error saying what it is instead (missing, a folder, a device
+    or pipe) and ``fix``."""
+    path = Path(path)
+    if not path.is_file():
+        kind = ("not found" if not path.exists() else "is a folder, not a file" if path.is_dir()
+                else "is not a regular file (a device or pipe)")
+        raise OnnxAttrError(f"{what} {str(path)!r} {kind}; {fix}")
+    return path
+
+
 def existing_folder(path: Path, what: str) -> Path:
     """The folder ``path`` goes into; an error naming ``what`` is written when it does not exist."""
     folder = path.parent if str(path.parent) else Path(".")

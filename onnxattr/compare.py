@@ -186,7 +186,8 @@ def check_windows(
             check_input_size(h, w, i.scale, i.offset, f"{Path(i.path).name} on {name}")
             for win in windows[path]:
                 label = f"{Path(i.path).name} on {name}: window x={win.x} y={win.y} size={win.size} ({frame.upper()} frame)"
-                check_window(sr_window(win, i.offset, frame), i.scale * h + i.offset, i.scale * w + i.offset, label)
+                check_window(sr_window(win, i.offset, frame), i.scale * h + i.offset, i.scale * w + i.offset, label,
+                             hr_shift(i.offset) if frame == "hr" else 0)
 
 
 def require_study_extra(*modules: str) -> None:

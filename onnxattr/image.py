@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .atomic import regular_file
 from .errors import OnnxAttrError
 from .limits import check_pixels, max_pixels
 
@@ -146,9 +147,7 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     (``limits.MAX_PIXELS``) are refused before decoding. ``channels=3``: RGB (gray images are repeated);
     ``channels=1``: gray stays gray, colour becomes the BT.601 Y channel (for Y-channel models).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise OnnxAttrError(f"image file {str(path)!r} not found; pass an image file ({FORMATS_DOC})")
+    path = regular_file(path, "image file", f"pass an image file ({FORMATS_DOC})")
     try:
         arr = _to_array(path)
     except Image.DecompressionBombError as err:  # raised by Image.open itself, above twice Pillow's own limit

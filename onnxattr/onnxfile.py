@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 from onnx import external_data_helper
 
+from .atomic import regular_file
 from .errors import OnnxAttrError
 from .limits import check_pixels
 
@@ -58,9 +59,7 @@ def _check_external_data(proto: onnx.ModelProto, folder: Path) -> None:
 
 def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, Path]:
     """Load and check an ONNX file. Checker complaints that onnxruntime may tolerate become warnings."""
-    path = Path(path)
-    if not path.is_file():
-        raise OnnxAttrError(f"model file {str(path)!r} not found; pass the path of an .onnx file")
+    path = regular_file(path, "model file", "pass the path of an .onnx file")
     try:
         proto = onnx.load_model(str(path), load_external_data=False)
     except Exception as err:  # protobuf raises DecodeError, and others for truncated files

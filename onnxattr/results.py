@@ -27,7 +27,7 @@ import torch
 import xarray as xr
 
 from .arrays import to_numpy
-from .atomic import write_atomically
+from .atomic import regular_file, write_atomically
 from .errors import OnnxAttrError
 from .metrics import reach
 from .finite import check_result
@@ -204,8 +204,7 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         from .compare import load_study
 
         return load_study(path)
-    if not path.is_file():
-        raise OnnxAttrError(f"result file {str(path)!r} not found; pass a .nc file or .zarr study written by onnxattr")
+    regular_file(path, "result file", "pass a .nc file or .zarr study written by onnxattr")
     try:
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             return ds.load()

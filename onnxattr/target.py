@@ -75,11 +75,13 @@ def hr_shift(offset: int) -> int:
     return offset // 2
 
 
-def check_window(window: Window | tuple[int, ...], out_h: int, out_w: int, label: str | None = None) -> Window:
+def check_window(window: Window | tuple[int, ...], out_h: int, out_w: int, label: str | None = None,
+                 shift: int = 0) -> Window:
     """Validate a window (SR pixels) against an SR output of ``out_h`` x ``out_w`` pixels.
 
     The detector's gradient map is one pixel smaller than the output in each direction, so the window
-    must lie inside ``(out_h - 1) x (out_w - 1)``. ``label`` names the window as the user gave it.
+    must lie inside ``(out_h - 1) x (out_w - 1)``. ``label`` names the window as the user gave it, ``shift``
+    the offset from the user's frame to SR pixels (c/2 for the HR frame), so the allowed range is in theirs.
     """
     w = window if isinstance(window, Window) else Window(*(int(v) for v in window))
     name = label or f"window x={w.x} y={w.y} size={w.size}"
@@ -92,18 +94,23 @@ def check_window(window: Window | tuple[int, ...], out_h: int, out_w: int, label
             f"(at most {min(limit_h, limit_w)}); use a smaller SIZE or a larger image"
         )
     if w.x < 0 or w.y < 0 or w.x + w.size > limit_w or w.y + w.size > limit_h:
+        there = f": it is at x={w.x} y={w.y} there (SR pixels)" if shift else ""
         raise OnnxAttrError(
-            f"{name} lies outside the {out_w}x{out_h} SR output: it is at x={w.x} y={w.y} there and "
-            f"needs 0 <= x <= {limit_w - w.size}, 0 <= y <= {limit_h - w.size} (SR pixels, x = column)"
+            f"{name} lies outside the {out_w}x{out_h} SR output{there}; give {-shift} <= x <= "
+            f"{limit_w - w.size - shift} and {-shift} <= y <= {limit_h - w.size - shift} in the same frame "
+            f"(x = column), or a smaller size"
         )
     return w
 
 
 def grid_windows(grid: Grid, out_h: int, out_w: int) -> list[Window]:
     """The windows of ``grid`` on an ``out_h`` x ``out_w`` output (SR pixels), row by row."""
-    stride = grid.stride or grid.size
-    if grid.size < 1 or stride < 1:
-        raise OnnxAttrError(f"grid size {grid.size} and stride {stride} must be at least 1 pixel")
+    stride = grid.size if grid.stride is None else grid.stride
+    if grid.size < 1:
+        raise OnnxAttrError(f"grid size {grid.size} must be at least 1 pixel; pass --grid SIZE with SIZE >= 1")
+    if stride < 1:
+        raise OnnxAttrError(f"grid stride {stride} must be at least 1 pixel; pass --stride S with S >= 1, or leave it "
+                            "out for tiles that touch")
     last_y, last_x = out_h - 1 - grid.size, out_w - 1 - grid.size
     if last_y < 0 or last_x < 0:
         raise OnnxAttrError(
@@ -154,7 +161,7 @@ def resolve_windows(window: WindowSpec | None, offset: int, out_h: int, out_w: i
         if (x, y, size) in seen:
             raise OnnxAttrError(f"{label} repeats window {seen[(x, y, size)]}; give each window once")
         seen[(x, y, size)] = i
-        out.append(check_window(Window(x + shift, y + shift, size), out_h, out_w, label))
+        out.append(check_window(Window(x + shift, y + shift, size), out_h, out_w, label, shift))
     return out
 
 

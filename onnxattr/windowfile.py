@@ -10,6 +10,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import regular_file
 from .errors import OnnxAttrError
 
 COLUMNS = ("x", "y", "size", "image")
@@ -33,8 +34,7 @@ class WindowRow:
 def read_windows(path: str | Path) -> list[WindowRow]:
     """The rows of the windows file at ``path``; one-line errors for a missing file, a bad row, no rows."""
     path = Path(path)
-    if not path.is_file():
-        raise OnnxAttrError(f"windows file {str(path)!r} not found; pass a CSV file with rows x,y,size[,image]")
+    regular_file(path, "windows file", "pass a CSV file with rows x,y,size[,image]")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:

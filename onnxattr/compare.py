@@ -665,6 +665,11 @@ def compare(
         raise OnnxAttrError("compare needs at least one model and one image")
     model_paths = [str(m) for m in models]
     image_paths = [str(p) for p in images]
+    for paths, what in ((image_paths, "image"), (model_paths, "model")):
+        resolved = [Path(p).resolve() for p in paths]
+        twice = next((p for p, r in zip(paths, resolved) if resolved.count(r) > 1), None)
+        if twice is not None:
+            raise OnnxAttrError(f"{what} {twice} is given twice; give each {what} once")
     windows = image_windows(window, image_paths)
     load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
             "probe_size": tuple(probe_size) if probe_size else None}

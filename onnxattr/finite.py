@@ -76,8 +76,9 @@ def check_result(
         if steps.size:
             raise OnnxAttrError(
                 f"{method}: the objective D(F(x_i)) is NaN or Inf at path step {int(steps[0])} of {values.shape[1] - 1} "
-                f"({steps.size} step(s)), where {model.path.name}'s output on the path point is not finite; "
-                "check --sigma and --kernel-size, or use --path ig_blur; no result written"
+                f"({steps.size} step(s)): {model.path.name} itself returns NaN or Inf on that blurred input (its output "
+                "on the image is finite); use another baseline (--path ig_blur or ig_black, a smaller --sigma) or "
+                "another image; no result written"
             )
     if attribution is not None:
         bad, total = _count(attribution)

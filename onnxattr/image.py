@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .atomic import regular_file
 from .errors import OnnxAttrError
-from .limits import check_pixels, max_pixels
+from .limits import budget_text, check_pixels, pixels_text
 
 # BT.601 luma for [0, 1] RGB (the MATLAB rgb2ycbcr convention used in SR papers): Y in [16/255, 235/255].
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
@@ -152,10 +152,9 @@ def read_image(path: str | Path, channels: int = 3) -> torch.Tensor:
         arr = _to_array(path)
     except Image.DecompressionBombError as err:  # raised by Image.open itself, above twice Pillow's own limit
         found = re.search(r"\((\d+) pixels\)", str(err))
-        size = f"{int(found.group(1)) / 1e6:.1f} Mpx" if found else "more pixels than Pillow decodes safely"
+        size = pixels_text(int(found.group(1))) if found else "more pixels than Pillow decodes safely"
         raise OnnxAttrError(
-            f"image {path.name} declares {size}, over onnxattr's budget of {max_pixels() / 1e6:.1f} Mpx "
-            "(ONNXATTR_MAX_PIXELS); crop or downscale it first"
+            f"image {path.name} declares {size}, over onnxattr's budget of {budget_text()}; crop or downscale it first"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, KeyError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -279,9 +279,9 @@ def lam(
     if route.baseline is not None:
         with torch.no_grad():
             d_base = objective(model(route.baseline))[0].cpu().double().numpy()
-        gap = d_input - d_base
-        total = res.attribution.sum(dim=(1, 2, 3)).numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # a non-finite objective is refused below (check_result)
+            gap = d_input - d_base
+            total = res.attribution.sum(dim=(1, 2, 3)).numpy()
             completeness = np.where(gap != 0, np.abs(total - gap) / np.abs(gap), np.nan)
         data_vars["path_objective"] = (("window", "step"), np.concatenate([d_base[:, None], res.values.numpy()], axis=1))
         data_vars["baseline"] = (("channel", "y", "x"), route.baseline[0])

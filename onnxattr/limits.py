@@ -27,11 +27,20 @@ def max_pixels() -> int:
     return value
 
 
+def pixels_text(n: float) -> str:
+    """A pixel count as Mpx with one decimal, or exactly below 0.1 Mpx (a small budget read as '0.0 Mpx' says nothing)."""
+    return f"{n / 1e6:.1f} Mpx" if n >= 1e5 else f"{int(n)} px"
+
+
+def budget_text() -> str:
+    """The budget and where it comes from: the default, or the environment variable that set it."""
+    text = os.environ.get("ONNXATTR_MAX_PIXELS", "")
+    return f"{pixels_text(max_pixels())} ({'ONNXATTR_MAX_PIXELS=' + text if text else 'ONNXATTR_MAX_PIXELS'})"
+
+
 def check_pixels(width: int, height: int, what: str, fix: str) -> None:
     """A one-line refusal naming ``what`` (e.g. "image a.png") when width x height exceeds the budget."""
-    budget = max_pixels()
-    if width * height > budget:
+    if width * height > max_pixels():
         raise OnnxAttrError(
-            f"{what} is {width}x{height} ({width * height / 1e6:.1f} Mpx), over onnxattr's budget of "
-            f"{budget / 1e6:.1f} Mpx (ONNXATTR_MAX_PIXELS); {fix}"
+            f"{what} is {width}x{height} ({pixels_text(width * height)}), over onnxattr's budget of {budget_text()}; {fix}"
         )

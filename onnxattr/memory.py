@@ -234,8 +234,9 @@ def probe_size(model: Any) -> tuple[int, int]:
 
 # ------------------------------------------------------------------ the checks
 def size_text(n: float) -> str:
-    """Bytes as GiB (>= 1 GiB) or MiB, one decimal."""
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+    """Bytes as GiB (>= 1 GiB), MiB (>= 0.1 MiB), one decimal, or KiB."""
+    return (f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 / 10
+            else f"{n / 2**10:.1f} KiB")
 
 
 def largest_batch(need: Callable[[int], int], budget: int, most: int) -> int:
@@ -254,8 +255,13 @@ def require(need: int, free: int, what: str, fixes: Sequence[str], device: torch
     """Refuse ``what`` (e.g. "LAM ... for a 512x512 image at batch 8") when it needs more than ``free``:
     one line with both figures and the fixes."""
     if need > free:
+        limit = os.environ.get(LIMIT_ENV, "")
+        if limit:  # the cap may be what refuses: name it, and raising it as a fix
+            fixes = [*fixes, f"raise {LIMIT_ENV}"]
         fix = ", ".join(fixes[:-1]) + f" or {fixes[-1]}" if len(fixes) > 1 else fixes[0]
-        raise OnnxAttrError(f"{what} needs about {size_text(need)} but {size_text(free)} is free on {device.type}; {fix}")
+        capped = f" ({LIMIT_ENV}={limit})" if limit else ""
+        raise OnnxAttrError(
+            f"{what} needs about {size_text(need)} but {size_text(free)} is free on {device.type}{capped}; {fix}")
 
 
 def device_fix(device: torch.device) -> list[str]:

@@ -398,7 +398,8 @@ def _scale_law(name: str, runs: Sequence[tuple[tuple[int, int], tuple[int, ...]]
         if sh != sw or sh != s or y1[3] - s * w1 != c:
             raise OnnxAttrError(
                 f"{name}'s output size is not s*H + c with one integer s and c for rows and columns "
-                f"({w1}x{h1} -> {y1[3]}x{y1[2]}, {w}x{h} -> {y[3]}x{y[2]})"
+                f"({w1}x{h1} -> {y1[3]}x{y1[2]}, {w}x{h} -> {y[3]}x{y[2]}); onnxattr explains models with a whole-number "
+                "scale (x2, x3, x4...): re-export it at one"
             )
     if s < 2:
         raise OnnxAttrError(

@@ -110,11 +110,14 @@ def find_sizes(
         except ProbeError as err:
             raise OnnxAttrError(f"onnxruntime fails on {name} at its declared {fixed[1]}x{fixed[0]} input: {err}") from err
     if start is not None:
-        refuse_huge(*start, name)
+        if start[0] * start[1] > MAX_PROBE_PIXELS:
+            raise OnnxAttrError(f"--probe-size {start[0]} {start[1]} is over onnxattr's probe limit of 4096x4096; "
+                                "pass a smaller H W")
         try:
             shapes[start] = run(*start)
         except ProbeError as err:
-            raise OnnxAttrError(f"onnxruntime fails on {name} at the probe size {start[1]}x{start[0]}: {err}") from err
+            raise OnnxAttrError(f"onnxruntime fails on {name} at the probe size {start[1]}x{start[0]} ({err}); "
+                                "pass a size the model takes with --probe-size H W") from err
         base = start
     elif runs(*DEFAULT_PROBE):
         base = DEFAULT_PROBE

@@ -86,6 +86,7 @@ class Study:
         is not a resumable study, unless ``overwrite`` (then it is replaced). Cleans dead writers' temps."""
         study = cls(check_study_path(path), params)
         path, folder = study.path, existing_folder(study.path, "study")
+        study._refuse_foreign()  # before the lock: a refused path gets no lock file beside it
         with locked(path):
             clean_stale(folder, path.name)
             if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -95,12 +96,18 @@ class Study:
                 _write_json(study.cells / PARAMS_FILE, params, path)
         return study
 
+    def _refuse_foreign(self) -> None:
+        """Refuse a path that exists and holds no onnxattr study (a file, or a folder of other things)."""
+        if not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir())):
+            return
+        if not self.path.is_dir() or (not (self.cells / PARAMS_FILE).exists() and not (self.path / ".zmetadata").exists()):
+            raise OnnxAttrError(f"{str(self.path)!r} exists and is not an onnxattr study; remove it or write to another path")
+
     def _check_existing(self, overwrite: bool) -> None:
         """Refuse (or, with ``overwrite``, remove) an existing store this run cannot resume."""
         name = str(self.path)
         params_file = self.cells / PARAMS_FILE
-        if not self.path.is_dir() or (not params_file.exists() and not (self.path / ".zmetadata").exists()):
-            raise OnnxAttrError(f"{name!r} exists and is not an onnxattr study; remove it or write to another path")
+        self._refuse_foreign()
         if overwrite:
             gone = temp_path(self.path)  # renamed first: a kill while removing leaves a stale temp, not half a store
             self.path.rename(gone)

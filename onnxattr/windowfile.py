@@ -58,14 +58,15 @@ def read_windows(path: str | Path) -> list[WindowRow]:
         cells = [c.strip() for c in row]
         bad = f"windows file {path.name} line {line}: {','.join(row)!r}"
         if len(cells) not in (3, 4) or len(cells) > len(columns):
-            raise OnnxAttrError(f"{bad} needs {','.join(columns)} ({len(cells)} values given)")
+            raise OnnxAttrError(f"{bad} needs {','.join(columns)} ({len(cells)} values given); write one window per "
+                                "row, e.g. 48,40,16")
         values = dict(zip(columns, cells))
         try:
             x, y, size = (int(values[k]) for k in ("x", "y", "size"))
         except (ValueError, KeyError):
-            raise OnnxAttrError(f"{bad}: x, y and size must be whole numbers (pixels)") from None
+            raise OnnxAttrError(f"{bad}: x, y and size must be whole numbers (pixels); write them like 48,40,16") from None
         if size < 1:
-            raise OnnxAttrError(f"{bad}: size must be at least 1 pixel")
+            raise OnnxAttrError(f"{bad}: size must be at least 1 pixel; give the window a size of 1 or more")
         image = values.get("image") or None
         out.append(WindowRow(x, y, size, image, line))
     return out

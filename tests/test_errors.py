@@ -248,7 +248,8 @@ def test_every_method_refuses_work_over_the_free_memory_in_one_line(capsys, file
     out = files["dir"] / f"mem-{command}.nc"
     args = [command, MODEL, IMAGE, "--window", "40", "40", "8", "-o", out]
     line = assert_fails(cli(capsys, *args), 2, fragment)
-    assert "but 4.0 MiB is free on cpu;" in line and "crop the image (--crop) or use --device cuda" in line
+    assert "but 4.0 MiB is free on cpu (ONNXATTR_MEMORY_LIMIT=4MiB);" in line
+    assert "crop the image (--crop), use --device cuda or raise ONNXATTR_MEMORY_LIMIT" in line
     assert not out.exists()
 
 
@@ -277,7 +278,8 @@ def test_lam_refuses_work_over_the_free_memory(files, monkeypatch):
     image = onnxattr.read_image(IMAGE)
     monkeypatch.setenv("ONNXATTR_MEMORY_LIMIT", "1MiB")
     with pytest.raises(onnxattr.OnnxAttrError, match=r"LAM at batch 1 for a 64x64 image needs about .* but 1.0 MiB is free "
-                       r"on cpu; pass fewer steps \(--steps\), crop the image \(--crop\) or use --device cuda"):
+                       r"on cpu \(ONNXATTR_MEMORY_LIMIT=1MiB\); pass fewer steps \(--steps\), crop the image \(--crop\), "
+                       r"use --device cuda or raise ONNXATTR_MEMORY_LIMIT"):
         onnxattr.lam(model, image, (10, 10, 8), steps=50)
 
 
@@ -379,3 +381,43 @@ def test_a_flat_image_gives_a_zero_map_with_undefined_measures_and_says_so(capsy
     ds = onnxattr.load(out)
     assert float(np.abs(ds.attribution).max()) == 0 and np.isnan(ds.reach.values).all()
     assert all(np.isnan(ds[v].values).all() for v in ("diffusion_index", "gini") if v in ds)
+
+
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("dup-image", "image {IMAGE} is given twice; give each image once"),
+        ("probe-huge", "--probe-size 100000 100000 is over onnxattr's probe limit of 4096x4096; pass a smaller H W"),
+        ("hr-small", "needs LR sides of at least 15; with --hr the 15x15 image is downscaled x2 to 7x7: pass an HR "
+                     "image with sides of at least 30"),
+        ("pixel-no-target", "a pixel is explained only with target 'pixel', not 'detector'; pass --target pixel"),
+        ("pixel-and-window", "target 'pixel' explains one output value: drop the window"),
+        ("csv-short", "line 1: '48,40' needs x,y,size,image (2 values given); write one window per row, e.g. 48,40,16"),
+        ("stride-0", "grid stride 0 must be at least 1 pixel; pass --stride S with S >= 1"),
+        ("dev-zero", "model file '/dev/zero' is not a regular file (a device or pipe); pass the path of an .onnx file"),
+        ("dpi", "Invalid value for '--dpi'"),
+    ],
+)
+def test_the_line_names_the_real_cause(capsys, files, tmp_path, case, fragment):
+    """Mistakes whose first message blamed something else (the model, a repeated window, an internal size) or
+    gave no fix (the hostile-input audit of 2026-12-06)."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((15, 15, 3)) * 255).astype(np.uint8)).save(tmp_path / "15.png")
+    (tmp_path / "w.csv").write_text("48,40\n")
+    out = tmp_path / "o.nc"
+    args = {
+        "dup-image": ["compare", MODEL, "--images", IMAGE, IMAGE, "--window", "48", "40", "16", "-o", out],
+        "probe-huge": ["inspect", MODEL, "--probe-size", "100000", "100000"],
+        "hr-small": ["lam", MODEL, tmp_path / "15.png", "--hr", "--window", "4", "4", "4", "-o", out],
+        "pixel-no-target": ["l2x", MODEL, IMAGE, "--window", "48", "40", "16", "--pixel", "50", "50", "-o", out],
+        "pixel-and-window": ["l2x", MODEL, IMAGE, "--target", "pixel", "--pixel", "50", "50", "--window", "48", "40",
+                             "16", "-o", out],
+        "csv-short": ["lam", MODEL, IMAGE, "--windows", tmp_path / "w.csv", "-o", out],
+        "stride-0": ["glam", MODEL, IMAGE, "--grid", "16", "--stride", "0", "-o", out],
+        "dev-zero": ["inspect", "/dev/zero"],
+        "dpi": ["show", out, "-o", tmp_path / "f.png", "--dpi", "100000"],
+    }[case]
+    assert_fails(cli(capsys, *args), 2, fragment.format(IMAGE=IMAGE))
+    assert not out.exists()

@@ -295,3 +295,14 @@ def test_replace_without_exchange(tmp_path, monkeypatch):
         save_study(xr.Dataset({"v": (("a",), [v])}, attrs={"method": "compare"}), path)
     assert float(load_study(path).v[0]) == 2.0
     assert sorted(p.name for p in tmp_path.iterdir()) == [".s.zarr.lock", "s.zarr"]
+
+
+def test_a_refused_path_gets_no_lock_file(tmp_path):
+    """A folder of other things and a plain file named .zarr are refused before the store's lock is taken."""
+    (tmp_path / "photos.zarr").mkdir()
+    (tmp_path / "photos.zarr" / "a.png").write_bytes(b"")
+    (tmp_path / "file.zarr").write_bytes(b"not a store")
+    for name in ("photos.zarr", "file.zarr"):
+        with pytest.raises(OnnxAttrError, match="exists and is not an onnxattr study; remove it"):
+            Study.open(tmp_path / name, {"method": "lam"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.zarr", "photos.zarr"]

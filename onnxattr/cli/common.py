@@ -206,6 +206,7 @@ def prepare_inputs(
 
     model = load(model_path, device, value_range, no_verify, channel_order, probe_size, threads)
     image = read_image(image_path, channels=model.in_channels)
+    given = f"{image.shape[3]}x{image.shape[2]}"
     hr_image = None
     if hr:
         image, hr_image = downscale(image, model.scale)
@@ -218,6 +219,13 @@ def prepare_inputs(
         if hr_image is not None:
             s = model.scale
             hr_image = crop(hr_image, crop_at[0] * s, crop_at[1] * s, h * s, w * s)
+    rule = model.size_rule
+    if hr and not model.fixed_size and min(image.shape[2:]) < rule.min_side:
+        (h, w), s = image.shape[2:], model.scale
+        raise OnnxAttrError(
+            f"{model.path.name} needs LR sides of at least {rule.min_side}; with --hr the {given} image is "
+            f"downscaled x{s} to {w}x{h}: pass an HR image with sides of at least {rule.min_side * s}"
+        )
     model.check_input(image)
     return Inputs(model, image, hr_image)
 

@@ -14,7 +14,8 @@ from .common import check_output_path, reported
               help="Figure file (.png, or .pdf/.svg for a vector figure).")
 @click.option("--style", type=click.Choice(STYLE_NAMES), default="overview", show_default=True,
               help="overview: a screen page; paper: one journal column (3.4 in, 7 pt; a study gives one file per figure).")
-@click.option("--dpi", default=DEFAULT_DPI, show_default=True, type=click.IntRange(min=10), help="Resolution of PNG output.")
+@click.option("--dpi", default=DEFAULT_DPI, show_default=True, type=click.IntRange(min=10, max=2400),
+              help="Resolution of PNG output (10 to 2400).")
 @click.option("--panels", default=None, metavar="A,B,...", help="Panels to draw, in order (e.g. input,saliency,sr; grid,cka for a study).")
 @click.option("--cmap", default=None, help="matplotlib colormap for the attribution maps (default: the method's own).")
 @click.option("--window", "window", type=click.IntRange(min=0), default=None, metavar="K",

@@ -99,6 +99,9 @@ def check_params(
         raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
     if target == "pixel" and (pixel is None or len(pixel) not in (2, 3)):
         raise OnnxAttrError("target 'pixel' needs pixel=(x, y) or (x, y, channel) (CLI --pixel X Y [--channel C])")
+    if target != "pixel" and pixel is not None:
+        raise OnnxAttrError(f"a pixel is explained only with target 'pixel', not {target!r}; pass --target pixel "
+                            "(API target='pixel') or drop --pixel / --channel")
     if unknown_ops not in UNKNOWN_OPS:
         raise OnnxAttrError(f"unknown_ops={unknown_ops!r}: use one of {', '.join(UNKNOWN_OPS)}")
     dtype = DTYPES.get(dtype, dtype)
@@ -119,10 +122,11 @@ def pixel_window(pixel: Sequence[int], offset: int, out_shape: tuple[int, ...], 
     if not (0 <= x + shift < ow and 0 <= y + shift < oh):
         raise OnnxAttrError(
             f"pixel x={x} y={y} ({frame.upper()} frame) is x={x + shift} y={y + shift} in the {ow}x{oh} SR output, "
-            "outside it; pick a pixel inside"
+            f"outside it; give {-shift} <= x <= {ow - 1 - shift} and {-shift} <= y <= {oh - 1 - shift} in the same frame"
         )
     if channel is not None and not 0 <= channel < oc:
-        raise OnnxAttrError(f"pixel channel {channel} does not exist: the output has {oc} channel(s)")
+        raise OnnxAttrError(f"pixel channel {channel} does not exist: the output has {oc} channel(s); pass --channel "
+                            f"0 to {oc - 1}, or leave it out for the sum of the channels")
     return Window(x + shift, y + shift, 1), channel
 
 
@@ -166,7 +170,8 @@ def l2x(
     channel = None
     if target == "pixel":
         if window is not None:
-            raise OnnxAttrError("target 'pixel' explains one output value: pass pixel=(x, y), not a window")
+            raise OnnxAttrError("target 'pixel' explains one output value: drop the window (--window / --windows / "
+                                "--grid; API window=None) and give the value with --pixel X Y (API pixel=(x, y))")
         win, channel = pixel_window(pixel, model.offset, (1, x.shape[1], oh, ow), frame)
         wins = [win]
     else:

@@ -48,7 +48,8 @@ def one_window(ds: xr.Dataset, window: int = 0) -> xr.Dataset:
     """Window ``window`` (an index along the ``window`` dim) of a method result; a study as it is."""
     if ds.attrs.get("method") != "compare" and "window" in ds.dims:
         if not 0 <= window < ds.sizes["window"]:
-            raise OnnxAttrError(f"--window {window} does not exist: the result has {ds.sizes['window']} windows (0..{ds.sizes['window'] - 1})")
+            raise OnnxAttrError(f"--window {window} does not exist: the result has {ds.sizes['window']} window(s); pass "
+                                f"--window 0 to {ds.sizes['window'] - 1}, or leave it out for all")
         return ds.isel(window=window)
     return ds
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -41,6 +42,18 @@ def check_writable(path: Path, what: str) -> Path:
             "pick another -o path or fix the folder's permissions"
         ) from None
     return folder
+
+
+def check_disk_space(folder: Path, nbytes: int, what: str) -> None:
+    """Refuse writing about ``nbytes`` into ``folder`` when its file system has less free (with 5 % and 1 MiB to
+    spare): h5py, which writes the netCDF files, crashes the process when the disk fills under it."""
+    need = int(nbytes * 1.05) + 2**20
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OnnxAttrError(
+            f"no space left for the {what}: it needs about {need / 2**20:.1f} MiB and {free / 2**20:.1f} MiB is free "
+            f"in {str(folder)!r}; free some space or write to another folder (-o)"
+        )
 
 
 def write_atomically(path: Path, write: Callable[[Path], object], what: str) -> Path:

@@ -27,7 +27,7 @@ import torch
 import xarray as xr
 
 from .arrays import to_numpy
-from .atomic import regular_file, write_atomically
+from .atomic import check_disk_space, existing_folder, regular_file, write_atomically
 from .errors import OnnxAttrError
 from .metrics import reach
 from .finite import check_result
@@ -194,6 +194,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         return save_study(ds, path)
     if path.suffix not in (".nc", ".nc4", ".netcdf"):
         raise OnnxAttrError(f"result path {str(path)!r} should end in .nc (netCDF) or .zarr; pick a name like out.nc")
+    check_disk_space(existing_folder(path, "result"), ds.nbytes, "result")
     return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), "result")
 
 

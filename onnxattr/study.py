@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import xarray as xr
 
-from .atomic import existing_folder
+from .atomic import check_disk_space, existing_folder
 from .cells import decode
 from .errors import OnnxAttrError
 from .store import clean_stale, locked, remove, replace_folder, temp_path
@@ -138,6 +138,7 @@ class Study:
     def write(self, key: str, cell: xr.Dataset) -> None:
         """Add a finished cell (a temp file beside the store, then renamed in under the lock)."""
         tmp = temp_path(self.path)
+        check_disk_space(tmp.parent, cell.nbytes, "study cell")
         try:
             cell.to_netcdf(tmp, engine="h5netcdf")
             with locked(self.path):

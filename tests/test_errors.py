@@ -421,3 +421,17 @@ def test_the_line_names_the_real_cause(capsys, files, tmp_path, case, fragment):
     }[case]
     assert_fails(cli(capsys, *args), 2, fragment.format(IMAGE=IMAGE))
     assert not out.exists()
+
+
+def test_too_little_disk_is_refused_before_h5py_writes(capsys, files, monkeypatch):
+    """h5py crashes the process (segfault, after screens of tracebacks) when the disk fills under it, so the free
+    space is checked against the result's size first (a real 200 KB tmpfs gave exit 2 and this line)."""
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 200 * 1024, 200 * 1024))
+    out = files["dir"] / "small-disk.nc"
+    line = assert_fails(cli(capsys, *lam_args(files["tiny"], IMAGE, out)), 2, "no space left for the result: it needs about")
+    assert "MiB and 0.2 MiB is free in" in line and line.endswith("free some space or write to another folder (-o)")
+    assert not out.exists()

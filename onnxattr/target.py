@@ -15,6 +15,7 @@ Every method computes on :class:`Window` in SR pixels; ``resolve_windows`` turns
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -51,6 +52,9 @@ def check_input_size(height: int, width: int, scale: int, offset: int, name: str
             f"{name} needs an input of at least {need} px per side (its output side is {law}) but the image is "
             f"{width}x{height}; pass a larger image"
         )
+
+
+MANY_WINDOWS = 1024  # a grid with more windows than this is announced (a typo such as --grid 1 means hours)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,11 @@ def resolve_windows(window: WindowSpec | None, offset: int, out_h: int, out_w: i
     if window is None:
         raise OnnxAttrError("no window given; pass --window X Y SIZE, --windows FILE or --grid SIZE (API: window=(x, y, size))")
     if isinstance(window, Grid):
-        return grid_windows(window, out_h, out_w)
+        wins = grid_windows(window, out_h, out_w)
+        if len(wins) > MANY_WINDOWS:
+            warnings.warn(f"the grid of {window.size} px windows has {len(wins)} windows, one backward pass (LAM: one "
+                          "per path batch) each; a larger --grid SIZE or --stride gives fewer", stacklevel=3)
+        return wins
     given = as_windows(window)
     shift = hr_shift(offset) if frame == "hr" else 0
     seen: dict[tuple[int, int, int], int] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,13 @@ def test_grid_atlas_and_its_figure(hr_png, tmp_path):
     assert CliRunner().invoke(cli, ["show", str(out), "--window", "4", "-o", str(one)]).exit_code == 0
     res = CliRunner().invoke(cli, ["show", str(out), "--window", "9", "-o", str(one)])
     assert res.exit_code != 0 and "--window 9 does not exist" in str(res.exception)
+
+
+def test_a_grid_of_very_many_windows_is_announced():
+    from onnxattr.target import MANY_WINDOWS, Grid, resolve_windows
+
+    with pytest.warns(UserWarning, match=r"the grid of 1 px windows has 9801 windows, one backward pass"):
+        assert len(resolve_windows(Grid(1), 0, 100, 100)) == 9801 > MANY_WINDOWS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(resolve_windows(Grid(8), 0, 100, 100)) == 144

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .device import thread_count
 from .cells import QUALITY, Cell, decode, digest, encode, gather, placeholder
+from .device import thread_count
 from .errors import CellsFailed, OnnxAttrError, first_line
 from .image import downscale, read_image
 from .metrics import DEFAULT_RATIOS, cka_matrix, diffusion_index, masking_curves, sr_quality
@@ -316,7 +316,6 @@ def task_threads(threads: int | None, scheduler: str | None, tasks: int) -> int 
     return max(1, cores // max(1, min(tasks, cores)))
 
 
-
 Done = Callable[[int, Any], None]  # called in this thread with (job index, result) as each job finishes
 
 
@@ -364,9 +363,9 @@ WORKER_WAIT_S = 30.0  # seconds a scheduler without workers has to get one
 
 def _probe_scheduler(address: str) -> None:
     """TimeoutError or OSError unless a Dask scheduler completes distributed's connection handshake at ``address``
-    within ``SCHEDULER_PROBE_S`` seconds. Client() itself waits forever on a port that accepts and stays silent, and reads an HTTP
-    server's reply (a dashboard port) as a 3 EiB message. The probe runs its own event loop in a thread, so it
-    works where one already runs (Jupyter)."""
+    within ``SCHEDULER_PROBE_S`` seconds. Client() itself waits for ever on a port that accepts and stays silent,
+    and reads an HTTP server's reply (a dashboard port) as a 3 EiB message. The probe runs its own event loop in
+    a thread, so it works where one already runs (Jupyter)."""
     import asyncio
 
     from distributed.comm import connect

@@ -49,6 +49,11 @@ STYLES = {
 WINDOW_COLOR = "red"
 
 
+def number(value: float, spec: str) -> str:
+    """``value`` formatted with ``spec``, or 'n/a' where it is undefined (NaN: a zero map's diffusion index)."""
+    return "n/a" if not np.isfinite(value) else format(value, spec)
+
+
 def style_of(name: str) -> Style:
     if name not in STYLES:
         raise OnnxAttrError(f"style {name!r}: use one of {', '.join(STYLES)}")

@@ -12,7 +12,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ..errors import OnnxAttrError
-from .common import STYLES, Panel, Style, as_rgb, draw_panels, figure_for, window_sr
+from .common import STYLES, Panel, Style, as_rgb, draw_panels, figure_for, number, window_sr
 
 STRIP = 4  # per-layer maps shown per view (overview)
 
@@ -93,5 +93,5 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     share, gshare = 100 * float(ds["attributed_share"]), 100 * float(ds.attrs["global_attributed_share"])
     fig.suptitle(f"GL-AM  DI {di:.2f}, attributed {share:.0f}% local, {gshare:.0f}% global" if paper else (
         f"GL-AM  {ds.attrs['model_file']}   window ({int(ds.window_x)}, {int(ds.window_y)}, {int(ds.window_size)}, HR px)"
-        f"   DI = {di:.2f}   attributed pixels: local {share:.1f}%, global {gshare:.1f}%   variation: {ds.attrs['variation']}"))
+        f"   DI = {number(di, '.2f')}   attributed pixels: local {share:.1f}%, global {gshare:.1f}%   variation: {ds.attrs['variation']}"))
     return fig

@@ -17,7 +17,8 @@ import xarray as xr
 from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
-from .common import STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, window_lr, window_sr
+from .common import (STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, number, window_lr,
+                     window_sr)
 
 CMAP = "PiYG"
 DECADES = 3
@@ -62,7 +63,7 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     draw_panels(fig, chosen, style, cols)
     delta = float(ds["target_value"]) - float(ds["target_reference_value"])
     comp = float(ds["completeness_error"])
-    fig.suptitle(f"L2X  t(x) - t(x_ref) = {delta:.3g}, completeness {comp:.1g}" if paper else (
+    fig.suptitle(f"L2X  t(x) - t(x_ref) = {delta:.3g}, completeness {number(comp, '.1g')}" if paper else (
         f"{ds.attrs['model_file']}   L2X target {ds.attrs.get('target')}: t(x) - t(x_ref) = {delta:.4g}   "
-        f"completeness error {comp:.2g}   reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}"))
+        f"completeness error {number(comp, '.2g')}   reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}"))
     return fig

@@ -13,7 +13,8 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
-from .common import STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, window_lr, window_sr
+from .common import (STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, number, window_lr,
+                     window_sr)
 
 
 def area_of_interest(saliency: np.ndarray) -> np.ndarray:
@@ -70,7 +71,7 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.35 if paper else 0.6)
     draw_panels(fig, chosen, style, cols)
     di, comp = float(ds["diffusion_index"]), float(ds["completeness_error"])
-    title = f"LAM  DI {di:.2f}" if paper else (
-        f"{ds.attrs['model_file']}   DI = {di:.2f}   completeness error {comp:.2g}")
+    title = f"LAM  DI {number(di, '.2f')}" if paper else (
+        f"{ds.attrs['model_file']}   DI = {number(di, '.2f')}   completeness error {number(comp, '.2g')}")
     fig.suptitle(title)
     return fig

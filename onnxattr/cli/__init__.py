@@ -109,6 +109,7 @@ def main(args: list[str] | None = None) -> None:
     """Entry point: run the group and map every failure onto one stderr line and an exit status (see above)."""
     os.environ["MPLBACKEND"] = "Agg"  # the CLI only writes files (read when matplotlib is first imported)
     hook, sys.unraisablehook = sys.unraisablehook, _keep_unraisable
+    _UNRAISABLE.clear()  # this run's, for its crash log (main may run several times in one process)
     try:
         _run(args)
     finally:

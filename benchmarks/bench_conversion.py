@@ -37,7 +37,8 @@ sys.path[:0] = [str(ROOT / "samples"), str(ROOT / "tests"), str(ROOT / "benchmar
 import onnxattr  # noqa: E402
 from common import SR  # noqa: E402
 from onnxattr.converters import export_onnx  # noqa: E402
-from onnxattr.target import Window, gradient_detector  # noqa: E402
+from onnxattr.windows.geometry import Window  # noqa: E402
+from onnxattr.windows.detector import gradient_detector  # noqa: E402
 from test_zoo import ARCHS as ZOO  # noqa: E402
 from test_zoo import EXPORTERS, spandrel_arch  # noqa: E402
 

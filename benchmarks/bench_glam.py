@@ -27,7 +27,8 @@ from common import SR, median_times, timed
 
 import onnxattr
 from onnxattr.errors import OnnxAttrError
-from onnxattr.target import Window, gradient_detector
+from onnxattr.windows.geometry import Window
+from onnxattr.windows.detector import gradient_detector
 
 G = importlib.import_module("onnxattr.glam")
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,8 @@ import torch
 from common import SR, median_times
 
 import onnxattr
-from onnxattr.target import Window, gradient_detector
+from onnxattr.windows.geometry import Window
+from onnxattr.windows.detector import gradient_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("waifu2x-upconv7-x2.ts17.onnx", "waifu2x-upresnet10-x2.ts17.onnx", "dat-light-x2.dynamo.onnx")

@@ -28,10 +28,11 @@ from scipy import ndimage
 from common import SR, check, timed
 
 import onnxattr
-from onnxattr.blur import blur_path_sigmas, gaussian_kernel
-from onnxattr.memory import free_memory, largest_batch
-from onnxattr.lam import estimate
-from onnxattr.target import Window, gradient_detector
+from onnxattr.methods.blur import blur_path_sigmas, gaussian_kernel
+from onnxattr.methods.memory import free_memory, largest_batch
+from onnxattr.methods.lam import estimate
+from onnxattr.windows.geometry import Window
+from onnxattr.windows.detector import gradient_detector
 
 IMAGE = Path(__file__).resolve().parents[1] / "samples" / "images" / "chelsea-128.png"
 

@@ -1,6 +1,6 @@
 """Start-up cost: ``onnxattr --help``, an argument error, and loading + verifying each sample model
 against what onnxruntime alone needs to import, open and run the file once; fresh loads (cache off) and
-cached ones (the file loaded before: probes and graph from ``onnxattr.cache``).
+cached ones (the file loaded before: probes and graph from ``onnxattr.intake.cache``).
 
 Every figure is the wall time of a fresh Python process (imports included), median of interleaved
 rounds, so the ratios compare runs taken under the same load.
@@ -9,8 +9,9 @@ Run: .venv/bin/python benchmarks/bench_startup.py [--repeats 3] [--models sample
      .venv/bin/python benchmarks/bench_startup.py --prepare   (the graph cleaning alone, in one process:
      ``onnxattr.converters.prepare`` against onnxscript.optimizer.optimize, interleaved)
 
-``--before TREE`` also times a checkout of an earlier version (e.g. ``git worktree add /tmp/old main``;
-with ``onnxattr/converters`` linked to ``../converters`` there), its runs interleaved with this tree's.
+``--before TREE`` also times a checkout of an earlier version (e.g. ``git worktree add /tmp/old main``; for
+versions before the converters moved into the package, with ``onnxattr/converters`` linked to ``../converters``
+there), its runs interleaved with this tree's.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ sess.run(None, {inp.name: np.random.default_rng(0).random((1, c, h, w), dtype=np
 LOAD = """
 import json, sys, time
 start = time.perf_counter()
-import onnxattr.model
+import onnxattr
+load_model = onnxattr.load_model  # imports the loader (torch, onnx, onnxruntime) here, in every version's layout
 imported = time.perf_counter()
-model = onnxattr.model.load_model(sys.argv[1])
+model = load_model(sys.argv[1])
 print(json.dumps({"import": imported - start, **getattr(model, "load_seconds", {})}))
 """
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import onnxattr
-from onnxattr.target import Grid, grid_windows
+from onnxattr.windows.geometry import Grid, grid_windows
 
 IMAGE = Path(__file__).resolve().parents[1] / "samples" / "images" / "chelsea-64.png"
 

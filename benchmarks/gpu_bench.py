@@ -45,7 +45,7 @@ from common import SR, median_times, timed  # noqa: E402
 import onnxattr  # noqa: E402
 from onnxattr.device import pick_device  # noqa: E402
 from onnxattr.errors import OnnxAttrError  # noqa: E402
-from onnxattr.target import Window  # noqa: E402
+from onnxattr.windows.geometry import Window  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"CNN": "waifu2x-upconv7-x2.ts17.onnx", "DAT-light": "dat-light-x2.dynamo.onnx"}

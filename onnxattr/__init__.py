@@ -7,18 +7,17 @@ load neither torch nor onnx; ``onnxattr.lam(...)`` works as if imported eagerly.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # public name -> the submodule that defines it
 _EXPORTS = {
-    "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "SRModel": "model", "load_model": "model",
-    "Window": "target", "Grid": "target", "compare": "compare", "glam": "glam", "read_image": "image", "l2x": "l2x", "lam": "lam",
-    "load": "results", "save": "results", "combine": "results",
-    "load_study": "compare", "save_study": "compare",
+    "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "read_image": "image",
+    "SRModel": "intake.model", "load_model": "intake.load", "Window": "windows.geometry", "Grid": "windows.geometry",
+    "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "compare": "study.compare",
+    "load": "results.files", "save": "results.files", "combine": "results.combine",
+    "load_study": "results.studystore", "save_study": "results.studystore",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -36,26 +35,16 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-class _Package(types.ModuleType):
-    """Keeps ``onnxattr.lam`` (also compare, glam, l2x) the function: importing the submodule of the same
-    name would otherwise bind the module over it, as Python does for every submodule import."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
 if TYPE_CHECKING:
-    from .compare import compare, load_study, save_study
     from .errors import OnnxAttrError, UnsupportedOpError
-    from .glam import glam
     from .image import read_image
-    from .l2x import l2x
-    from .lam import lam
-    from .model import SRModel, load_model
-    from .results import combine, load, save
-    from .target import Grid, Window
+    from .intake.load import load_model
+    from .intake.model import SRModel
+    from .methods.glam import glam
+    from .methods.l2x import l2x
+    from .methods.lam import lam
+    from .results.combine import combine
+    from .results.files import load, save
+    from .results.studystore import load_study, save_study
+    from .study.compare import compare
+    from .windows.geometry import Grid, Window

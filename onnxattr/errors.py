@@ -6,6 +6,11 @@ def first_line(value: object) -> str:
     return next((s.strip() for s in str(value).splitlines() if s.strip()), "")
 
 
+def error_line(err: BaseException, limit: int = 300) -> str:
+    """A library error's first line (its type name when it has no message), at most ``limit`` characters."""
+    return (first_line(err) or type(err).__name__)[:limit]
+
+
 class OnnxAttrError(Exception):
     """A problem with the user's input (file, model, image, window, option).
 

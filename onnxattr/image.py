@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .atomic import regular_file
+from .paths import regular_file
 from .errors import OnnxAttrError
 from .limits import budget_text, check_pixels, pixels_text
 

@@ -1,4 +1,4 @@
-"""The names and defaults of every choice a user makes: methods, LAM paths, L2X targets, GL-AM layers,
+"""The names and defaults of every choice a user makes: LAM paths, L2X targets, GL-AM layers,
 window frames, masking ratios, figure formats and styles.
 
 Pure Python, no torch: the method modules take their defaults from here, and the CLI builds its commands
@@ -7,7 +7,6 @@ from here without importing torch, onnx or onnxruntime (``onnxattr lam --help`` 
 
 from __future__ import annotations
 
-METHODS = ("lam", "l2x", "glam")
 FRAMES = ("hr", "sr")  # window coordinates: HR-image pixels (LR x scale) or output pixels
 
 PATHS = ("lam", "ig_blur", "ig_black", "gradient")  # LAM's integration paths
@@ -19,6 +18,7 @@ UNKNOWN_OPS = ("error", "gradient")  # L2X on an op without a rule
 DEFAULT_LAYERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # GL-AM's explained op types
 VARIATIONS = ("abs", "signed")  # GL-AM's variation term (eqs. 2 and 5)
 
+DEFAULT_SEEDS = 5  # masking: random pixel orders averaged
 DEFAULT_RATIOS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40)  # masking: shares of the support replaced
 
 FORMATS = (".png", ".pdf", ".svg")  # figure files

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from onnxattr import cache
-from onnxattr.model import load_model
+from onnxattr.intake import cache
+from onnxattr.intake import load_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "waifu2x-upconv7-x2.ts17.onnx"
 

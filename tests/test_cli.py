@@ -101,8 +101,8 @@ def test_options_are_the_methods_own():
 def test_lazy_top_level_names():
     """`onnxattr.lam` is the function even after its submodule is imported (also l2x, glam, compare)."""
     import onnxattr
-    import onnxattr.lam
-    from onnxattr.l2x import rules  # noqa: F401
+    import onnxattr.methods.lam
+    from onnxattr.methods.l2x import rules  # noqa: F401
 
     assert callable(onnxattr.lam) and callable(onnxattr.l2x) and callable(onnxattr.glam) and callable(onnxattr.compare)
     assert set(onnxattr.__all__) <= set(dir(onnxattr))

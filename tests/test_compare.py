@@ -1,4 +1,4 @@
-"""onnxattr.compare and `onnxattr compare`: layout, HR-frame windows, scale mixing, CKA, study files."""
+"""onnxattr.compare (onnxattr.study) and `onnxattr compare`: layout, HR-frame windows, scale mixing, CKA, study files."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from click.testing import CliRunner
 import onnxattr
 from onnxattr import OnnxAttrError, compare, load_model, read_image
 from onnxattr.cli import cli
-from onnxattr.compare import load_study, save_study
+from onnxattr.results.studystore import load_study, save_study
 from onnxattr.image import downscale
 from onnxattr.metrics import cka_matrix, psnr
-from onnxattr.results import load
-from onnxattr.schema import problems
+from onnxattr.results.files import load
+from onnxattr.methods.registry import layout_problems as problems
 
 from nets import conv_graph
 
@@ -170,7 +170,7 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_task_threads_share_the_cores_among_tasks_side_by_side(monkeypatch):
     import importlib
 
-    C = importlib.import_module("onnxattr.compare")
+    C = importlib.import_module("onnxattr.study.scheduler")
     monkeypatch.setattr(C.os, "cpu_count", lambda: 8)
     assert [C.task_threads(None, None, n) for n in (1, 2, 3, 8, 20)] == [8, 4, 2, 1, 1]
     assert C.task_threads(None, "local", 2) == 4 and C.task_threads(3, None, 20) == 3

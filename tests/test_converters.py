@@ -337,18 +337,18 @@ def test_loading_skips_torchvision():
     assert res.returncode == 0, res.stderr[-2000:]
 
 
-def test_torch_nearest_indices_are_what_interpolate_takes():
+def testtorch_nearest_index_indices_are_what_interpolate_takes():
     """converters.resize uses F.interpolate(mode='nearest') only where its source indices equal ONNX's: this
-    pins _torch_nearest to torch's kernel for every size up to 64 and output sizes 1x..7x and 1.5x."""
+    pins torch_nearest_index to torch's kernel for every size up to 64 and output sizes 1x..7x and 1.5x."""
     import torch.nn.functional as F
 
-    from onnxattr.converters.resize import _torch_nearest
+    from onnxattr.converters.resize import torch_nearest_index
 
     for n in range(1, 65):
         for out in {n, 2 * n, 3 * n, 4 * n, 5 * n, 7 * n, (3 * n) // 2 or 1}:
             x = torch.arange(n, dtype=torch.float64).view(1, 1, n)
             got = F.interpolate(x, size=out, mode="nearest").view(-1).long()
-            assert torch.equal(got, _torch_nearest(n, out)), (n, out)
+            assert torch.equal(got, torch_nearest_index(n, out)), (n, out)
 
 
 GRID = (RNG.random((1, 5, 7, 2)) * 2.4 - 1.2).astype(np.float32)  # some points outside [-1, 1]: padding modes matter

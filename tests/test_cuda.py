@@ -23,8 +23,8 @@ from onnxattr.arrays import to_numpy
 from onnxattr.device import ORT_CUDA_OPTIONS, full_float32, ort_providers, pick_device
 from onnxattr.metrics import masking_curves
 from onnxattr.metrics.masking import forward as ort_forward
-from onnxattr.model import VERIFY_TOLERANCE
-from onnxattr.target import Window
+from onnxattr.intake.verify import VERIFY_TOLERANCE
+from onnxattr.windows.geometry import Window
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES, IMAGES = ROOT / "samples", ROOT / "samples" / "images"

@@ -330,7 +330,7 @@ def test_a_port_that_is_no_scheduler_fails_quickly(capsys, files, monkeypatch):
 
     import importlib
 
-    module = importlib.import_module("onnxattr.compare")
+    module = importlib.import_module("onnxattr.study.scheduler")
     monkeypatch.setattr(module, "SCHEDULER_PROBE_S", 2.0)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -359,7 +359,7 @@ def test_a_scheduler_without_workers_is_named(capsys, files, monkeypatch):
 
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("onnxattr.compare"), "WORKER_WAIT_S", 1.0)
+    monkeypatch.setattr(importlib.import_module("onnxattr.study.scheduler"), "WORKER_WAIT_S", 1.0)
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
         assert_fails(cli(capsys, "compare", MODEL, "--images", IMAGE, "--window", "40", "40", "8", "--scheduler",
                          cluster.scheduler_address, "-o", files["dir"] / "s.nc"), 2,

@@ -12,7 +12,7 @@ from nets import export
 from torch import nn
 
 import onnxattr
-from onnxattr import fastgraph
+from onnxattr.intake import fastgraph
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SHAPE_OPS = {"Shape", "Gather", "Reshape", "Transpose", "Unsqueeze", "Concat", "Slice", "Expand", "Cast"}

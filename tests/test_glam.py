@@ -18,10 +18,11 @@ from torch import nn
 import onnxattr
 from nets import ShuffleNet, export
 from onnxattr.cli import cli
-from onnxattr.model import NodeInfo
-from onnxattr.target import Window, gradient_detector, gradient_map
+from onnxattr.intake import NodeInfo
+from onnxattr.windows.geometry import Window
+from onnxattr.windows.detector import gradient_detector, gradient_map
 
-G = importlib.import_module("onnxattr.glam")  # the module; onnxattr.glam is the function
+G = importlib.import_module("onnxattr.methods.glam")  # the module; onnxattr.glam is the function
 WINDOW = Window(10, 8, 6)
 
 
@@ -274,7 +275,7 @@ def test_both_exporters_give_the_same_maps():
 def test_memory_estimate_matches_the_counted_peak(size, windows):
     """glam.estimate (the law of both passes fitted at 32x32, 32x64, 32x48, plus the maps of each further window)
     against the bytes of live tensors counted on the run itself, at sizes and window counts it was not fitted at."""
-    from onnxattr import memory
+    from onnxattr.methods import memory
 
     model = onnxattr.load_model(SAMPLES / "waifu2x-upconv7-x2.ts17.onnx")
     layers, _ = G.choose_layers(model, None, None)

@@ -14,8 +14,9 @@ from PIL import Image
 from onnxattr import OnnxAttrError, read_image, save
 from onnxattr.image import crop, downscale, rgb_to_y
 from onnxattr.plot import save_figure
-from onnxattr.results import build_dataset, load
-from onnxattr.target import Window
+from onnxattr.results.build import build_dataset
+from onnxattr.results.files import load
+from onnxattr.windows.geometry import Window
 
 
 def test_8bit_rgb_values(tmp_path):
@@ -76,20 +77,21 @@ def test_downscale_and_crop():
 
 
 class _FakeModel:
-    """Just the attributes results.model_attrs reads."""
+    """Just what results.build reads of a model: its geometry and ``facts()``."""
 
-    from pathlib import Path as _P
+    scale, offset = 2, 0
 
-    path = _P("m.onnx")
-    sha256 = "0" * 64
-    scale, offset, value_range, conversion_error, device = 2, 0, 1.0, 3e-7, "cpu"
-    value_range_source, precision_gap = "given", 0.0
-    output_range, output_range_source = 1.0, "as the input"
-    from onnxattr.adapters import Adapter as _A
-    from onnxattr.probe import SizeRule as _R
+    def facts(self):
+        from onnxattr.intake import ModelFacts
 
-    adapter = _A("x", "y", "NCHW", "NCHW", "float32", "float32", "float32", "rgb", (), ())
-    size_rule = _R()
+        return ModelFacts(
+            path="m.onnx", sha256="0" * 64, scale=2, offset=0, in_channels=3, fixed_size=None, input_name="x",
+            input_shape=("N", 3, "H", "W"), output_name="y", opset=17, producer="", value_range=1.0,
+            value_range_source="given", output_range=1.0, output_range_source="as the input", value_range_scores={},
+            conversion_error=3e-7, precision_gap=0.0, file_precision="float32", input_layout="NCHW",
+            output_layout="NCHW", input_dtype="float32", output_dtype="float32", channel_order="rgb",
+            removed_at_output=(), adapter_reasons=(), size_rule="any size", min_side=1, multiple=1, probe_size=(32, 48),
+            device="cpu", from_cache=False, load_seconds={})
 
 
 def _dataset():

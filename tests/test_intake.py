@@ -18,7 +18,9 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 import onnxattr
-from onnxattr import OnnxAttrError, load_model, model as model_module, probe
+from onnxattr import OnnxAttrError, load_model
+from onnxattr.intake import load as load_module, session, sizes, verify
+from onnxattr.intake import units as units_module
 from onnxattr.cli import cli
 
 from nets import export
@@ -225,7 +227,7 @@ def test_float16_files_attribute_through_a_float32_graph(zoo, loaded):
             torch.testing.assert_close(m(x), twin(x), rtol=0, atol=5e-3)
     # honest precision gap: ORT on the float16-I/O file vs ORT on the float32 twin, by hand
     sess16 = ort.InferenceSession(str(zoo["fp16-io"]), providers=["CPUExecutionProvider"])
-    x = model_module._probe_image(3, *loaded("fp16-io").probe_size)
+    x = session.smooth_image(3, *loaded("fp16-io").probe_size)
     y16 = sess16.run(None, {"input": x.astype(np.float16)})[0].astype(np.float32)
     y32 = loaded("fp16-io").session.run(None, {loaded("fp16-io").spec.input_name: x})[0]
     gap = np.abs(y16 - y32).max() / np.abs(y32).max()
@@ -250,7 +252,7 @@ def test_float16_conversion_of_a_real_sample(tmp_path):
 
 def test_upcast_graph_equals_onnxruntime_on_the_upcast_file(loaded, tmp_path):
     m = loaded("fp16-io")
-    from onnxattr import adapters
+    from onnxattr.intake import adapters
 
     core, _ = adapters.adapt(onnx.load(m.path), m.path.name)
     onnx.save(core, tmp_path / "core.onnx")
@@ -303,7 +305,7 @@ def test_one_uint8_end_and_a_float_end(loaded, zoo, key, units, sources):
     m, twin = loaded(key), loaded("mean")
     assert (m.value_range, m.output_range) == units
     assert (m.value_range_source, m.output_range_source) == sources
-    assert min(m.value_range_scores.values()) * probe.CLEARLY < max(m.value_range_scores.values())
+    assert min(m.value_range_scores.values()) * units_module.CLEARLY < max(m.value_range_scores.values())
     x = _image(m, 20)
     with torch.no_grad():
         torch.testing.assert_close(m(x), twin(x), rtol=1e-5, atol=1e-6)
@@ -332,7 +334,7 @@ def test_value_range_is_detected(loaded, zoo):
     # TinySR fed 0..255 is nearly TinySR again (ReLU nets are close to homogeneous): no clear answer, 1 kept
     assert (t.value_range, t.value_range_source) == (1.0, "default (undecided)")
     low, high = t.value_range_scores[1.0], t.value_range_scores[255.0]
-    assert max(low, high) < probe.CLEARLY * min(low, high)
+    assert max(low, high) < units_module.CLEARLY * min(low, high)
     x = _image(m, 16)
     with torch.no_grad():
         torch.testing.assert_close(m(x), t(x), rtol=1e-5, atol=1e-5)  # Range255 is TinySR in 0..255 units
@@ -371,11 +373,11 @@ def test_probe_size_override(zoo):
 def test_find_sizes_logic():
     def rule(h: int, w: int) -> tuple[int, ...]:
         if min(h, w) < 24 or h % 8 or w % 8:
-            raise probe.ProbeError("no")
+            raise sizes.ProbeError("no")
         return (1, 3, 4 * h, 4 * w)
 
-    found, runs = probe.find_sizes(rule, None, "m.onnx")
-    assert found == probe.SizeRule(min_side=24, multiple=8)
+    found, runs = sizes.find_sizes(rule, None, "m.onnx")
+    assert found == sizes.SizeRule(min_side=24, multiple=8)
     assert runs == [((32, 48), (1, 3, 128, 192)), ((40, 64), (1, 3, 160, 256))]
     assert found.describe() == "multiple-of-8 sides of at least 24" and found.fit(50, 70) == (48, 64)
 
@@ -385,7 +387,7 @@ def test_find_sizes_doubles_the_step_when_odd_sides_are_padded_inside():
     def padded(h: int, w: int) -> tuple[int, ...]:  # RealCUGAN-like: odd sides padded to even, out = 2 * ceil_even
         return (1, 3, 2 * (h + h % 2), 2 * (w + w % 2))
 
-    found, runs = probe.find_sizes(padded, None, "cugan.onnx")
+    found, runs = sizes.find_sizes(padded, None, "cugan.onnx")
     assert found.multiple == 2
     assert runs == [((32, 48), (1, 3, 64, 96)), ((34, 52), (1, 3, 68, 104))]
 
@@ -435,7 +437,7 @@ def test_crop_fits_a_size_rule(zoo, tmp_path):
 
 def test_slow_stages_are_announced(zoo, monkeypatch):
     lines: list[str] = []
-    monkeypatch.setattr(model_module, "STAGE_NOTICE_S", 0.0)
+    monkeypatch.setattr(load_module, "STAGE_NOTICE_S", 0.0)
     load_model(zoo["tiny"], progress=lines.append)
     assert [line.split()[0] for line in lines] == ["reading", "probing", "converting", "verifying"]
     assert lines[2] == "converting tiny.onnx ..."
@@ -446,7 +448,7 @@ def test_slow_stages_are_announced(zoo, monkeypatch):
 
 # --------------------------------------------------------------- refusals
 def test_mismatch_within_the_files_precision_is_named(zoo, monkeypatch):
-    monkeypatch.setattr(model_module, "VERIFY_TOLERANCE", 1e-12)  # a float32 check no graph passes
+    monkeypatch.setattr(verify, "VERIFY_TOLERANCE", 1e-12)  # a float32 check no graph passes
     with pytest.raises(OnnxAttrError) as err:
         load_model(zoo["fp16-io"])
     assert re.fullmatch(

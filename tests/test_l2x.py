@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 import onnxattr
-from onnxattr.blur import blur
+from onnxattr.methods.blur import blur
 from onnxattr.errors import OnnxAttrError
-from onnxattr.l2x import NoRuleError, l2x, rule_coverage
-from onnxattr.l2x.primitives import Pair, linear, rescale
-from onnxattr.l2x.rules import RULES, NodeCall
+from onnxattr.methods.l2x import NoRuleError, l2x, rule_coverage
+from onnxattr.methods.l2x.primitives import Pair, linear, rescale
+from onnxattr.methods.l2x.rules import RULES, NodeCall
 from onnxattr.metrics.masking import mask_pixels, pixel_order
 from onnxattr.metrics.quality import psnr
 

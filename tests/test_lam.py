@@ -13,12 +13,13 @@ from scipy import ndimage
 from torch import nn
 
 import onnxattr
-from onnxattr.blur import blur, gaussian_kernel
+from onnxattr.methods.blur import blur, gaussian_kernel
 from onnxattr.cli import cli
 from onnxattr.errors import OnnxAttrError
-from onnxattr.lam import PATHS, make_path, path_attribution
-from onnxattr.memory import largest_batch
+from onnxattr.methods.paths import PATHS, make_path, path_attribution
+from onnxattr.methods.memory import largest_batch
 from onnxattr.metrics import diffusion_index, gini
+from onnxattr.windows.detector import gradient_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "waifu2x-upconv7-x2.ts17.onnx"  # a real trained CNN, out = 2 * in - 28
@@ -214,7 +215,7 @@ def test_neighbour_paths(linear):
     assert "baseline" not in grad and np.isnan(float(grad["completeness_error"])) and grad.attrs["batch_size"] == 1
     # the plain gradient: d D / d I by autograd directly
     x = image.clone().requires_grad_(True)
-    onnxattr.target.gradient_detector(model(x), onnxattr.Window(6, 6, 8)).sum().backward()
+    gradient_detector(model(x), onnxattr.Window(6, 6, 8)).sum().backward()
     np.testing.assert_allclose(grad["attribution"].values, x.grad[0].numpy(), rtol=1e-5, atol=1e-7)
     assert float(results["ig_black"]["baseline"].max()) == 0.0
     for p in ("lam", "ig_blur", "ig_black"):
@@ -255,9 +256,9 @@ def test_default_cpu_batch_keeps_the_activations_in_the_budget(sample, monkeypat
     activations (n P(h, w) with P the model's counted law), so large images run a point or a few at a time."""
     import importlib
 
-    from onnxattr import memory
+    from onnxattr.methods import memory
 
-    L = importlib.import_module("onnxattr.lam")
+    L = importlib.import_module("onnxattr.methods.lam")
     model, image = sample
     h, w = image.shape[2:]
     per_point = memory.pass_law(model)(h, w)

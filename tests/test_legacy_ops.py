@@ -322,7 +322,7 @@ def _legacy_espcn(path) -> None:
 def test_legacy_sr_model_end_to_end(tmp_path) -> None:
     """load_model verifies it against onnxruntime; LAM runs; L2X is complete (float64) with exact rules only."""
     import onnxattr
-    from onnxattr.l2x import rule_coverage
+    from onnxattr.methods.l2x import rule_coverage
 
     path = tmp_path / "espcn-opset9.onnx"
     _legacy_espcn(path)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from onnxattr.errors import OnnxAttrError
-from onnxattr.memory import PeakLaw, fit_law, free_memory, parse_size
-from onnxattr.probe import SizeRule
+from onnxattr.methods.memory import PeakLaw, fit_law, free_memory, parse_size
+from onnxattr.intake.sizes import SizeRule
 
 
 def _root(tmp_path, files):

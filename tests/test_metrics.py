@@ -13,7 +13,8 @@ from onnxattr import OnnxAttrError, load_model, read_image
 from onnxattr.image import downscale, rgb_to_y
 from onnxattr.metrics import cka, cka_matrix, masking_curves, pixel_order, psnr, sr_quality, ssim
 from onnxattr.metrics.masking import mask_pixels
-from onnxattr.target import Window, gradient_detector
+from onnxattr.windows.geometry import Window
+from onnxattr.windows.detector import gradient_detector
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

@@ -13,7 +13,8 @@ import torch
 
 import onnxattr
 from onnxattr import OnnxAttrError, UnsupportedOpError, load_model
-from onnxattr.target import Window, gradient_detector
+from onnxattr.windows.geometry import Window
+from onnxattr.windows.detector import gradient_detector
 
 from nets import BatchMixNet, CropNet, Range255Net, ShuffleNet, conv_graph, export
 

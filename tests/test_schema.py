@@ -1,5 +1,5 @@
-"""Every result matches the schema table (onnxattr.schema, docs/results.md): CF attrs on every variable
-and coordinate, one HR frame for LR and SR coordinates, upright plots, no 'none' strings."""
+"""Every result matches its layout (onnxattr.results.schema and the method registry's entries, docs/results.md):
+CF attrs on every variable and coordinate, one HR frame for LR and SR coordinates, upright plots, no 'none' strings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import onnxattr
-from onnxattr.schema import COORDS, SCHEMA_VERSION, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, problems
+from onnxattr.methods.registry import METHODS
+from onnxattr.methods.registry import layout_problems as problems
+from onnxattr.results.schema import SCHEMA_VERSION, STUDY_COORDS, STUDY_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "samples" / "waifu2x-upconv7-x2.ts17.onnx"  # x2, offset -28
@@ -84,6 +86,10 @@ def test_baseline_has_one_name(runs):
 
 def test_tables_cover_their_dims():
     # every dim is a coordinate of the table, but ``window``, which has no index (runs concatenate along it)
-    for table, coords in ((VARIABLES, {**COORDS, "window": None}), (STUDY_VARIABLES, {**STUDY_COORDS, "window": None})):
+    tables = [(STUDY_VARIABLES, {**STUDY_COORDS, "window": None})]
+    for m in METHODS.values():  # each method's layout: the shared entries and its own
+        table = m.table()
+        tables.append((table, {**{k: e for k, e in table.items() if e.dims == (k,) or k == "op_type"}, "window": None}))
+    for table, coords in tables:
         for name, entry in table.items():
             assert set(entry.dims) <= set(coords), (name, entry.dims)

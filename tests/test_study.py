@@ -1,7 +1,9 @@
-"""Study stores that resume (onnxattr.study, cells, store): kept cells and their computed_at, a real
+"""Study stores that resume (onnxattr.results.studystore, study.cells, results.locking): kept cells and their computed_at, a real
 SIGKILL then rerun, refusal of other parameters, failing cells, concurrent writers, stale temps."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import multiprocessing
 import os
@@ -17,14 +19,14 @@ import xarray as xr
 from click.testing import CliRunner
 from PIL import Image
 
-import onnxattr.store
+import onnxattr.results.locking
 from onnxattr import OnnxAttrError, compare
 from onnxattr.cli import cli
-from onnxattr.compare import load_study, save_study
+from onnxattr.results.studystore import load_study, save_study
 from onnxattr.errors import CellsFailed
-from onnxattr.results import load
-from onnxattr.schema import problems
-from onnxattr.study import Study
+from onnxattr.results.files import load
+from onnxattr.methods.registry import layout_problems as problems
+from onnxattr.results.studystore import Study
 
 from nets import conv_graph
 
@@ -82,12 +84,12 @@ def test_a_new_window_computes_only_its_cells(models, tmp_path, monkeypatch):
     per model x image, with the missing windows only) and keeps the others' values and computed_at."""
     import importlib
 
-    C = importlib.import_module("onnxattr.compare")  # the module (the package's ``compare`` is the function)
+    C = importlib.import_module("onnxattr.study.tasks")
     store = tmp_path / "study.zarr"
     first, _ = _run(models, store, windows=WINDOWS[:1])
     asked: list[list] = []
-    real = C.run_job
-    monkeypatch.setattr(C, "run_job", lambda **kw: asked.append(kw["windows"]) or real(**kw))
+    real = C.explain_pair
+    monkeypatch.setattr(C, "explain_pair", lambda **kw: asked.append(kw["windows"]) or real(**kw))
     more, lines = _run(models, store)
     assert lines == _line(4, 8)
     assert [[w.as_tuple() for w in ws] for ws in asked] == [[(40, 40, 8)]] * 4  # 2 models x 2 images, the new window only
@@ -100,18 +102,19 @@ def test_a_new_window_computes_only_its_cells(models, tmp_path, monkeypatch):
 
 
 def test_gather_sums_the_time_of_each_task_once():
-    from onnxattr.cells import gather
+    from onnxattr.study.cells import CellResult, gather
 
     t1, t2 = np.datetime64(1, "ns"), np.datetime64(2, "ns")
-    cell = {"input": np.zeros((3, 4, 4)), "quality": {}, "attribution": 0, "saliency": 0, "sr_crop": 0, "hr_crop": None,
-            "diffusion_index": 1.0, "completeness_error": 0.0, "window_sr": (0, 0), "curve": None}
-    windows = [{**cell, "computed_at": t1, "elapsed_s": 3.0, "error": ""},
-               {**cell, "computed_at": t1, "elapsed_s": 3.0, "error": ""},   # the same task as the first
-               {**cell, "computed_at": t2, "elapsed_s": 5.0, "error": ""},
-               {**cell, "computed_at": np.datetime64("NaT", "ns"), "elapsed_s": float("nan"), "error": "failed"}]
+    cell = CellResult(input=np.zeros((3, 4, 4)), attribution=0, saliency=0, sr_crop=0, hr_crop=None,
+                      diffusion_index=1.0, completeness_error=0.0, window_sr=(0, 0), elapsed_s=0.0, quality={}, curve=None,
+                      computed_at=t1)
+    windows = [replace(cell, computed_at=t1, elapsed_s=3.0),
+               replace(cell, computed_at=t1, elapsed_s=3.0),   # the same task as the first
+               replace(cell, computed_at=t2, elapsed_s=5.0),
+               replace(cell, computed_at=np.datetime64("NaT", "ns"), elapsed_s=float("nan"), error="failed")]
     got = gather(windows)
-    assert got["elapsed_s"] == 8.0 and got["error"] == ["", "", "", "failed"]
-    assert np.isnan(gather(windows[3:])["elapsed_s"])
+    assert got.elapsed_s == 8.0 and got.per_window("error") == ["", "", "", "failed"]
+    assert np.isnan(gather(windows[3:]).elapsed_s)
 
 
 def _cells_computed_at(store: Path) -> set:
@@ -284,12 +287,12 @@ def test_stale_temps_of_dead_writers_are_cleaned(tmp_path):
     save_study(xr.Dataset({"v": (("a",), [1.0])}, attrs={"method": "compare"}), path)
     old = tmp_path / f".s.zarr.{dead}-0000000000cc.old"
     path.rename(old)
-    assert onnxattr.store.clean_stale(tmp_path, "s.zarr") == [] and not old.exists()
+    assert onnxattr.results.locking.clean_stale(tmp_path, "s.zarr") == [] and not old.exists()
     assert float(load_study(path).v[0]) == 1.0
 
 
 def test_replace_without_exchange(tmp_path, monkeypatch):
-    monkeypatch.setattr(onnxattr.store, "_exchange", lambda a, b: False)  # file systems without renameat2
+    monkeypatch.setattr(onnxattr.results.locking, "_exchange", lambda a, b: False)  # file systems without renameat2
     path = tmp_path / "s.zarr"
     for v in (1.0, 2.0):
         save_study(xr.Dataset({"v": (("a",), [v])}, attrs={"method": "compare"}), path)

@@ -15,8 +15,8 @@ from PIL import Image
 import onnxattr
 from onnxattr.cli import cli, main
 from onnxattr.errors import OnnxAttrError
-from onnxattr.target import Grid, Window, align_hr, grid_windows, resolve_windows, window_coords
-from onnxattr.windowfile import read_windows, rows_for_images
+from onnxattr.windows.geometry import Grid, Window, align_hr, grid_windows, resolve_windows, window_coords
+from onnxattr.windows.csvfile import read_windows, rows_for_images
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "waifu2x-upconv7-x2.ts17.onnx"  # out = 2 * in - 28: HR -> SR shift -14
@@ -176,7 +176,7 @@ def test_compare_windows_file_naming_another_image_is_one_line(tmp_path, monkeyp
 # ------------------------------------------------------------------ the attribution atlas
 def test_reach_and_lr_centre():
     from onnxattr.metrics import reach
-    from onnxattr.target import lr_centre
+    from onnxattr.windows.geometry import lr_centre
 
     s = np.zeros((9, 9))
     s[2, 7] = 1.0  # 3 columns right, 4 rows up of (4, 6): distance 5
@@ -205,7 +205,7 @@ def test_grid_atlas_and_its_figure(hr_png, tmp_path):
 
 
 def test_a_grid_of_very_many_windows_is_announced():
-    from onnxattr.target import MANY_WINDOWS, Grid, resolve_windows
+    from onnxattr.windows.geometry import MANY_WINDOWS, Grid, resolve_windows
 
     with pytest.warns(UserWarning, match=r"the grid of 1 px windows has 9801 windows, one backward pass"):
         assert len(resolve_windows(Grid(1), 0, 100, 100)) == 9801 > MANY_WINDOWS

@@ -28,18 +28,18 @@ import warnings
 
 import click
 
-from .. import __version__
+from ..version import __version__
 from ..errors import OnnxAttrError, first_line
+from ..methods.registry import METHODS
 
-# command -> its one-line help in the command list; the module ``.<command>`` is imported only to run it
-COMMANDS = {
+# command -> its one-line help in the command list (a method's from the registry); the module ``.<command>`` is
+# imported only to run it
+COMMANDS = dict(sorted({
     "compare": "Run one method on every MODEL x image: maps, metrics, CKA.",
-    "glam": "GL-AM local and global attribution maps of an output window.",
     "inspect": "What the model is and how well it converted.",
-    "l2x": "L2X attribution of an output window (per-op rules).",
-    "lam": "Local attribution map (LAM) of an output window.",
     "show": "Draw the figure for a result file written by onnxattr.",
-}
+    **{m.name: m.summary for m in METHODS.values()},
+}.items()))
 USER_ERROR, INTERNAL_ERROR, INTERRUPTED = 2, 1, 130
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the user's disk, not a bug
 _UNRAISABLE: list[str] = []  # errors Python could not raise (e.g. h5py closing a file on a full disk), for the log

@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ..atomic import check_writable
 from ..errors import OnnxAttrError
+from ..methods.registry import METHODS
 from ..options import FRAMES
-from ..windowfile import check_duplicates, read_windows, rows_for_images
+from ..paths import check_writable
+from ..windows.csvfile import check_duplicates, read_windows, rows_for_images
 
 if TYPE_CHECKING:  # torch, onnx and onnxruntime load when a command runs, not when it parses (fast --help)
     import torch
 
-    from ..model import SRModel
-    from ..target import Grid
+    from ..intake import SRModel
+    from ..windows.geometry import Grid
 
 
 @dataclass
@@ -112,7 +113,7 @@ def window_spec(
     if grid is not None:
         if window or windows_file:
             raise OnnxAttrError("--grid tiles the whole output: drop --window/--windows, or drop --grid")
-        from ..target import Grid
+        from ..windows.geometry import Grid
 
         return Grid(grid, stride)
     spec = [tuple(w) for w in window]
@@ -173,7 +174,7 @@ def load(
 ) -> SRModel:
     """load_model with the CLI's options (threads set first); slow load stages are announced on stderr."""
     from ..device import set_threads
-    from ..model import load_model
+    from ..intake import load_model
 
     set_threads(threads)
     return load_model(
@@ -311,14 +312,12 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
-    """The summary of one method's result: its checks (``schema.CHECKS``; per-window ones as one value
+    """The summary of one method's result: its checks (the registry's ``checks``; per-window ones as one value
     per window), the windows (HR frame), time, batch size, files."""
-    from ..schema import CHECKS
-
     a = ds.attrs
     method = str(a.get("method", command))
     checks: dict[str, Any] = {}
-    for name, label in CHECKS.get(method, {}).items():
+    for name, label in (METHODS[method].checks if method in METHODS else {}).items():
         if name in ds.data_vars:
             values = [float(v) for v in ds[name].values.reshape(-1)]
             checks[label] = values[0] if len(values) == 1 else values
@@ -344,18 +343,19 @@ def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
 
 def finish(ds: Any, out: Path) -> list[Path]:
     """Write the result atomically; the files written."""
-    from ..results import save
+    from ..results.files import save
 
     return [save(ds, out)]
 
 
-def method_command(name: str, help: str, check: Callable[[dict[str, Any]], object] | None = None) -> Callable:
-    """Decorator for a method command: adds the shared options and turns the function into a click command.
+def method_command(name: str, help: str, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable:
+    """Decorator for the command of the registered method ``name``: adds the shared options and turns the function
+    into a click command.
 
     The wrapped function gets ``inputs: Inputs``, the API ``window`` argument (``window_spec``), ``frame``
     and ``progress`` (False with ``--quiet``) plus its own options and returns the Dataset; the command
-    writes it and reports (``reported``). ``check(options)`` validates the command's own options before
-    the model loads.
+    writes it and reports (``reported``). The command's own options are checked before the model loads by the
+    method's ``check_params``, after ``check(options)`` maps them onto the method's parameters (default: as they are).
     """
 
     def wrap(f: Callable) -> click.Command:
@@ -363,8 +363,7 @@ def method_command(name: str, help: str, check: Callable[[dict[str, Any]], objec
         def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, threads, value_range,
                 no_verify, channel_order, probe_size, quiet, **kw):
             out_path = check_output_path(out)
-            if check is not None:
-                check(kw)
+            METHODS[name].check_params(**(check(kw) if check is not None else kw))
             spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop,

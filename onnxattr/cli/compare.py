@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from ..errors import CellsFailed, OnnxAttrError
-from ..options import DEFAULT_RATIOS, FORMATS, FRAMES, METHODS
-from ..windowfile import read_windows, rows_for_images
+from ..methods.registry import METHODS
+from ..options import DEFAULT_RATIOS, DEFAULT_SEEDS, FORMATS, FRAMES
+from ..windows.csvfile import read_windows, rows_for_images
 from .common import stage_line, check_output_path, finish, model_options, reported
 
 VARIADIC = ("--images",)
@@ -84,7 +85,7 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @click.option("--method", type=click.Choice(METHODS), default="lam", show_default=True, help="Attribution method.")
 @click.option("--hr", is_flag=True, help="The images are HR: each model gets their bicubic downscale; PSNR/SSIM vs HR.")
 @click.option("--ratios", default=",".join(f"{r:g}" for r in DEFAULT_RATIOS), show_default=True, help="Masking ratios.")
-@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Random masking orders.")
+@click.option("--seeds", default=DEFAULT_SEEDS, show_default=True, type=click.IntRange(min=1), help="Random masking orders.")
 @click.option("--cka-debiased", is_flag=True, help="Debiased CKA (unbiased HSIC; needs >= 4 images).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter, e.g. steps=20 (repeatable).")
 @click.option("--scheduler", default=None, metavar="ADDR", help="Dask: 'threads' (default), 'local' (worker processes) or an address.")
@@ -101,8 +102,9 @@ def command(
     """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
     import numpy as np
 
-    from ..compare import check_method_params, compare
     from ..plot.compare import save_figures
+    from ..study.compare import compare
+    from ..study.plan import check_method_params
 
     started = np.datetime64(time.time_ns(), "ns")
     out_path = check_output_path(out, (".nc", ".zarr"))

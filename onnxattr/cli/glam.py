@@ -8,15 +8,8 @@ from ..options import DEFAULT_LAYERS, VARIATIONS
 from .common import method_command
 
 
-def _check(options: dict) -> object:
-    from ..glam import check_params
-
-    return check_params(**options)
-
-
 @method_command(
     "glam", help="GL-AM: local (window) and global attribution maps from per-layer gradients.",
-    check=_check,
 )
 @click.option(
     "--layers",
@@ -27,7 +20,7 @@ def _check(options: dict) -> object:
 @click.option("--pattern", default=None, help="Regex on node names (fx or ONNX) to narrow the layers.")
 @click.option("--variation", type=click.Choice(VARIATIONS), default="abs", show_default=True, help="Variation term of eqs. 2 and 5.")
 def command(inputs, window, frame, progress, layers, pattern, variation):
-    from ..glam import glam
+    from ..methods.glam import glam
 
     op_types = [t.strip() for t in layers.split(",") if t.strip()]
     return glam(inputs.model, inputs.image, window, frame=frame, layers=op_types, pattern=pattern, variation=variation, hr=inputs.hr)

@@ -10,45 +10,28 @@ from .common import load, model_options, reported
 
 
 def describe(model) -> dict:
-    """The facts `inspect` reports, as JSON-ready values."""
-    from ..l2x import rule_coverage
+    """The facts `inspect` reports, as JSON-ready values: the model's ``facts()`` laid out for reading, and what
+    only a loaded graph tells (its nodes, the batch mode, onnxruntime's providers, L2X's rule coverage)."""
+    from ..methods.l2x import rule_coverage
 
+    f = model.facts()
     return {
-        "file": str(model.path),
-        "sha256": model.sha256,
-        "input": {"name": model.spec.input_name, "shape": ["N" if model.spec.batch is None else 1, model.in_channels,
-                  model.spec.height or "H", model.spec.width or "W"]},
-        "output": model.spec.output_name,
-        "scale": model.scale,
-        "offset": model.offset,
-        "in_channels": model.in_channels,
-        "fixed_size": list(model.fixed_size) if model.fixed_size else None,
-        "opset": model.opset,
-        "producer": model.producer,
-        "op_types": dict(sorted(Counter(n.op_type for n in model.nodes).items())),
-        "nodes": len(model.nodes),
-        "conversion_error": model.conversion_error,
-        "from_cache": model.from_cache,
-        "load_seconds": {k: round(v, 3) for k, v in model.load_seconds.items()},
-        "file_precision": model.adapter.precision,
-        "precision_gap": model.precision_gap,
-        "layout": {"input": model.adapter.input_layout, "output": model.adapter.output_layout},
-        "dtype": {"input": model.adapter.input_dtype, "output": model.adapter.output_dtype},
-        "channel_order": model.adapter.channel_order,
-        "removed_at_output": list(model.adapter.removed),
-        "adapters": list(model.adapter.reasons),
-        "value_range": model.value_range,
-        "value_range_source": model.value_range_source,
-        "output_range": model.output_range,
-        "output_range_source": model.output_range_source,
-        "value_range_distance": {f"{k:g}": v for k, v in model.value_range_scores.items()},
-        "size_rule": {"text": model.size_rule.describe(), "min_side": model.size_rule.min_side,
-                      "multiple": model.size_rule.multiple},
-        "probe_size": list(model.probe_size),
-        "batch_mode": model.batch_mode,
-        "device": str(model.device),
-        "ort_providers": model.session.get_providers(),
-        "rule_coverage": rule_coverage(model),
+        "file": f.path, "sha256": f.sha256,
+        "input": {"name": f.input_name, "shape": list(f.input_shape)}, "output": f.output_name,
+        "scale": f.scale, "offset": f.offset, "in_channels": f.in_channels,
+        "fixed_size": list(f.fixed_size) if f.fixed_size else None, "opset": f.opset, "producer": f.producer,
+        "op_types": dict(sorted(Counter(n.op_type for n in model.nodes).items())), "nodes": len(model.nodes),
+        "conversion_error": f.conversion_error, "from_cache": f.from_cache,
+        "load_seconds": {k: round(v, 3) for k, v in f.load_seconds.items()},
+        "file_precision": f.file_precision, "precision_gap": f.precision_gap,
+        "layout": {"input": f.input_layout, "output": f.output_layout},
+        "dtype": {"input": f.input_dtype, "output": f.output_dtype}, "channel_order": f.channel_order,
+        "removed_at_output": list(f.removed_at_output), "adapters": list(f.adapter_reasons),
+        "value_range": f.value_range, "value_range_source": f.value_range_source, "output_range": f.output_range,
+        "output_range_source": f.output_range_source, "value_range_distance": dict(f.value_range_scores),
+        "size_rule": {"text": f.size_rule, "min_side": f.min_side, "multiple": f.multiple},
+        "probe_size": list(f.probe_size), "batch_mode": model.batch_mode, "device": f.device,
+        "ort_providers": model.session.get_providers(), "rule_coverage": rule_coverage(model),
     }
 
 

@@ -8,15 +8,17 @@ from ..options import TARGETS, UNKNOWN_OPS
 from .common import Inputs, method_command
 
 
-def _check(options: dict) -> object:
-    from ..l2x import check_params
-
-    return check_params(**options, dtype="float32" if options["single"] else "float64")
+def _params(options: dict) -> dict:
+    """The command's options as L2X's parameters: --pixel and --channel as ``pixel``, --float32 as ``dtype``."""
+    pixel, channel = options["pixel"], options["channel"]
+    return {"sigma": options["sigma"], "kernel_size": options["kernel_size"], "target": options["target"],
+            "pixel": (*pixel, *([] if channel is None else [channel])) if pixel else None,
+            "unknown_ops": options["unknown_ops"], "dtype": "float32" if options["single"] else "float64"}
 
 
 @method_command(
     "l2x", help="L2X attribution of an output window: one pass of per-op rules against a blurred reference.",
-    check=_check,
+    check=_params,
 )
 @click.option("--target", default="detector", show_default=True, type=click.Choice(TARGETS),
               help="detector: LAM's gradient detector on the window; sum: window sum; pixel: one SR value (--pixel).")
@@ -29,12 +31,8 @@ def _check(options: dict) -> object:
               help="Ops without a rule: fail, or use their plain gradient (approximate; see completeness_error).")
 @click.option("--float32", "single", is_flag=True, help="Propagate in float32 (faster; completeness limited by rounding).")
 def command(inputs: Inputs, window, frame, progress, target, pixel, channel, sigma, kernel_size, unknown_ops, single):
-    import torch
+    from ..methods.l2x import l2x
 
-    from ..l2x import l2x
-
-    return l2x(
-        inputs.model, inputs.image, window, frame=frame, sigma=sigma, kernel_size=kernel_size, target=target,
-        pixel=(*pixel, *([] if channel is None else [channel])) if pixel else None, unknown_ops=unknown_ops, hr=inputs.hr,
-        dtype=torch.float32 if single else torch.float64,
-    )
+    params = _params({"sigma": sigma, "kernel_size": kernel_size, "target": target, "pixel": pixel, "channel": channel,
+                      "unknown_ops": unknown_ops, "single": single})
+    return l2x(inputs.model, inputs.image, window, frame=frame, hr=inputs.hr, **params)

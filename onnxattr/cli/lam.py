@@ -8,15 +8,8 @@ from ..options import DEFAULT_MEMORY_FRACTION, PATHS
 from .common import Inputs, method_command
 
 
-def _check(options: dict) -> object:
-    from ..lam import check_params
-
-    return check_params(**options)
-
-
 @method_command(
     "lam", help="Local attribution map (LAM) of an output window: path-integrated gradients of the gradient detector.",
-    check=_check,
 )
 @click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1), help="Path steps m.")
 @click.option("--sigma", default=1.2, show_default=True, type=float, help="Blur of the baseline image.")
@@ -31,7 +24,7 @@ def _check(options: dict) -> object:
     help="Share of free RAM (or CUDA memory) the batch may use.",
 )
 def command(inputs: Inputs, window, frame, progress, steps, sigma, kernel_size, path, batch_size, memory_fraction):
-    from ..lam import lam
+    from ..methods.lam import lam
 
     return lam(
         inputs.model, inputs.image, window, frame=frame, steps=steps, sigma=sigma, kernel_size=kernel_size, path=path,

@@ -24,7 +24,7 @@ from .common import check_output_path, reported
 def command(result, out, style, dpi, panels, cmap, window, quiet) -> dict:
     """Draw the figure for a result written by onnxattr (the atlas for several windows)."""
     from ..plot import show
-    from ..results import load
+    from ..results.files import load
 
     path = check_output_path(out, FORMATS)
     ds = load(result)

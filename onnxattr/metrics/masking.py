@@ -31,11 +31,10 @@ import xarray as xr
 
 from ..arrays import to_numpy
 from ..errors import OnnxAttrError
-from ..options import DEFAULT_RATIOS
-from ..target import Window
+from ..options import DEFAULT_RATIOS, DEFAULT_SEEDS
+from ..windows.geometry import Window
 from .quality import SSIM_WINDOW, psnr, ssim
 
-DEFAULT_SEEDS = 5
 #: pixels with s(p) above this share of max s form the attribution's support (the window's influence region).
 SUPPORT_RTOL = 1e-6
 

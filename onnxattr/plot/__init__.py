@@ -1,5 +1,5 @@
-"""Figures for results: one module per method, each with ``draw(ds, style, panels, cmap) -> Figure``;
-``show`` dispatches and saves. Importing this package never changes matplotlib's backend: figures are
+"""Figures for results: one module per method, each with ``draw(ds, style, panels, cmap) -> Figure`` (the
+method registry names it), ``compare`` for studies; ``show`` dispatches and saves. Importing this package never changes matplotlib's backend: figures are
 ``matplotlib.figure.Figure`` objects, which save without pyplot (in Jupyter, ``draw(ds)`` displays inline).
 
 ``style``: ``overview`` (a screen page) or ``paper`` (one 3.4 in journal column, 7 pt text; save as
@@ -19,24 +19,26 @@ import matplotlib
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ..atomic import write_atomically
 from ..errors import OnnxAttrError
+from ..methods.registry import METHODS
 from ..options import DEFAULT_DPI, FORMATS
+from ..paths import write_atomically
 from .common import STYLES, style_of
 
-
-
-FIGURE_METHODS = ("lam", "l2x", "glam", "compare")
+STUDY = "compare"  # the ``method`` attr of a study, drawn by ``plot.compare``
 
 
 def _module(ds: xr.Dataset):
+    """The figure module of a result: its method's (``methods.registry``), or ``plot.compare`` for a study."""
     method = str(ds.attrs.get("method", ""))
-    if method not in FIGURE_METHODS:
+    if method == STUDY:
+        return importlib.import_module(f"{__name__}.compare")
+    if method not in METHODS:
         raise OnnxAttrError(
-            f"no figure for results of method {method!r} (known: {', '.join(FIGURE_METHODS)}); "
+            f"no figure for results of method {method!r} (known: {', '.join([*METHODS, STUDY])}); "
             "pass a result written by onnxattr"
         )
-    return importlib.import_module(f"{__name__}.{method}")
+    return importlib.import_module(METHODS[method].figure)
 
 
 def _check_cmap(cmap: str | None) -> None:

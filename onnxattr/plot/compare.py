@@ -30,7 +30,7 @@ from scipy import stats
 from ..errors import OnnxAttrError
 from . import DEFAULT_DPI, save_figure
 from .common import STYLES, Style, as_rgb, bare, frame, mark, style_of
-from .lam import SALIENCY_CMAP, _upscale, area_of_interest
+from .lam import SALIENCY_CMAP, area_of_interest, upscale
 
 PANELS = ("grid", "masking", "cka", "scatter")
 ORDER_STYLE = {"attribution": dict(color="tab:blue", ls="-"), "random": dict(color="tab:orange", ls="--")}
@@ -114,7 +114,7 @@ def grid(fig: Figure | SubFigure, ds: xr.Dataset, style: Style = STYLES["overvie
             lr = _valid(ds.input.sel(model=model, **at).values)
             sal = _valid(ds.saliency.sel(model=model, **at).isel(window=k).values).astype(np.float64)
             kde = seismic(area_of_interest(sal) * 0.5 + 0.5)[..., :3]
-            blend = 0.5 * _upscale(as_rgb(lr), scale) + 0.5 * _upscale(kde, scale)
+            blend = 0.5 * upscale(as_rgb(lr), scale) + 0.5 * upscale(kde, scale)
             win = _window_lr(ds, model, image, k)
             row[0].imshow(as_rgb(ds.sr_crop.sel(model=model, **at).isel(window=k)[:, :size, :size]), interpolation="nearest")
             frame(row[0], lw=style.line)
@@ -160,7 +160,7 @@ def grid_paper(fig: Figure | SubFigure, ds: xr.Dataset, style: Style, max_images
             lr = _valid(ds.input.sel(model=model, **at).values)
             sal = _valid(ds.saliency.sel(model=model, **at).isel(window=w).values).astype(np.float64)
             kde = seismic(area_of_interest(sal) * 0.5 + 0.5)[..., :3]
-            ax.imshow(0.5 * _upscale(as_rgb(lr), scale) + 0.5 * _upscale(kde, scale), interpolation="nearest")
+            ax.imshow(0.5 * upscale(as_rgb(lr), scale) + 0.5 * upscale(kde, scale), interpolation="nearest")
             mark(ax, tuple(v * scale for v in _window_lr(ds, model, image, w)), color="black", lw=style.line * 0.7)
             bare(ax, _wrap(_short(model), 12) if i == 0 else "")
             ax.set_xlabel(_caption(ds, model, image, w, short=True), labelpad=1)

@@ -32,7 +32,7 @@ def area_of_interest(saliency: np.ndarray) -> np.ndarray:
     return z / z.max()
 
 
-def _upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
+def upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
     """(h, w, c) -> (s h, s w, c) bicubic, clipped to [0, 1] (the paper's LR.resize(HR.size))."""
     t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
     up = torch.nn.functional.interpolate(t, scale_factor=scale, mode="bicubic", align_corners=False)
@@ -56,7 +56,7 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     x, y, size = (int(v) for v in window_sr(ds))
     seismic = colormaps["seismic"]
     kde = seismic(area_of_interest(sal) * 0.5 + 0.5)[..., :3]
-    blend = 0.5 * _upscale(lr, scale) + 0.5 * _upscale(kde, scale)
+    blend = 0.5 * upscale(lr, scale) + 0.5 * upscale(kde, scale)
     paper = style.name == "paper"
     available = {
         "input": Panel("LR input" if paper else f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)", lr, window=win_lr),

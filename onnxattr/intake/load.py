@@ -1,0 +1,164 @@
+"""``load_model``: an ONNX file in, a verified ``SRModel`` out (README "Models" lists the steps).
+
+Reading (``onnxfile``) and adapting the file to its float32 core (``adapters``); probing onnxruntime for the
+sizes it takes, its output law (``sizes``) and its units (``units``); converting (``convert``); verifying the
+conversion and the file's own precision (``verify``). What the probes and the conversion found is kept in the
+user's cache (``cache``), so a later load of the same file skips them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from ..device import full_float32, pick_device
+from . import cache
+from .adapters import Adapter, adapt
+from .convert import convert, op_table
+from .model import SRModel
+from .onnxfile import IOSpec, io_spec, read_onnx, sha256
+from .session import ort_session, run_probe, size_runner
+from .sizes import find_sizes, scale_law, verification_size
+from .units import check_value_range, value_range_of
+from .verify import conversion_error, precision_gap
+
+STAGE_NOTICE_S = 2.0  # a load stage running longer than this is announced through ``progress``
+
+
+class Stages:
+    """Times each load stage and announces, through ``progress``, each one still running after STAGE_NOTICE_S."""
+
+    def __init__(self, name: str, progress: Callable[[str], None] | None) -> None:
+        self.name, self.progress = name, progress
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        timer = None
+        if self.progress is not None:
+            timer = threading.Timer(STAGE_NOTICE_S, self.progress, args=(f"{stage} {self.name} ...",))
+            timer.daemon = True
+            timer.start()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = time.perf_counter() - t0
+            if timer is not None:
+                timer.cancel()
+
+
+def load_model(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    verify: bool = True,
+    value_range: float | str = "auto",
+    channel_order: str = "rgb",
+    probe_size: tuple[int, int] | None = None,
+    progress: Callable[[str], None] | None = None,
+    use_cache: bool = True,
+) -> SRModel:
+    """Load an ONNX SR model as a verified torch graph.
+
+    ``value_range``: 'auto' (detected from onnxruntime runs on a bundled photo), or 1 / 255 for models fed
+    0..1 / 0..255 images (inputs are scaled up, outputs down, so every attribution is with respect to the
+    [0, 1] image). ``channel_order``: 'bgr' for files that take and return BGR. ``probe_size``: (H, W) to
+    start the probe-size search from. ``progress``: called with one line per load stage (reading, probing,
+    converting, verifying) that runs longer than ``STAGE_NOTICE_S``. ``verify=False`` skips the onnxruntime
+    checks of the conversion and of the file's precision. ``use_cache``: read and write the converted graph
+    in the user's cache (``intake.cache``; a cached load skips the probes and the conversion, and still
+    runs the conversion check on the probe).
+    """
+    name = Path(path).name
+    value_range = check_value_range(value_range)
+    stages = Stages(name, progress)
+    with stages("reading"):
+        proto, path = read_onnx(path)
+        core, adapter = adapt(proto, path.name, channel_order)
+        spec = io_spec(core, path.name)
+        file_sha = sha256(path)
+        dev = pick_device(device)
+        full_float32(dev)
+        session = ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
+    use_cache = use_cache and cache.folder() is not None
+    entry = entry_name = None
+    if use_cache:
+        entry_name = cache.key(file_sha, value_range=value_range, channel_order=channel_order, probe_size=probe_size,
+                               device=dev.type)
+        with stages("reading cache"):
+            entry = cache.read(entry_name)
+    cached = entry is not None
+    if entry is None:
+        entry = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages)
+    prepared = onnx.load_from_string(entry.prepared)
+    graph = entry.graph.to(dev).eval().requires_grad_(False)
+    ops = op_table(prepared, entry.graph)
+    for note in entry.load_warnings:
+        warnings.warn(note, stacklevel=2)
+    with stages("verifying"):
+        error = gap = None
+        if verify:
+            error = conversion_error(path.name, prepared, graph, ops, spec.input_name, (entry.units.input, entry.units.output),
+                                     adapter.precision, entry.probe, entry.probe_output, dev)
+            gap = _precision_gap(path, adapter, entry, dev)
+        if not adapter.changed:
+            gap = 0.0  # onnxruntime runs the file itself
+    if use_cache and verify and not cached:
+        cache.write(entry_name, entry)  # verified entries only (read back onto the CPU)
+    return SRModel(
+        path=path, sha256=file_sha, proto=prepared, graph=graph, op_table=ops, spec=spec, adapter=adapter,
+        scale=entry.scale, offset=entry.offset, size_rule=entry.rule, units=entry.units, session=session, device=dev,
+        probe=entry.probe, conversion_error=error, precision_gap=gap, from_cache=cached, load_seconds=stages.seconds,
+    )
+
+
+def _precision_gap(path: Path, adapter: Adapter, entry: cache.Entry, device: torch.device) -> float | None:
+    """The file's precision gap (``verify.precision_gap``), measured once per cache entry; its warning is given
+    when measured and kept with the entry's warnings for later loads. None when the core is the file."""
+    if not adapter.changed:
+        return None
+    if entry.precision_gap is None:
+        units = (entry.units.input, entry.units.output)
+        entry.precision_gap, note = precision_gap(path.name, adapter, ort_session(path, path.name, device), units,
+                                                  entry.probe, entry.probe_output)
+        if note:
+            entry.load_warnings.append(note)
+            warnings.warn(note, stacklevel=3)
+    return entry.precision_gap
+
+
+def probe_and_convert(
+    path: Path,
+    core: onnx.ModelProto,
+    adapter: Adapter,
+    spec: IOSpec,
+    session: ort.InferenceSession,
+    value_range: float | str,
+    probe_size: tuple[int, int] | None,
+    stages: Stages,
+) -> cache.Entry:
+    """What onnxruntime tells about the file (size rule, output law, value range, the probe's output) and the
+    converted graph: everything of a load but the verification."""
+    with stages("probing"):
+        fixed = (spec.height, spec.width) if spec.height and spec.width else None
+        rule, runs = find_sizes(size_runner(session, spec), fixed, path.name, probe_size)
+        scale, offset = scale_law(path.name, runs, spec.in_channels)
+        size = verification_size([size for size, _ in runs])
+        units = value_range_of(value_range, adapter, session, spec, size, scale, offset, path.name)
+        quantize = (lambda x: np.round(x * 255) / 255) if adapter.input_dtype == "uint8" else (lambda x: x)
+        x, y_ort = run_probe(spec, session, (units.input, units.output), path.name, size, prep=quantize)
+    with stages("converting"):
+        graph, prepared = convert(core, path.name)
+    return cache.Entry(
+        graph=graph, prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, units=units,
+        probe_size=size, probe=x, probe_output=y_ort, precision_gap=None, load_warnings=[units.note] if units.note else [],
+    )

@@ -1,0 +1,54 @@
+"""The explained quantity t on the SR output, written with the L2X primitives so that its own
+nonlinearities (squares and square roots of LAM's detector) also keep completeness exact."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from ...errors import OnnxAttrError
+from ...options import TARGETS
+from ...windows.detector import sqrt_zero_grad
+from ...windows.geometry import Window
+from .primitives import Pair, linear, rescale, square
+
+
+def detector(out: Pair, window: Window) -> Pair:
+    """D(O) = sum over channels and window of sqrt(dh + dw), dh, dw squared forward differences (LAM eq. 1):
+    differences (linear), squares (midpoint), sum (linear), sqrt (rescale)."""
+    y, x, s = window.y, window.x, window.size
+    crop = linear(lambda t: t[:, :, y : y + s + 1, x : x + s + 1], out)
+    dh = square(linear(lambda t: t[:, :, :-1, :-1] - t[:, :, 1:, :-1], crop))
+    dw = square(linear(lambda t: t[:, :, :-1, :-1] - t[:, :, :-1, 1:], crop))
+    g = rescale(sqrt_zero_grad, linear(torch.add, dh, dw))
+    return linear(torch.sum, g)
+
+
+def window_sum(out: Pair, window: Window) -> Pair:
+    """t = sum of the output over the window and channels (linear)."""
+    y, x, s = window.y, window.x, window.size
+    return linear(lambda t: t[:, :, y : y + s, x : x + s].sum(), out)
+
+
+def pixel_value(out: Pair, window: Window, channel: int | None) -> Pair:
+    """t = O[channel, y, x] at the window's top-left pixel, or its sum over channels (``channel`` None)."""
+    y, x = window.y, window.x
+    if channel is None:
+        return linear(lambda t: t[0, :, y, x].sum(), out)
+    return linear(lambda t: t[0, channel, y, x], out)
+
+
+def make_objective(target: str, windows: Sequence[Window], channel: int | None = None) -> Callable[[Pair], Pair]:
+    """output Pair -> Pair of the K windows' targets (K,) for ``target`` in detector | sum | pixel
+    (``pixel``: the value at each 1-px window, channel ``channel`` or summed over channels)."""
+    if target == "detector":
+        one: Callable[[Pair, Window], Pair] = detector
+    elif target == "sum":
+        one = window_sum
+    elif target == "pixel":
+        def one(out: Pair, window: Window) -> Pair:
+            return pixel_value(out, window, channel)
+    else:
+        raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
+    return lambda out: linear(lambda *ts: torch.stack(ts), *(one(out, w) for w in windows))

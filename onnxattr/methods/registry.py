@@ -1,0 +1,177 @@
+"""The method registry: every attribution method, declared once.
+
+Each ``Method`` names its module (which defines the method's function, ``check_params`` and ``estimate``), its
+figure module, the variables its results add to the shared layout (``results.schema``), its trust checks (the
+CLI's summary) and the parameters that change how it runs rather than what it computes. The CLI's command list,
+``compare``'s ``--method``, ``show``'s figure and the docs tables all read this table; adding a method is one
+module, one entry here and its CLI options (docs/architecture.md).
+
+Pure data and lazy imports: the CLI builds its commands from here without loading torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+from ..errors import OnnxAttrError
+from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, DIFFUSION_INDEX, GINI, SCHEMA_VERSION,
+                              STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
+
+# Keyword arguments of a method that callers (compare, the CLI) set themselves: not method parameters.
+CALLER_ARGS = ("hr", "progress", "frame")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method.
+
+    ``module`` defines ``<name>(model, image, window, *, frame, hr, ...) -> xr.Dataset``, ``check_params(**params)``
+    (one-line errors before any model loads; returns the normalised parameters) and ``estimate(model, h, w, ...)``
+    (peak bytes). ``figure`` is the module whose ``draw(ds, style, panels, cmap)`` draws one window of a result.
+    ``variables``: the variables and coordinates the method adds to ``results.schema``'s layout. ``checks``: the
+    variables or attrs that say how far to trust a result, with their labels. ``run_only``: parameters that change
+    how the method runs, not its result (a study keeps cells computed with other values). ``memory_share``: the
+    parameter giving the share of free memory one call may take, divided among tasks that run side by side.
+    """
+
+    name: str
+    summary: str
+    module: str
+    figure: str
+    variables: Mapping[str, Entry] = field(default_factory=dict)
+    checks: Mapping[str, str] = field(default_factory=dict)
+    run_only: tuple[str, ...] = ()
+    memory_share: str | None = None
+
+    def implementation(self) -> ModuleType:
+        """The method's module (imported on first use)."""
+        return importlib.import_module(self.module)
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The method itself: ``function(model, image, window, **params) -> xr.Dataset``."""
+        return getattr(self.implementation(), self.name)
+
+    def defaults(self) -> dict[str, Any]:
+        """The method's parameters (its keyword-only arguments but ``CALLER_ARGS``) with their defaults."""
+        return {n: p.default for n, p in inspect.signature(self.function).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in CALLER_ARGS}
+
+    def check_params(self, **params: Any) -> dict[str, Any]:
+        """The method's own checks of its parameters (defaults filled in); the normalised parameters."""
+        return self.implementation().check_params(**{**self.defaults(), **params})
+
+    def estimate(self, *args: Any, **kwargs: Any) -> int:
+        """Peak bytes of one call (the method's ``estimate``)."""
+        return self.implementation().estimate(*args, **kwargs)
+
+    def table(self) -> dict[str, Entry]:
+        """The whole layout of its results: the shared coordinates and variables and its own."""
+        return {**COORDS, **VARIABLES, **self.variables}
+
+
+def _views() -> dict[str, Entry]:
+    """GL-AM's maps: the sum, consensus and variation of the local (window) and global views."""
+    return {
+        f"{view}{part}": Entry(("window", "Y", "X") if view == "local" else ("Y", "X"), f"GL-AM {view} {name}", "1",
+                               f"{desc} of the {view} view, scaled to [0, 1]")
+        for view in ("local", "global")
+        for part, name, desc in (("", "sum", "sum over layers"), ("_consensus", "consensus", "layer consensus"),
+                                 ("_variation", "variation", "variation across layers"))
+    }
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method(
+        "lam", "Local attribution map (LAM) of an output window.", "onnxattr.methods.lam", "onnxattr.plot.lam",
+        variables={
+            "step": Entry(("step",), "path step", "1", "i of the path point x_i; 0 is the baseline", optional=True),
+            "baseline": BASELINE,
+            "path_objective": Entry(("window", "step"), "gradient detector along the path", "1",
+                                    "D(F(x_i)) at each path point, i = 0 the baseline", optional=True),
+            "diffusion_index": DIFFUSION_INDEX,
+            "gini": GINI,
+            "completeness_error": COMPLETENESS_ERROR,
+            "objective_input": Entry(W, "gradient detector at the input", "1", "D(F(x)) of the window"),
+            "objective_baseline": Entry(W, "gradient detector at the baseline", "1", "D(F(x_0)); NaN for the plain gradient"),
+        },
+        checks={"diffusion_index": "diffusion index", "gini": "Gini", "completeness_error": "completeness error"},
+        run_only=("batch_size", "memory_fraction"),
+        memory_share="memory_fraction",
+    ),
+    Method(
+        "l2x", "L2X attribution of an output window (per-op rules).", "onnxattr.methods.l2x", "onnxattr.plot.l2x",
+        variables={
+            "baseline": BASELINE,
+            "attribution_pos": Entry(WLR, "positive-part attribution R+", "1", "contributions of inputs above the baseline"),
+            "attribution_neg": Entry(WLR, "negative-part attribution R-", "1", "contributions of inputs below the baseline"),
+            "completeness_error": COMPLETENESS_ERROR,
+            "target_value": Entry(W, "target at the input", "1", "t(x): the explained number of the window"),
+            "target_reference_value": Entry(W, "target at the baseline", "1", "t(x_ref)"),
+            "attribution_sum": Entry(W, "sum of the attribution", "1", "sum of R over channels and pixels"),
+        },
+        checks={"completeness_error": "completeness error", "target_value": "target",
+                "target_reference_value": "target at baseline"},
+    ),
+    Method(
+        "glam", "GL-AM local and global attribution maps of an output window.", "onnxattr.methods.glam",
+        "onnxattr.plot.glam",
+        variables={
+            "layer": Entry(("layer",), "explained layer", "", "fx node name of each explained layer"),
+            "op_type": Entry(("layer",), "ONNX op type", "", "op type of each explained layer"),
+            "global_layer": Entry(("global_layer",), "global-view layer", "", "layer i + 1 of each consecutive pair"),
+            "global_source": Entry(("global_layer",), "global-view source layer", "", "layer i of each consecutive pair"),
+            "global_op_type": Entry(("global_layer",), "ONNX op type", "", "op type of each global-view layer"),
+            **_views(),
+            "local_layers": Entry(("window", "layer", "Y", "X"), "GL-AM local map per layer", "1",
+                                  "each layer's local (window) map in the SR frame, / max"),
+            "global_layers": Entry(("global_layer", "Y", "X"), "GL-AM global map per layer pair", "1",
+                                   "each consecutive layer pair's global map in the SR frame, / max"),
+            "diffusion_index": DIFFUSION_INDEX,
+            "attributed_share": Entry(W, "attributed pixel share (local)", "1",
+                                      "share of LR pixels with local attribution > 0"),
+        },
+        checks={"diffusion_index": "diffusion index", "attributed_share": "attributed pixels (local)",
+                "global_attributed_share": "attributed pixels (global)"},
+    ),
+)}
+
+
+def method(name: str) -> Method:
+    """The registered method ``name``; a one-line error naming the known ones."""
+    if name not in METHODS:
+        raise OnnxAttrError(f"method {name!r}: use one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def layout_problems(ds: Any) -> list[str]:
+    """How ``ds`` (a single-method result or a study) departs from its layout: missing or unknown names, wrong dims,
+    missing attrs; empty when it matches."""
+    out = []
+    name = str(ds.attrs.get("method"))
+    if name not in (*METHODS, "compare"):
+        return [f"method {name!r} is not one of {', '.join(METHODS)} or compare"]
+    study = name == "compare"
+    table = {**STUDY_COORDS, **STUDY_VARIABLES} if study else METHODS[name].table()
+    for var, entry in table.items():
+        if var not in ds.variables:
+            if not entry.optional:
+                out.append(f"{var}: missing")
+            continue
+        if ds[var].dims != entry.dims:
+            out.append(f"{var}: dims {ds[var].dims}, expected {entry.dims}")
+        for key, value in entry.attrs().items():
+            if ds[var].attrs.get(key) != value:
+                out.append(f"{var}: attr {key} is {ds[var].attrs.get(key)!r}")
+    out += [f"{var}: not in the schema" for var in ds.variables if var not in table]
+    required = STUDY_ATTRS if study else [*ATTRS, *(c for c in METHODS[name].checks if c not in table)]
+    out += [f"attr {a}: missing" for a in required if a not in ds.attrs]
+    out += [f"attr {a}: 'none' string (unset values are left out)" for a, v in ds.attrs.items()
+            if isinstance(v, str) and v == "none"]
+    if ds.attrs.get("schema_version") != SCHEMA_VERSION:
+        out.append(f"schema_version {ds.attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    return out

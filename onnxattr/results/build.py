@@ -1,0 +1,161 @@
+"""A method's tensors -> one Dataset in the shared result layout (``results.schema``, docs/results.md).
+
+Dims: ``window`` (one per explained window, always present), ``channel``, ``y``, ``x`` (LR input);
+``Y``, ``X`` (SR output); methods add their own (e.g. ``layer``). Coordinates are pixel centres in one
+HR frame (``lr_coords``, ``sr_coords``). Variables: ``input`` (channel, y, x),
+``output`` (channel, Y, X), ``attribution`` (window, channel, y, x, signed), ``saliency`` (window, y, x)
+= |sum_c attribution| / max, ``reach`` (window,) = the saliency-weighted mean distance of the input
+pixels from the window centre (LR px, ``metrics.reach``), optionally ``hr`` (channel, Y, X, aligned with the
+output), and the method's per-window checks (window,). Coordinates of ``window``: ``window_x``, ``window_y``
+(top-left column and row, HR frame), ``window_size``, ``window_x_sr``, ``window_y_sr`` (SR frame; see
+``windows.geometry``). Attrs: ``schema_version``, ``method`` and its parameters, ``window_frame`` (the frame the
+windows were given in), the model's facts (``ModelFacts.attrs``), versions, ``elapsed_s`` (the whole call), the
+method's window-independent checks and, with HR, PSNR/SSIM of the output. Every variable and coordinate gets
+``long_name``, ``units``, ``description`` from the schema and the method's own entries.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..arrays import to_numpy
+from ..metrics import reach, sr_quality
+from ..metrics import saliency as saliency_map
+from ..windows.geometry import Window, align_hr, lr_centre, window_coords
+from .finite import check_result
+from .schema import COORDS, SCHEMA_VERSION, VARIABLES, Entry, describe
+
+CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
+
+
+def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
+    return to_numpy(t, np.float32)
+
+
+def _attr_value(v: Any) -> Any:
+    """netCDF attrs hold numbers, strings and 1-D arrays: map bools (0/1) and tuples onto those.
+    ``None`` (not set) is left to the caller: ``attrs_of`` drops it."""
+    if isinstance(v, bool) or isinstance(v, np.bool_):
+        return int(v)
+    if isinstance(v, (list, tuple)):
+        return np.asarray(v) if all(isinstance(e, (int, float)) for e in v) else ", ".join(map(str, v))
+    if isinstance(v, str):
+        return str(v)  # plain str: torch's TorchVersion is a str subclass h5py cannot store
+    if isinstance(v, (int, float, np.integer, np.floating, np.ndarray)):
+        return v
+    return str(v)
+
+
+def attrs_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Attrs for netCDF: ``None`` values are left out (CF: an absent attribute is not set), bools are 0/1."""
+    return {k: _attr_value(v) for k, v in values.items() if v is not None}
+
+
+def versions() -> dict[str, str]:
+    """Versions of onnxattr and the libraries that shape a result."""
+    import onnx
+    import onnx2torch  # noqa: F401  (imported for its metadata)
+    import onnxruntime
+    from importlib.metadata import version
+
+    from ..version import __version__
+
+    return {
+        "onnxattr_version": __version__,
+        "torch_version": torch.__version__,
+        "onnx_version": onnx.__version__,
+        "onnxruntime_version": onnxruntime.__version__,
+        "onnx2torch_version": version("onnx2torch"),
+    }
+
+
+def lr_coords(h: int, w: int, scale: int) -> dict[str, np.ndarray]:
+    """LR pixel centres in the shared HR frame: x = (i + 0.5) s, y = -(i + 0.5) s."""
+    return {"y": -(np.arange(h) + 0.5) * scale, "x": (np.arange(w) + 0.5) * scale}
+
+
+def sr_coords(h: int, w: int, offset: int) -> dict[str, np.ndarray]:
+    """SR pixel centres in the shared HR frame: X = j + 0.5 - c/2, Y = -(j + 0.5 - c/2)."""
+    return {"Y": -(np.arange(h) + 0.5 - offset / 2), "X": np.arange(w) + 0.5 - offset / 2}
+
+
+def build_dataset(
+    *,
+    model: Any,
+    image: torch.Tensor,
+    output: torch.Tensor,
+    method: str,
+    windows: Sequence[Window],
+    frame: str,
+    params: Mapping[str, Any],
+    elapsed_s: float,
+    attribution: torch.Tensor | np.ndarray | None = None,
+    window_checks: Mapping[str, Any] | None = None,
+    checks: Mapping[str, Any] | None = None,
+    data_vars: Mapping[str, tuple[tuple[str, ...], Any]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    hr: torch.Tensor | None = None,
+    layout: Mapping[str, Entry] | None = None,
+) -> xr.Dataset:
+    """Assemble a method's result in the shared layout.
+
+    ``image`` (1, C, h, w) and ``output`` (1, C, H, W) are in [0, 1]; ``attribution`` is (K, C, h, w) for
+    the K ``windows`` (SR pixels, given in ``frame``); ``window_checks`` are per-window numbers
+    {name: K values} (variables on ``window``); ``data_vars`` adds method variables as {name: (dims,
+    array)}; ``params`` and ``checks`` go to attrs; ``layout`` holds the schema entries of the method's own
+    variables and coordinates (its registry entry's ``variables``).
+    """
+    check_result(model, image, output, method, attribution, (data_vars or {}).get("path_objective", (None, None))[1])
+    _, c, h, w = image.shape
+    _, _, oh, ow = output.shape
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+        "input": (("channel", "y", "x"), _np(image[0])),
+        "output": (("channel", "Y", "X"), _np(output[0])),
+    }
+    quality: dict[str, float] = {}
+    if attribution is not None:
+        a = _np(attribution)
+        zero = [k for k, m in enumerate(a) if not np.abs(m).max() > 0]
+        if zero:
+            warnings.warn(
+                f"{method}: the attribution of window(s) {', '.join(str(k + 1) for k in zero)} of {len(a)} is zero "
+                "everywhere: the baseline equals the image wherever the window looks (a flat region?); their "
+                "diffusion index, Gini and reach are NaN (undefined)", stacklevel=3)
+        sal = np.stack([saliency_map(m) for m in a])
+        variables["attribution"] = (("window", "channel", "y", "x"), a)
+        variables["saliency"] = (("window", "y", "x"), sal.astype(np.float32))
+        variables["reach"] = (("window",), np.array([reach(m, lr_centre(w, model.scale, model.offset)) for m, w in zip(sal, windows)]))
+    if hr is not None:
+        hr = align_hr(hr, int(model.offset), (oh, ow))
+        variables["hr"] = (("channel", "Y", "X"), _np(hr[0]))
+        quality = sr_quality(output.detach().float().cpu(), hr.float().cpu(), border=int(model.scale))
+    for name, values in (window_checks or {}).items():
+        variables[name] = (("window",), np.asarray(values, dtype=np.float64))
+    for name, (dims, value) in (data_vars or {}).items():
+        variables[name] = (dims, value if isinstance(value, np.ndarray) and value.dtype.kind in "iufU" else _np(value))
+    all_coords = {
+        "channel": CHANNEL_NAMES.get(c, [str(i) for i in range(c)]),
+        **lr_coords(h, w, int(model.scale)),
+        **sr_coords(oh, ow, int(model.offset)),
+        **window_coords(windows, model.offset),
+        **(coords or {}),
+    }
+    attrs: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "method": method,
+        "window_frame": frame,
+        **model.facts().attrs(),
+        **versions(),
+        **{k: v for k, v in params.items()},
+        **(checks or {}),
+        **quality,
+        "elapsed_s": float(elapsed_s),
+    }
+    ds = xr.Dataset(variables, coords=all_coords)
+    ds.attrs = attrs_of(attrs)
+    return describe(ds, {**COORDS, **VARIABLES, **(layout or {})})

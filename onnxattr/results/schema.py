@@ -1,0 +1,167 @@
+"""The shared result layout as data: what every variable, coordinate and attr of a result means.
+
+One table serves three readers: ``results.build`` and ``study.assemble`` copy each entry's ``long_name``,
+``units`` and ``description`` into the attrs of the variable or coordinate, ``methods.registry.layout_problems``
+checks a result against it, and docs/results.md describes it for people. A method's own variables (LAM's
+``path_objective``, GL-AM's maps...) are declared in its registry entry (``methods.registry``) with the same
+``Entry``; the ones several methods share are named here (``BASELINE``, ``COMPLETENESS_ERROR``...).
+
+Frame. Every spatial coordinate is a pixel centre in **HR pixels** of one frame shared by the LR
+input, the SR output and the HR image: LR pixel i -> (i + 0.5) s; SR pixel j of a model with output
+side s n + c -> j + 0.5 - c / 2; HR pixel k -> k + 0.5. Columns (``x``, ``X``) grow to the right;
+rows (``y``, ``Y``) are stored as negative heights, -(row centre), so that y grows upward as on a
+plot and xarray's ``.plot()`` draws images upright; ``-ds.y`` is the distance below the top edge.
+LR and SR maps of one run therefore overlay and align by label (``ds.saliency.interp(y=ds.Y, x=ds.X)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_VERSION = 2  # 1: the unlabelled layout of onnxattr 0.1.0 (no schema_version attr)
+
+@dataclass(frozen=True)
+class Entry:
+    """A variable or coordinate: its dims, CF-style ``long_name`` and ``units`` (UDUNITS; "1" for
+    dimensionless, "" for labels), a one-line ``description`` and whether it is ``optional`` (present only
+    with some options, e.g. ``hr`` with --hr)."""
+
+    dims: tuple[str, ...]
+    long_name: str
+    units: str
+    description: str
+    optional: bool = False
+
+    def attrs(self) -> dict[str, str]:
+        out = {"long_name": self.long_name, "description": self.description}
+        if self.units:
+            out["units"] = self.units
+        return out
+
+
+HR_PX = "HR pixel"
+_ROW = "-(row centre) in the shared HR frame: 0 at the top edge, growing upward, so images plot upright"
+_COL = "column centre in the shared HR frame, growing to the right"
+
+COORDS: dict[str, Entry] = {
+    "channel": Entry(("channel",), "image channel", "", "R, G, B (or Y for gray models)"),
+    "y": Entry(("y",), "LR row", HR_PX, f"LR pixel i at -(i + 0.5) * scale: {_ROW}"),
+    "x": Entry(("x",), "LR column", HR_PX, f"LR pixel i at (i + 0.5) * scale: {_COL}"),
+    "Y": Entry(("Y",), "SR row", HR_PX, f"SR pixel j at -(j + 0.5 - offset / 2): {_ROW}"),
+    "X": Entry(("X",), "SR column", HR_PX, f"SR pixel j at j + 0.5 - offset / 2: {_COL}"),
+    "window_x": Entry(("window",), "window left column", HR_PX,
+                      "column of the window's top-left pixel in the HR frame (pixel k spans k .. k + 1); window_x_sr - offset / 2"),
+    "window_y": Entry(("window",), "window top row", HR_PX,
+                      "row of the window's top-left pixel in the HR frame (it spans -y = k .. k + 1 of the coordinates)"),
+    "window_size": Entry(("window",), "window side", "1", "side of the square window, pixels (the same in both frames)"),
+    "window_x_sr": Entry(("window",), "window left column in the output", "1", "column of the window's top-left pixel, SR output pixels"),
+    "window_y_sr": Entry(("window",), "window top row in the output", "1", "row of the window's top-left pixel, SR output pixels"),
+}
+
+LR = ("channel", "y", "x")
+SR = ("channel", "Y", "X")
+WLR = ("window", *LR)
+W = ("window",)
+VARIABLES: dict[str, Entry] = {
+    "input": Entry(LR, "LR input", "1", "the image fed to the model, in [0, 1]"),
+    "output": Entry(SR, "SR output", "1", "the model's output for the input, in [0, 1] units"),
+    "hr": Entry(SR, "HR image", "1", "the HR image (--hr) cropped to the SR output's frame", optional=True),
+    "attribution": Entry(WLR, "attribution", "1", "signed contribution of each input value to the window's target"),
+    "saliency": Entry(("window", "y", "x"), "saliency", "1", "|sum over channels of attribution| / max (LAM's display map)"),
+    "reach": Entry(W, "reach", "LR px", "saliency-weighted mean distance of the attribution from the window centre"),
+}
+
+# Variables several methods hold (their registry entries name them).
+BASELINE = Entry(LR, "baseline image", "1",
+                 "the reference input the attribution is measured from: LAM's path start x_0, L2X's x_ref", optional=True)
+DIFFUSION_INDEX = Entry(W, "diffusion index", "1", "Gini-based spread of the saliency over the LR image (LAM's DI)")
+GINI = Entry(W, "Gini index", "1", "Gini index of the saliency")
+COMPLETENESS_ERROR = Entry(W, "completeness error", "1",
+                           "|sum A - (t(x) - t(baseline))| / |t(x) - t(baseline)|; NaN for the plain gradient")
+
+_MI = ("model", "image")
+_MIW = ("model", "image", "window")
+_CURVE = ("model", "image", "window", "region", "reference", "order", "ratio")
+STUDY_COORDS: dict[str, Entry] = {
+    "model": Entry(("model",), "model", "", "model file name"),
+    "model2": Entry(("model2",), "model (CKA column)", "", "the models again, as the CKA matrix's columns"),
+    "image": Entry(("image",), "image", "", "image file stem"),
+    "channel": COORDS["channel"],
+    "y": Entry(("y",), "LR row index", "1", "row of each model's LR input (the models' inputs differ with the scale: see lr_y)"),
+    "x": Entry(("x",), "LR column index", "1", "column of each model's LR input (see lr_x)"),
+    "lr_y": Entry(("model", "y"), "LR row", HR_PX, f"model's LR pixel i at -(i + 0.5) * scale: {_ROW}"),
+    "lr_x": Entry(("model", "x"), "LR column", HR_PX, f"model's LR pixel i at (i + 0.5) * scale: {_COL}"),
+    "wy": Entry(("wy",), "row in the window", HR_PX, "row of the window crops from the window's top edge, -(i + 0.5) (rows negative)"),
+    "wx": Entry(("wx",), "column in the window", HR_PX, "column of the window crops from the window's left edge, i + 0.5"),
+    "window_x": Entry(("image", "window"), "window left column", "1", "left column of each image's windows, in the frame of window_frame; NaN where an image has fewer windows"),
+    "window_y": Entry(("image", "window"), "window top row", "1", "top row of each image's windows, in the frame of window_frame; NaN where an image has fewer windows"),
+    "window_size": Entry(("image", "window"), "window side", "1", "side of each image's windows; NaN where an image has fewer windows"),
+    "region": Entry(("region",), "masking region", "", "image: PSNR/SSIM of the whole output; window: of the window"),
+    "reference": Entry(("reference",), "masking reference", "", "what the masked output is compared with: sr (unmasked output) or hr"),
+    "order": Entry(("order",), "masking order", "", "attribution: most attributed pixels first; random: random order"),
+    "ratio": Entry(("ratio",), "mask ratio", "1", "share of LR pixels replaced"),
+}
+STUDY_VARIABLES: dict[str, Entry] = {
+    "input": Entry(("model", "image", "channel", "y", "x"), "LR input", "1", "each model's input, NaN-padded to the largest"),
+    "attribution": Entry(("model", "image", "window", "channel", "y", "x"), "attribution", "1", "signed attribution map, NaN-padded"),
+    "saliency": Entry(("model", "image", "window", "y", "x"), "saliency", "1", "|sum over channels of attribution| / max, NaN-padded"),
+    "sr_crop": Entry(("model", "image", "window", "channel", "wy", "wx"), "SR output in the window", "1", "each model's output on the window"),
+    "hr_crop": Entry(("image", "window", "channel", "wy", "wx"), "HR image in the window", "1", "the HR image on the window (--hr)", optional=True),
+    "diffusion_index": Entry(_MIW, "diffusion index", "1", "Gini-based spread of the saliency (LAM's DI)"),
+    "elapsed_s": Entry(_MI, "method time", "s", "seconds the method took per map"),
+    "completeness_error": Entry(_MIW, "completeness error", "1", "|sum A - delta target| / |delta target|; NaN if the method has none"),
+    **{q: Entry(_MI, f"{q.split('_')[0].upper()}{' (Y)' if q.endswith('_y') else ''} vs HR", "dB" if "psnr" in q else "1",
+                f"{q.split('_')[0].upper()} of the SR output against the HR image", optional=True)
+       for q in ("psnr", "ssim", "psnr_y", "ssim_y")},
+    "mask_psnr": Entry(_CURVE, "PSNR after masking", "dB", "remove-and-replace curve: PSNR (Y) of the masked output"),
+    "mask_ssim": Entry(_CURVE, "SSIM after masking", "1", "remove-and-replace curve: SSIM (Y) of the masked output"),
+    "mask_psnr_random_std": Entry(("model", "image", "window", "region", "reference", "ratio"), "PSNR spread over random orders", "dB",
+                                  "standard deviation over the random masking seeds"),
+    "mask_ssim_random_std": Entry(("model", "image", "window", "region", "reference", "ratio"), "SSIM spread over random orders", "1",
+                                  "standard deviation over the random masking seeds"),
+    "mask_pixels": Entry(("model", "image", "window", "region", "ratio"), "masked pixels", "1",
+                         "LR pixels replaced (k) per region and ratio"),
+    "cka": Entry(("model", "model2"), "CKA", "1", "CKA of the models' saliency maps over the images; NaN with too few images"),
+    "scale": Entry(("model",), "scale", "1", "integer scale s of each model"),
+    "offset": Entry(("model",), "output offset", "1", "c of the output size law s n + c"),
+    "window_x_sr": Entry(_MIW, "window column in the SR output", "1", "left column of the window in each model's SR pixels"),
+    "window_y_sr": Entry(_MIW, "window row in the SR output", "1", "top row of the window in each model's SR pixels"),
+    "model_sha256": Entry(("model",), "model SHA-256", "", "SHA-256 of the model file"),
+    "conversion_error": Entry(("model",), "conversion error", "1", "max |torch - onnxruntime| / max |onnxruntime|; NaN if not verified"),
+    "computed_at": Entry(_MIW, "cell computed at", "", "UTC time each cell (model x image x window) was computed; NaT if it failed or the image has fewer windows"),
+    "cell_error": Entry(_MIW, "cell error", "", "why the cell failed (its values are NaN); empty when it was computed"),
+}
+
+# Attrs of every single-method result (method parameters and checks come on top, see docs/results.md).
+ATTRS: dict[str, str] = {
+    "schema_version": "version of this layout (onnxattr.schema.SCHEMA_VERSION)",
+    "method": "lam, l2x or glam",
+    "window_frame": "frame the windows were given in: hr (HR-image pixels) or sr (output pixels)",
+    "model_file": "model file name",
+    "model_sha256": "SHA-256 of the model file",
+    "scale": "integer scale s of the model (output side = s * input side + offset)",
+    "offset": "offset c of the output size law (negative: the model crops its border)",
+    "value_range": "1, or 255 for models fed 0..255 images",
+    "output_range": "units of the model's output: 1 or 255 (the value range, but for files with one uint8 end)",
+    "output_range_source": "as the input, uint8 output, detected or default (undecided)",
+    "conversion_error": "max |torch - onnxruntime| / max |onnxruntime| on the probe; NaN if not verified",
+    "device": "torch device the method ran on",
+    "onnxattr_version": "version of onnxattr",
+    "torch_version": "version of torch",
+    "onnx_version": "version of onnx",
+    "onnxruntime_version": "version of onnxruntime",
+    "onnx2torch_version": "version of onnx2torch",
+    "elapsed_s": "seconds the method took",
+}
+
+STUDY_ATTRS = ("schema_version", "method", "attribution_method", "window_frame",
+               "hr", "cka_debiased", "cka_features", "masking_seeds", "scheduler", "onnxattr_version")
+
+def describe(ds: Any, table: dict[str, Entry]) -> Any:
+    """Copy the attrs of ``table`` (e.g. ``{**COORDS, **VARIABLES, **the method's own}``) onto every variable and
+    coordinate of ``ds`` that it lists (in place)."""
+    for name in ds.variables:
+        if name in table:
+            ds[name].attrs.update(table[name].attrs())
+    return ds

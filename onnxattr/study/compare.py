@@ -1,0 +1,251 @@
+"""Cross-model studies: one attribution method on every model x image x window, with quality, fidelity and CKA.
+
+``compare(models, images, window, method=...)`` plans the study (``plan``: windows, parameters, models, every
+window against every model x image), keeps the cells an earlier run of the same study finished (a ``.zarr``
+study store, ``results.studystore``), runs one Dask task per model x image for the missing windows (``tasks``,
+``scheduler``), writes each finished cell into the store as its task ends, and assembles the Dataset
+(``assemble``). Per cell: the method's maps, the diffusion index of the saliency, PSNR/SSIM of the SR output
+against the HR image (``hr=True``) and the remove-and-replace masking curves (``metrics.masking``); per model
+pair, the linear CKA of their saliency maps over the images and windows. See docs/compare.md for the layout.
+
+A failing task's cells are recorded in ``cell_error`` and the others complete (``CellsFailed`` at the end).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..errors import CellsFailed, OnnxAttrError
+from ..extras import require_study_extra
+from ..image import read_image
+from ..intake import ModelFacts
+from ..intake.onnxfile import sha256
+from ..methods.registry import method
+from ..metrics.masking import DEFAULT_RATIOS
+from ..options import DEFAULT_SEEDS
+from ..results.build import versions
+from ..results.studystore import Study
+from ..windows.geometry import Window, WindowSpec
+from .assemble import assemble
+from .cells import Cell, CellResult, PairResult, TaskFailure, decode, digest, encode, gather, placeholder
+from .plan import (check_method_params, check_models, check_windows, distinct_paths, image_windows, lr_size,
+                   sr_window, study_params)
+from .scheduler import Runner, task_threads
+from .tasks import model_facts, run_task
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked study: the files, every image's windows, the load options, the method and its parameters (as
+    passed to each task, and as recorded for resuming) and the masking settings."""
+
+    models: list[str]
+    images: list[str]
+    windows: dict[str, list[Window]]
+    load: dict[str, Any]
+    method: str
+    method_params: dict[str, Any]
+    params: dict[str, Any]
+    hr: bool
+    frame: str
+    ratios: tuple[float, ...]
+    seeds: int
+
+
+def _now() -> np.datetime64:
+    return np.datetime64(time.time_ns(), "ns")  # UTC
+
+
+def _model_facts(runner: Runner, plan: Plan, study: Study | None, threads: int | None) -> list[ModelFacts]:
+    """Every model's facts: from the study store where a model file was loaded before with these options, else by
+    loading it (once per worker); new ones are kept in the store."""
+    verified = bool(plan.load["verify"])
+    known: dict[str, ModelFacts] = {}
+    if study is not None:
+        for p in plan.models:
+            kept = study.model_facts(sha256(Path(p)), verified) if Path(p).is_file() else None
+            facts = ModelFacts.from_json(kept) if kept is not None else None
+            if facts is not None:
+                known[p] = replace(facts, path=p)
+    missing = [p for p in plan.models if p not in known]
+    each = {"threads": task_threads(threads, runner.scheduler, len(missing)), "after": torch.get_num_threads()}
+    for p, facts in zip(missing, runner.run(model_facts, [{"path": p, "load": plan.load, **each} for p in missing])):
+        known[p] = replace(facts, path=p)
+        if study is not None:
+            study.save_model_facts(facts.sha256, verified, asdict(facts))
+    return [known[p] for p in plan.models]
+
+
+def _run_missing(runner: Runner, plan: Plan, cells: list[Cell], results: list[CellResult | None], keys: list[str],
+                 study: Study | None, threads: int | None, progress: bool) -> None:
+    """Compute the missing cells, one task per model x image for its missing windows (shared forward passes),
+    filling ``results`` and writing each finished cell into the store as its task ends."""
+    todo: dict[tuple[str, str], list[int]] = {}
+    for n, cell in enumerate(cells):
+        if results[n] is None:
+            todo.setdefault((cell.model, cell.image), []).append(n)
+    tasks = list(todo.values())
+    each = {"threads": task_threads(threads, runner.scheduler, len(tasks)), "after": torch.get_num_threads()}
+    common = {"load": plan.load, "method_name": plan.method, "hr": plan.hr, "frame": plan.frame,
+              "ratios": plan.ratios, "seeds": plan.seeds, "params": plan.method_params}
+    jobs = [{"model_path": cells[ns[0]].model, "image_path": cells[ns[0]].image,
+             "windows": [cells[n].window for n in ns], **each, **common} for ns in tasks]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(jobs), desc=f"compare ({plan.method})", unit="map", disable=None if progress else True,
+              leave=False) as bar:
+
+        def done(j: int, result: PairResult | TaskFailure) -> None:
+            bar.update(1)
+            now = _now()
+            for t, n in enumerate(tasks[j]):
+                if isinstance(result, TaskFailure):
+                    results[n] = result  # type: ignore[call-overload]
+                    continue
+                cell = encode(result, t, now)
+                if study is not None:
+                    study.write(keys[n], cell)
+                results[n] = decode(cell)
+
+        runner.run(run_task, jobs, done)
+
+
+def _fill_failed(plan: Plan, facts: list[ModelFacts], cells: list[Cell], results: list[Any],
+                 sizes: dict[str, tuple[int, int]]) -> list[CellResult]:
+    """Every cell's result, the failed ones (``TaskFailure``) as NaN placeholders shaped like a finished cell."""
+    template = next(r for r in results if isinstance(r, CellResult))
+    by_path = {f.path: f for f in facts}
+    out = []
+    for cell, r in zip(cells, results):
+        if isinstance(r, TaskFailure):
+            f = by_path[cell.model]
+            shifted = sr_window(cell.window, f.offset, plan.frame)
+            r = placeholder(template, lr_size(sizes[cell.image], f.scale, plan.hr), cell.window, (shifted.x, shifted.y),
+                            r.error)
+        out.append(r)
+    return out
+
+
+def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLike],
+          window: WindowSpec | Mapping[str, WindowSpec], method_name: str, method_params: dict[str, Any],
+          load: dict[str, Any], scheduler: str | None, hr: bool, frame: str, ratios: Sequence[float], seeds: int,
+          value_range: float | str, channel_order: str) -> Plan:
+    """Check everything that needs no model: the method and its parameters, the optional packages, the files
+    (none twice) and the windows."""
+    m = method(method_name)
+    method_params = check_method_params(method_name, method_params)
+    require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
+    if not models or not images:
+        raise OnnxAttrError("compare needs at least one model and one image")
+    model_paths, image_paths = [str(p) for p in models], [str(p) for p in images]
+    distinct_paths(image_paths, "image")
+    distinct_paths(model_paths, "model")
+    windows = image_windows(window, image_paths)
+    params = study_params(method_name, {**m.defaults(), **method_params}, hr=hr, frame=frame, ratios=list(ratios),
+                          seeds=seeds, value_range=str(value_range), channel_order=channel_order)
+    share = m.memory_share
+    if share and scheduler in (None, "threads", "local") and not ({share, *m.run_only} & set(method_params)):
+        # the method sizes its work from free memory; tasks run side by side, one per core: share the budget
+        method_params = {**method_params, share: m.defaults()[share] / (os.cpu_count() or 1)}
+    return Plan(model_paths, image_paths, windows, load, method_name, method_params, params, hr, frame,
+                tuple(ratios), seeds)
+
+
+def compare(
+    models: Sequence[str | os.PathLike],
+    images: Sequence[str | os.PathLike],
+    window: WindowSpec | Mapping[str, WindowSpec],
+    *,
+    method: str = "lam",
+    hr: bool = False,
+    frame: str = "hr",
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    seeds: int = DEFAULT_SEEDS,
+    cka_debiased: bool = False,
+    scheduler: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+    value_range: float | str = "auto",
+    verify: bool = True,
+    progress: bool = False,
+    channel_order: str = "rgb",
+    probe_size: tuple[int, int] | None = None,
+    store: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    report: Callable[[str], None] | None = None,
+    **method_params: Any,
+) -> xr.Dataset:
+    """Run ``method`` on every model x image x window and gather maps and measures in one Dataset.
+
+    ``models``, ``images``: file paths (tasks load them where they run). ``window``: (x, y, size) or a list
+    of them for every image, or a mapping image (path, file name or stem) -> window(s), in HR pixels
+    (``frame='hr'``, see ``plan``) or SR pixels (``frame='sr'``). ``hr``: the images are HR;
+    each model gets their bicubic downscale by its scale, and PSNR/SSIM are measured against them.
+    ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
+    ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
+    scheduler address. ``threads``: torch and onnxruntime threads per task (default: ``task_threads``, the
+    cores shared among the tasks that run at once). ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
+
+    ``store``: a ``.zarr`` study store that resumes: each cell (model x image x window) is written into it as its
+    task finishes, cells of an earlier run with the same model and image SHA-256, window and parameters are kept
+    (a task computes the missing windows of one model x image), and the assembled study replaces the store's at
+    the end. A store made with other parameters is refused unless ``overwrite``. ``report`` gets one line saying
+    how many cells were kept. A failing cell does not stop the others: they complete (and are written), then
+    ``CellsFailed`` (a one-line ``OnnxAttrError``, the study in its ``dataset``) is raised.
+
+    Dims: model, model2 (CKA), image, window (the most windows of an image; NaN-padded), channel, y, x
+    (LR, NaN-padded to the largest model input), wy, wx (the largest window, SR pixels), region,
+    reference, order, ratio (masking). See docs/compare.md for the variables.
+    """
+    load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
+            "probe_size": tuple(probe_size) if probe_size else None}
+    plan = _plan(models, images, window, method, method_params, load, scheduler, hr, frame, ratios, seeds,
+                 value_range, channel_order)
+    study = Study.open(store, plan.params, overwrite) if store is not None else None
+    sizes = {p: tuple(read_image(p).shape[2:]) for p in plan.images}
+    runner = Runner(scheduler)
+    try:
+        facts = _model_facts(runner, plan, study, threads)
+        check_models(facts, hr, frame)
+        check_windows(facts, sizes, plan.windows, hr, frame)
+        image_sha = {p: sha256(Path(p)) for p in plan.images}
+        cells = [Cell(f.path, p, f.sha256, image_sha[p], w) for f in facts for p in plan.images for w in plan.windows[p]]
+        keys = [c.key(digest(plan.params)) for c in cells]
+        results: list[Any] = [None] * len(cells)
+        if study is not None:
+            kept = study.kept(keys)
+            results = [decode(kept[k]) if k in kept else None for k in keys]
+            if report is not None:
+                report(f"{study.path.name}: kept {len(kept)} of {len(cells)} cells (same model and image SHA-256, "
+                       f"window and parameters), computing {len(cells) - len(kept)}")
+        _run_missing(runner, plan, cells, results, keys, study, threads, progress)
+    finally:
+        runner.close()
+    errors = [f"{cell.label}: {r.error}" for cell, r in zip(cells, results) if isinstance(r, TaskFailure)]
+    where = str(study.path) if study is not None else "the result"
+    if len(errors) == len(cells):
+        raise CellsFailed(errors, len(cells), where)
+    filled = _fill_failed(plan, facts, cells, results, sizes)
+    by_pair: dict[tuple[str, str], list[CellResult]] = {}
+    for cell, r in zip(cells, filled):
+        by_pair.setdefault((cell.model, cell.image), []).append(r)
+    grid = [[gather(by_pair[(f.path, p)]) for p in plan.images] for f in facts]
+    attrs = {
+        "method": "compare", "attribution_method": method, "window_frame": frame, "hr": hr,
+        "cka_debiased": cka_debiased, "cka_features": "saliency maps (|sum_c A| / max), one row per image x window",
+        "scheduler": scheduler or "threads", **versions(), **{f"method_{k}": v for k, v in plan.method_params.items()},
+    }
+    ds = assemble(facts, plan.images, plan.windows, grid, attrs, cka_debiased)
+    if study is not None:
+        study.save(ds)
+    if errors:
+        raise CellsFailed(errors, len(cells), where, ds)
+    return ds

@@ -185,11 +185,11 @@ def test_gini_and_diffusion_index_known_values():
 
 
 def test_window_validation(sample):
-    model, image = sample  # SR output 20x20, detector map 19x19
+    model, image = sample  # SR output 20x20: windows up to its edges
     with pytest.raises(OnnxAttrError, match="outside"):
-        onnxattr.lam(model, image, (10, 0, 12), frame="sr", steps=2)
+        onnxattr.lam(model, image, (10, 0, 11), frame="sr", steps=2)
     with pytest.raises(OnnxAttrError, match="too large"):
-        onnxattr.lam(model, image, (0, 0, 20), frame="sr", steps=2)
+        onnxattr.lam(model, image, (0, 0, 21), frame="sr", steps=2)
     with pytest.raises(OnnxAttrError, match="outside"):
         onnxattr.lam(model, image, (-1, 0, 4), frame="sr", steps=2)
 

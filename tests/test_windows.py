@@ -50,9 +50,10 @@ def test_frames_grid_and_coordinates():
     with pytest.raises(OnnxAttrError, match="odd offset"):
         resolve_windows((20, 30, 8), -3, 100, 100)
     assert resolve_windows((20, 30, 8), -3, 100, 100, frame="sr") == [Window(20, 30, 8)]
-    # a grid tiles the detector's (H - 1) x (W - 1) map row by row
+    # a grid tiles the output row by row, up to its edges
     assert grid_windows(Grid(4), 10, 13) == [Window(x, y, 4) for y in (0, 4) for x in (0, 4, 8)]
-    assert len(grid_windows(Grid(4, stride=2), 10, 13)) == 3 * 5
+    assert len(grid_windows(Grid(4, stride=2), 10, 13)) == 4 * 5
+    assert grid_windows(Grid(5), 10, 10) == [Window(x, y, 5) for y in (0, 5) for x in (0, 5)]
     with pytest.raises(OnnxAttrError, match="grid of 12 px windows is empty"):
         grid_windows(Grid(12), 10, 13)
     coords = window_coords([Window(6, 16, 8), Window(0, 0, 4)], -28)
@@ -82,6 +83,57 @@ def test_windows_file(tmp_path):
     f.write_text("1,2,8,c.png\n")
     with pytest.raises(OnnxAttrError, match=r"line 1: image 'c.png' is not in --images \(a.png\)"):
         rows_for_images(read_windows(f), ["a.png"], f)
+
+
+def test_a_window_may_reach_the_right_and_bottom_edges_and_the_message_says_so():
+    # 20x20 output of offset -28: SR x = HR x - 14; a window inside it reaches x + size = 20
+    assert resolve_windows((28, 28, 6), -28, 20, 20) == [Window(14, 14, 6)]
+    assert resolve_windows((14, 14, 20), -28, 20, 20) == [Window(0, 0, 20)]  # the whole output
+    with pytest.raises(OnnxAttrError, match=r"give 14 <= x <= 28 and 14 <= y <= 28 in the same frame") as err:
+        resolve_windows((29, 28, 6), -28, 20, 20)
+    low, high = (int(v) for v in re.search(r"give (-?\d+) <= x <= (-?\d+)", str(err.value)).groups())
+    assert resolve_windows([(low, low, 6), (high, high, 6)], -28, 20, 20) == [Window(0, 0, 6), Window(14, 14, 6)]
+    for x, y in ((low - 1, low), (high + 1, high), (high, high + 1)):
+        with pytest.raises(OnnxAttrError, match="lies outside"):
+            resolve_windows((x, y, 6), -28, 20, 20)
+    with pytest.raises(OnnxAttrError, match="size 21 is too large for the 20x20 SR output .at most 20."):
+        resolve_windows((14, 14, 21), -28, 20, 20)
+
+
+def test_the_detector_repeats_the_last_row_and_column_at_the_edge():
+    from onnxattr.windows.detector import gradient_detector, gradient_map, window_detectors
+
+    out = torch.rand(2, 3, 12, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def by_hand(o, w):  # sum sqrt(dh + dw) with no difference beyond the last row / column
+        total = torch.zeros(o.shape[0], dtype=o.dtype)
+        for i in range(w.y, w.y + w.size):
+            for j in range(w.x, w.x + w.size):
+                dh = (o[:, :, i, j] - o[:, :, i + 1, j]) ** 2 if i + 1 < o.shape[2] else torch.zeros_like(o[:, :, i, j])
+                dw = (o[:, :, i, j] - o[:, :, i, j + 1]) ** 2 if j + 1 < o.shape[3] else torch.zeros_like(o[:, :, i, j])
+                total += torch.sqrt(dh + dw).sum(dim=1)
+        return total
+
+    windows = [Window(6, 8, 4), Window(0, 0, 10), Window(3, 2, 5)]  # bottom-right corner, whole width, inside
+    for w in windows:
+        torch.testing.assert_close(gradient_detector(out, w), by_hand(out, w))
+    torch.testing.assert_close(window_detectors(out, windows), torch.stack([by_hand(out, w) for w in windows], 1))
+    # a window away from the edges gets the LAM code's map (H - 1) x (W - 1), as before
+    torch.testing.assert_close(gradient_detector(out, windows[2]), gradient_map(out)[:, :, 2:7, 3:8].sum(dim=(1, 2, 3)))
+
+
+def test_lam_and_l2x_explain_a_window_at_the_corner(sample):
+    from onnxattr.windows.detector import gradient_detector
+
+    model, image = sample  # 20x20 output
+    corner = (14, 14, 6)
+    l2x = onnxattr.l2x(model, image, corner, frame="sr")
+    with torch.no_grad():
+        d = gradient_detector(model(image), Window(*corner)).item()
+    assert l2x["target_value"].item() == pytest.approx(d, rel=1e-6)
+    assert l2x["completeness_error"].item() < 1e-5  # exact, as for any window
+    lam = onnxattr.lam(model, image, corner, frame="sr", steps=20)
+    assert lam["objective_input"].item() == pytest.approx(d, rel=1e-5) and lam["completeness_error"].item() < 0.1
 
 
 # ------------------------------------------------------------------ methods on the cropping sample
@@ -192,7 +244,7 @@ def test_grid_atlas_and_its_figure(hr_png, tmp_path):
     res = CliRunner().invoke(cli, ["glam", str(SAMPLE), str(hr_png), "--hr", "--grid", "6", "--layers", "Conv", "-o", str(out)])
     assert res.exit_code == 0, res.output
     ds = onnxattr.load(out)
-    assert ds.sizes["window"] == 9 and ds.window_x_sr.values.tolist() == [0, 6, 12] * 3  # 20x20 output, 19x19 map
+    assert ds.sizes["window"] == 9 and ds.window_x_sr.values.tolist() == [0, 6, 12] * 3  # 20x20 output
     assert ds.window_x.values.tolist() == [14, 20, 26] * 3  # HR frame
     for v in ("diffusion_index", "reach", "attributed_share"):
         assert ds[v].dims == ("window",) and np.isfinite(ds[v]).all()
@@ -207,8 +259,8 @@ def test_grid_atlas_and_its_figure(hr_png, tmp_path):
 def test_a_grid_of_very_many_windows_is_announced():
     from onnxattr.windows.geometry import MANY_WINDOWS, Grid, resolve_windows
 
-    with pytest.warns(UserWarning, match=r"the grid of 1 px windows has 9801 windows, one backward pass"):
-        assert len(resolve_windows(Grid(1), 0, 100, 100)) == 9801 > MANY_WINDOWS
+    with pytest.warns(UserWarning, match=r"the grid of 1 px windows has 10000 windows, one backward pass"):
+        assert len(resolve_windows(Grid(1), 0, 100, 100)) == 10000 > MANY_WINDOWS
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(resolve_windows(Grid(8), 0, 100, 100)) == 144

@@ -60,7 +60,7 @@ MANY_WINDOWS = 1024  # a grid with more windows than this is announced (a typo s
 @dataclass(frozen=True)
 class Grid:
     """Windows of side ``size`` tiling the output from its top-left corner, every ``stride`` px
-    (default ``size``: tiles that touch), as far as the detector's (H - 1) x (W - 1) map allows."""
+    (default ``size``: tiles that touch), up to the output's right and bottom edges."""
 
     size: int
     stride: int | None = None
@@ -81,27 +81,25 @@ def hr_shift(offset: int) -> int:
 
 def check_window(window: Window | tuple[int, ...], out_h: int, out_w: int, label: str | None = None,
                  shift: int = 0) -> Window:
-    """Validate a window (SR pixels) against an SR output of ``out_h`` x ``out_w`` pixels.
-
-    The detector's gradient map is one pixel smaller than the output in each direction, so the window
-    must lie inside ``(out_h - 1) x (out_w - 1)``. ``label`` names the window as the user gave it, ``shift``
-    the offset from the user's frame to SR pixels (c/2 for the HR frame), so the allowed range is in theirs.
+    """Validate a window (SR pixels) against an SR output of ``out_h`` x ``out_w`` pixels: inside it, up to
+    its edges (0 <= x, x + size <= out_w, and the same for rows; the detector handles the border, see
+    ``windows.detector``). ``label`` names the window as the user gave it, ``shift`` the offset from the user's
+    frame to SR pixels (c/2 for the HR frame), so the allowed range is in theirs.
     """
     w = window if isinstance(window, Window) else Window(*(int(v) for v in window))
     name = label or f"window x={w.x} y={w.y} size={w.size}"
-    limit_h, limit_w = out_h - 1, out_w - 1
     if w.size < 1:
         raise OnnxAttrError(f"{name}: size {w.size} must be at least 1 pixel; pass --window X Y SIZE with SIZE >= 1")
-    if w.size > min(limit_h, limit_w):
+    if w.size > min(out_h, out_w):
         raise OnnxAttrError(
             f"{name}: size {w.size} is too large for the {out_w}x{out_h} SR output "
-            f"(at most {min(limit_h, limit_w)}); use a smaller SIZE or a larger image"
+            f"(at most {min(out_h, out_w)}); use a smaller SIZE or a larger image"
         )
-    if w.x < 0 or w.y < 0 or w.x + w.size > limit_w or w.y + w.size > limit_h:
+    if w.x < 0 or w.y < 0 or w.x + w.size > out_w or w.y + w.size > out_h:
         there = f": it is at x={w.x} y={w.y} there (SR pixels)" if shift else ""
         raise OnnxAttrError(
             f"{name} lies outside the {out_w}x{out_h} SR output{there}; give {-shift} <= x <= "
-            f"{limit_w - w.size - shift} and {-shift} <= y <= {limit_h - w.size - shift} in the same frame "
+            f"{out_w - w.size - shift} and {-shift} <= y <= {out_h - w.size - shift} in the same frame "
             f"(x = column), or a smaller size"
         )
     return w
@@ -115,11 +113,11 @@ def grid_windows(grid: Grid, out_h: int, out_w: int) -> list[Window]:
     if stride < 1:
         raise OnnxAttrError(f"grid stride {stride} must be at least 1 pixel; pass --stride S with S >= 1, or leave it "
                             "out for tiles that touch")
-    last_y, last_x = out_h - 1 - grid.size, out_w - 1 - grid.size
+    last_y, last_x = out_h - grid.size, out_w - grid.size
     if last_y < 0 or last_x < 0:
         raise OnnxAttrError(
             f"grid of {grid.size} px windows is empty: the {out_w}x{out_h} SR output holds windows of at most "
-            f"{min(out_h, out_w) - 1} px; use a smaller --grid SIZE"
+            f"{min(out_h, out_w)} px; use a smaller --grid SIZE"
         )
     return [Window(x, y, grid.size) for y in range(0, last_y + 1, stride) for x in range(0, last_x + 1, stride)]
 

@@ -9,16 +9,16 @@ import torch
 
 from ...errors import OnnxAttrError
 from ...options import TARGETS
-from ...windows.detector import sqrt_zero_grad
+from ...windows.detector import detector_region, sqrt_zero_grad
 from ...windows.geometry import Window
 from .primitives import Pair, linear, rescale, square
 
 
 def detector(out: Pair, window: Window) -> Pair:
     """D(O) = sum over channels and window of sqrt(dh + dw), dh, dw squared forward differences (LAM eq. 1):
-    differences (linear), squares (midpoint), sum (linear), sqrt (rescale)."""
-    y, x, s = window.y, window.x, window.size
-    crop = linear(lambda t: t[:, :, y : y + s + 1, x : x + s + 1], out)
+    differences (linear), squares (midpoint), sum (linear), sqrt (rescale); the window's region as
+    ``windows.detector`` reads it (the last row and column repeated at the output's edge: linear)."""
+    crop = linear(lambda t: detector_region(t, window), out)
     dh = square(linear(lambda t: t[:, :, :-1, :-1] - t[:, :, 1:, :-1], crop))
     dw = square(linear(lambda t: t[:, :, :-1, :-1] - t[:, :, :-1, 1:], crop))
     g = rescale(sqrt_zero_grad, linear(torch.add, dh, dw))

@@ -11,6 +11,16 @@ def error_line(err: BaseException, limit: int = 300) -> str:
     return (first_line(err) or type(err).__name__)[:limit]
 
 
+def beside(value: float, limit: float) -> tuple[str, str]:
+    """``value`` and ``limit`` as text with the same significant digits, as many as it takes (2 to 6) for them to
+    read differently, so that "1.04e-02, more than 0.01" never reads as "0.01 > 0.01"."""
+    for digits in range(2, 7):
+        a, b = f"{value:.{digits}g}", f"{limit:.{digits}g}"
+        if a != b:
+            break
+    return a, b
+
+
 class OnnxAttrError(Exception):
     """A problem with the user's input (file, model, image, window, option).
 

@@ -41,6 +41,28 @@ class BatchMixNet(ShuffleNet):
         return super().forward(x) + 0.1 * x.mean()
 
 
+class CancelNet(ShuffleNet):
+    """A real conv net whose float32 rounding shows: a 3x3 conv with large weights M + W and M (about ``big``
+    times W), a 1x1 conv taking their difference (W * x, exact in reals), then the ShuffleNet tail. Rounding of
+    the large sums is ~``big`` times larger relative to the output, so convolution algorithms that differ with
+    the batch size (or between torch and onnxruntime) give outputs that differ by ~1e-5, not ~1e-7."""
+
+    def __init__(self, big: float = 5.0) -> None:
+        super().__init__()
+        c = self.c1.out_channels
+        self.big = nn.Conv2d(3, 2 * c, 3, padding=1, bias=False)
+        self.diff = nn.Conv2d(2 * c, c, 1)
+        with torch.no_grad():
+            m = big * torch.rand(self.c1.weight.shape, generator=torch.Generator().manual_seed(1))
+            self.big.weight.copy_(torch.cat([m + self.c1.weight, m]))
+            eye = torch.eye(c)[:, :, None, None]
+            self.diff.weight.copy_(torch.cat([eye, -eye], 1))
+            self.diff.bias.copy_(self.c1.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ps(self.c2(torch.relu(self.diff(self.big(x)))))
+
+
 class Range255Net(ShuffleNet):
     """A model fed 0..255 images that returns 0..255 images."""
 

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import torch
 from torch import fx
 
-from ..errors import OnnxAttrError, error_line
+from ..errors import OnnxAttrError, beside, error_line
 from .adapters import Adapter
 from .convert import OpTable
 from .diagnose import first_divergence, relative_error
@@ -81,8 +81,9 @@ def precision_gap(
     gap = relative_error(y, y_core)
     tol = max(PRECISION_TOLERANCE[a.precision], UINT8_TOLERANCE if "uint8" in (a.input_dtype, a.output_dtype) else 0)
     if gap > tol:
+        gap_text, tol_text = beside(gap, tol)
         return gap, (
-            f"{name}: the {a.precision} file differs from its float32 graph by {gap:.1e} on the probe, "
-            f"more than its precision explains ({tol:g}); attributions follow the float32 graph"
+            f"{name}: the {a.precision} file differs from its float32 graph by {gap_text} on the probe, "
+            f"more than its precision explains ({tol_text}); attributions follow the float32 graph"
         )
     return gap, None

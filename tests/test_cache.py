@@ -87,3 +87,21 @@ def test_cache_stays_bounded(cache_dir, monkeypatch):
         for vr in ("auto", 1, 255):
             load_model(SAMPLE, value_range=vr)
     assert len(_entries(cache_dir)) == 2
+
+
+def test_the_checker_note_comes_once_per_file(cache_dir, tmp_path):
+    """onnx.checker's note about a file is said at its first load, not again from the cache (every command)."""
+    import onnx
+
+    from nets import conv_graph
+
+    path = conv_graph(tmp_path / "old.onnx")
+    proto = onnx.load(path)
+    proto.ir_version = 2  # the checker complains; onnxruntime runs it
+    onnx.save(proto, path)
+    for first in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = load_model(path)
+        assert model.from_cache is not first
+        assert any("onnx.checker flags old.onnx" in str(w.message) for w in caught) is first

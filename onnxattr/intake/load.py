@@ -81,8 +81,9 @@ def load_model(
     name = Path(path).name
     value_range = check_value_range(value_range)
     stages = Stages(name, progress)
+    file_notes: list[str] = []  # onnx.checker's: said at the file's first load, not again from its cache entry
     with stages("reading"):
-        proto, path = read_onnx(path)
+        proto, path = read_onnx(path, file_notes)
         core, adapter = adapt(proto, path.name, channel_order)
         spec = io_spec(core, path.name)
         file_sha = sha256(path)
@@ -97,6 +98,8 @@ def load_model(
         with stages("reading cache"):
             entry = cache.read(entry_name)
     cached = entry is not None
+    for note in [] if cached else file_notes:
+        warnings.warn(note, stacklevel=2)
     if entry is None:
         entry = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages)
     prepared = onnx.load_from_string(entry.prepared)

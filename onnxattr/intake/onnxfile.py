@@ -57,8 +57,16 @@ def _check_external_data(proto: onnx.ModelProto, folder: Path) -> None:
     external_data_helper.load_external_data_for_model(proto, str(root))
 
 
-def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, Path]:
-    """Load and check an ONNX file. Checker complaints that onnxruntime may tolerate become warnings."""
+def read_onnx(path: str | Path, notes: list[str] | None = None) -> tuple[onnx.ModelProto, Path]:
+    """Load and check an ONNX file. Checker complaints that onnxruntime may tolerate become warnings, or lines
+    appended to ``notes`` when it is given (``load_model`` says them at a file's first load, not from its cache)."""
+
+    def note(text: str) -> None:
+        if notes is None:
+            warnings.warn(text, stacklevel=3)
+        else:
+            notes.append(text)
+
     path = regular_file(path, "model file", "pass the path of an .onnx file")
     try:
         proto = onnx.load_model(str(path), load_external_data=False)
@@ -71,13 +79,13 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, Path]:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        warnings.warn(f"onnx.checker flags {path.name}: {first}; continuing, onnxruntime decides", stacklevel=2)
+        note(f"onnx.checker flags {path.name}: {first}; continuing, onnxruntime decides")
     if proto.ir_version < 3:  # onnx2torch refuses IR < 3; the graph means the same under IR 3
         proto.ir_version = 3
     try:
         proto = onnx.shape_inference.infer_shapes(proto)
     except Exception as err:  # noqa: BLE001  (shape inference is a help, not a requirement)
-        warnings.warn(f"shape inference failed on {path.name}: {err}", stacklevel=2)
+        note(f"shape inference failed on {path.name}: {err}")
     return proto, path
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from onnxattr import OnnxAttrError, read_image, save
 from onnxattr.image import crop, downscale, rgb_to_y
+from onnxattr.metrics import gini
 from onnxattr.plot import save_figure
 from onnxattr.results.build import build_dataset
 from onnxattr.results.files import load
@@ -100,7 +101,7 @@ def _dataset():
     return build_dataset(
         model=_FakeModel(), image=image, output=output, method="lam", windows=[Window(1, 2, 4), Window(5, 2, 4)],
         frame="sr", params={"steps": 5, "path": "lam", "flag": True, "none": None}, elapsed_s=0.5,
-        attribution=attribution, window_checks={"gini": [0.5, 0.25]}, checks={"note": "x"},
+        attribution=attribution, window_checks={"completeness_error": [0.05, 0.025]}, checks={"note": "x"},
         data_vars={"extra": (("y", "x"), torch.ones(6, 7))},
     ), attribution
 
@@ -112,7 +113,8 @@ def test_dataset_layout_and_roundtrip(tmp_path):
     for k in range(2):
         sal = np.abs(attribution[k].numpy().astype(np.float64).sum(0))
         np.testing.assert_allclose(ds.saliency.values[k], sal / sal.max(), rtol=1e-6)
-    assert ds.gini.dims == ("window",) and ds.gini.values.tolist() == [0.5, 0.25]
+    assert ds.completeness_error.dims == ("window",) and ds.completeness_error.values.tolist() == [0.05, 0.025]
+    assert ds.gini.dims == ("window",) and ds.gini.values.tolist() == pytest.approx([gini(ds.saliency[k]) for k in range(2)])
     assert ds.window_x_sr.values.tolist() == [1, 5] and ds.window_size.values.tolist() == [4, 4]
     for key in ("method", "window_frame", "model_sha256", "scale", "conversion_error",
                 "torch_version", "elapsed_s", "steps", "note"):

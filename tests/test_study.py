@@ -106,7 +106,8 @@ def test_gather_sums_the_time_of_each_task_once():
 
     t1, t2 = np.datetime64(1, "ns"), np.datetime64(2, "ns")
     cell = CellResult(input=np.zeros((3, 4, 4)), attribution=0, saliency=0, sr_crop=0, hr_crop=None,
-                      diffusion_index=1.0, completeness_error=0.0, window_sr=(0, 0), elapsed_s=0.0, quality={}, curve=None,
+                      diffusion_index=1.0, gini=0.0, reach=1.0, completeness_error=0.0, window_sr=(0, 0), elapsed_s=0.0,
+                      quality={}, curve=None,
                       computed_at=t1)
     windows = [replace(cell, computed_at=t1, elapsed_s=3.0),
                replace(cell, computed_at=t1, elapsed_s=3.0),   # the same task as the first

@@ -10,8 +10,8 @@ and one of three exit statuses:
   log file holding the traceback.
 * 130: interrupted (Ctrl-C).
 
-Warnings print one line each (third-party Deprecation/FutureWarnings are hidden), only while ``main``
-runs: the package itself never changes warning filters or the matplotlib backend, so API users keep
+Warnings print one line each, and a line already printed is not printed again (third-party
+Deprecation/FutureWarnings are hidden), only while ``main`` runs: the package itself never changes warning filters or the matplotlib backend, so API users keep
 theirs. A command module defines a click command named ``command``.
 """
 
@@ -43,6 +43,7 @@ COMMANDS = dict(sorted({
 USER_ERROR, INTERNAL_ERROR, INTERRUPTED = 2, 1, 130
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the user's disk, not a bug
 _UNRAISABLE: list[str] = []  # errors Python could not raise (e.g. h5py closing a file on a full disk), for the log
+_WARNED: set[str] = set()  # the warning lines printed by this run of ``main``
 
 
 class LazyGroup(click.Group):
@@ -69,7 +70,10 @@ def cli() -> None:
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"onnxattr: warning: {str(message).splitlines()[0]}", file=sys.stderr)
+    text = f"onnxattr: warning: {str(message).splitlines()[0]}"
+    if text not in _WARNED:  # the same line from several tasks, windows or loads is said once
+        _WARNED.add(text)
+        print(text, file=sys.stderr)
 
 
 def _usage_line(err: click.UsageError) -> str:
@@ -110,6 +114,7 @@ def main(args: list[str] | None = None) -> None:
     os.environ["MPLBACKEND"] = "Agg"  # the CLI only writes files (read when matplotlib is first imported)
     hook, sys.unraisablehook = sys.unraisablehook, _keep_unraisable
     _UNRAISABLE.clear()  # this run's, for its crash log (main may run several times in one process)
+    _WARNED.clear()
     try:
         _run(args)
     finally:

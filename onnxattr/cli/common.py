@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from ..errors import OnnxAttrError
-from ..methods.registry import METHODS
+from ..methods.registry import METHODS, SHARED_CHECKS
 from ..options import FRAMES
 from ..paths import check_writable
 from ..windows.csvfile import check_duplicates, read_windows, rows_for_images
@@ -140,6 +140,8 @@ def method_options(f: Callable) -> Callable:
         help="Crop the LR image at column X, row Y to the model's fixed input size (or, for a model that needs "
         "e.g. even sides, to the largest size it takes).",
     )(f)
+    f = click.option("--label", default=None, metavar="NAME",
+                     help="The model's name in figures [default: the file name without .onnx].")(f)
     f = click.option("--hr", is_flag=True, help="IMAGE is HR: make the LR input by bicubic downscaling and keep the HR.")(f)
     f = window_options(f)
     f = model_options(f)
@@ -203,13 +205,19 @@ def prepare_inputs(
 ) -> Inputs:
     """Load the model and the image (LR, or LR made from HR), cropped to the model's fixed input size, or to
     the largest size its size rule takes, if asked."""
-    from ..image import crop, downscale, read_image
+    from ..image import crop, downscale, hr_warnings, read_image
 
     model = load(model_path, device, value_range, no_verify, channel_order, probe_size, threads)
     image = read_image(image_path, channels=model.in_channels)
     given = f"{image.shape[3]}x{image.shape[2]}"
     hr_image = None
     if hr:
+        if model.fixed_size and tuple(image.shape[2:]) == model.fixed_size and crop_at is None:
+            raise OnnxAttrError(
+                f"{Path(image_path).name} is {given}, the size of {model.path.name}'s LR input: it looks like an LR "
+                f"image, and --hr would downscale it x{model.scale}; drop --hr, or pass its HR image "
+                f"({image.shape[3] * model.scale}x{image.shape[2] * model.scale})")
+        hr_warnings(image_path, image.shape[2], image.shape[3], [model.scale])
         image, hr_image = downscale(image, model.scale)
     if crop_at is not None:
         rule = model.size_rule
@@ -237,7 +245,8 @@ def reported(f: Callable) -> Callable:
 
     The summary is printed as one JSON object on stdout with ``--json``, else as a few lines on stderr
     (none with ``--quiet``, which also hides progress bars and warnings). A ``report`` key holds text
-    that belongs on stdout (``inspect``'s table). ``command_s``: the command's wall time.
+    that belongs on stdout (``inspect``'s table), or a function of ``command_s`` that gives it. ``command_s``:
+    the command's wall time.
     """
 
     @functools.wraps(f)
@@ -249,6 +258,8 @@ def reported(f: Callable) -> Callable:
             summary = f(*args, quiet=quiet, **kw)
         summary["command_s"] = round(time.perf_counter() - t0, 3)
         report = summary.pop("report", None)
+        if callable(report):
+            report = report(summary["command_s"])
         if as_json:
             click.echo(json.dumps(_jsonable(summary), indent=2))
             return
@@ -291,9 +302,10 @@ def summary_text(summary: dict[str, Any]) -> str:
     lines = []
     if "model" in summary:
         windows = summary.get("windows") or ([summary["window"]] if summary.get("window") else [])
-        where = (f", window {tuple(windows[0])} (HR px)" if len(windows) == 1 else
-                 f", {len(windows)} windows" if windows else "")
-        lines.append(f"{summary['command']}: {summary['model']}{where}")
+        where = "" if "per_model" in summary else (  # a study's line counts its windows itself
+            f", window {tuple(windows[0])} (HR px)" if len(windows) == 1 else f", {len(windows)} windows" if windows else "")
+        named = f" ({summary['label']})" if summary.get("label") not in (None, str(summary["model"]).removesuffix(".onnx")) else ""
+        lines.append(f"{summary['command']}: {summary['model']}{named}{where}")
     checks = summary.get("checks") or {}
     if checks:
         lines.append("  " + " | ".join(f"{label} {_values(v)}" for label, v in checks.items()))
@@ -301,11 +313,15 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(f"  {model}: " + " | ".join(f"{label} {_number(v)}" for label, v in values.items()))
     timing = []
     if "elapsed_s" in summary:
+        timing.append(f"method {summary['elapsed_s']:.2f} s")
+    if "task_s" in summary:
         kept = summary.get("cells_kept")
-        timing.append(f"method {summary['elapsed_s']:.2f} s" + (f" (all cells, {kept} kept from earlier runs)" if kept else ""))
+        timing.append(f"method {summary['task_s']:.2f} s summed over {summary['tasks']} model x image tasks (side by "
+                      "side, so the sum can exceed the wall time" + (f"; cells kept from earlier runs count their "
+                                                                      f"own time: {kept})" if kept else ")"))
     if summary.get("batch_size") is not None:
         timing.append(f"batch size {summary['batch_size']}")
-    timing.append(f"command {summary['command_s']:.2f} s")
+    timing.append(f"command {summary['command_s']:.2f} s wall")
     lines.append("  " + ", ".join(timing))
     lines += [f"  wrote {p}" for p in summary.get("files", [])]
     return "\n".join(lines)
@@ -317,7 +333,7 @@ def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
     a = ds.attrs
     method = str(a.get("method", command))
     checks: dict[str, Any] = {}
-    for name, label in (METHODS[method].checks if method in METHODS else {}).items():
+    for name, label in {**SHARED_CHECKS, **(METHODS[method].checks if method in METHODS else {})}.items():
         if name in ds.data_vars:
             values = [float(v) for v in ds[name].values.reshape(-1)]
             checks[label] = values[0] if len(values) == 1 else values
@@ -331,6 +347,7 @@ def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
         "command": command,
         "method": method,
         "model": a.get("model_file"),
+        "label": a.get("model_label"),
         "windows": windows,
         "window_frame": "hr" if windows else None,
         "checks": checks,
@@ -360,9 +377,11 @@ def method_command(name: str, help: str, check: Callable[[dict[str, Any]], dict[
 
     def wrap(f: Callable) -> click.Command:
         @functools.wraps(f)
-        def run(model, image, window, windows_file, grid, stride, frame, hr, crop, out, device, threads, value_range,
-                no_verify, channel_order, probe_size, quiet, **kw):
+        def run(model, image, window, windows_file, grid, stride, frame, hr, label, crop, out, device, threads,
+                value_range, no_verify, channel_order, probe_size, quiet, **kw):
             out_path = check_output_path(out)
+            if label is not None and not label.strip():
+                raise OnnxAttrError("--label is empty; give the model a name, or leave --label out")
             METHODS[name].check_params(**(check(kw) if check is not None else kw))
             spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
@@ -370,6 +389,8 @@ def method_command(name: str, help: str, check: Callable[[dict[str, Any]], dict[
                 channel_order=channel_order, probe_size=probe_size, threads=threads,
             )
             ds = f(inputs, spec, frame=frame, progress=not quiet, **kw)
+            if label is not None:
+                ds.attrs["model_label"] = label
             return result_summary(ds, name, finish(ds, out_path))
 
         return click.command(name=name, help=help)(method_options(reported(run)))

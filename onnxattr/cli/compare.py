@@ -61,6 +61,18 @@ def parse_ratios(text: str) -> tuple[float, ...]:
     return ratios
 
 
+def parse_labels(values: tuple[str, ...]) -> list[str] | dict[str, str] | None:
+    """--label values: names in model order, or LABEL=MODEL pairs (not both)."""
+    if not values:
+        return None
+    pairs = ["=" in v for v in values]
+    if all(pairs):
+        return dict(reversed(v.split("=", 1)) for v in values)  # type: ignore[misc]
+    if any(pairs):
+        raise OnnxAttrError("--label: give names in model order (--label A --label B) or LABEL=MODEL pairs, not both")
+    return list(values)
+
+
 def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | None, images: list[str]) -> dict[str, list]:
     """The windows of every image: each --window for all images, plus the rows of --windows FILE (an
     image column picks the image; rows without one apply to every image)."""
@@ -88,6 +100,9 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @click.option("--seeds", default=DEFAULT_SEEDS, show_default=True, type=click.IntRange(min=1), help="Random masking orders.")
 @click.option("--cka-debiased", is_flag=True, help="Debiased CKA (unbiased HSIC; needs >= 4 images).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter, e.g. steps=20 (repeatable).")
+@click.option("--label", "labels", multiple=True, metavar="NAME",
+              help="The models' names in figures: one per model in order (repeatable), or LABEL=MODEL pairs "
+              "[default: file names without .onnx].")
 @click.option("--scheduler", default=None, metavar="ADDR", help="Dask: 'threads' (default), 'local' (worker processes) or an address.")
 @click.option("--figures", default=None, type=click.Path(dir_okay=False), help="Also write the four figures: FIG.png -> FIG-grid.png ...")
 @click.option("-o", "--output", "out", required=True, type=click.Path(),
@@ -96,8 +111,8 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @model_options
 @reported
 def command(
-    models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, params, scheduler, figures, out,
-    overwrite, device, threads, value_range, no_verify, channel_order, probe_size, quiet,
+    models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, params, labels, scheduler, figures,
+    out, overwrite, device, threads, value_range, no_verify, channel_order, probe_size, quiet,
 ) -> dict:
     """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
     import numpy as np
@@ -119,7 +134,7 @@ def command(
             frame=frame, ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler,
             device=device, threads=threads, value_range=value_range, verify=not no_verify, progress=not quiet,
             channel_order=channel_order, probe_size=probe_size, store=store, overwrite=overwrite,
-            report=None if quiet else stage_line, **method_params,
+            report=None if quiet else stage_line, labels=parse_labels(labels), **method_params,
         )
     except CellsFailed as err:
         if store is not None or err.dataset is None:
@@ -133,28 +148,37 @@ def command(
 
 
 def study_summary(ds: Any, files: list[Path], started: Any) -> dict[str, Any]:
-    """Per model: mean diffusion index (and PSNR vs HR, completeness error) over the images and windows;
-    the cells computed before ``started`` (kept from an earlier run) and since."""
+    """Per model (by label): mean diffusion index (and PSNR-Y vs HR, completeness error) over the images and
+    windows; the cells computed before ``started`` (kept from an earlier run) and since; the method's time summed
+    over the tasks (they run side by side, so it may exceed the command's wall time)."""
     import numpy as np
 
     per_model = {}
-    for model in ds.model.values:
+    for i, model in enumerate(ds.model.values):
         m = ds.sel(model=model)
-        values = {"mean DI": float(m.diffusion_index.mean())}
+        values = {"mean DI (%)": float(m.diffusion_index.mean())}
         if "psnr_y" in ds:
-            values["mean PSNR Y (dB)"] = float(m.psnr_y.mean())
+            values["mean PSNR-Y (dB)"] = float(m.psnr_y.mean())
         if np.isfinite(m.completeness_error.values).any():
             values["max completeness error"] = float(np.nanmax(m.completeness_error.values))
-        per_model[str(model)] = values
+        label = str(ds.label.values[i]) if "label" in ds.coords else str(model)
+        per_model[label] = values
+    windows = [[int(v) for v in w] for w in np.stack([ds[c].values.ravel() for c in ("window_x", "window_y", "window_size")], 1)
+               if np.isfinite(w).all()]
+    per_image = np.isfinite(ds.window_size.values).sum(axis=1)
+    spread = f"{per_image.min()}" if per_image.min() == per_image.max() else f"{per_image.min()}-{per_image.max()}"
+    cells = ds.sizes["model"] * int(per_image.sum())
     return {
         "command": "compare",
         "method": ds.attrs["attribution_method"],
-        "model": f"{ds.sizes['model']} models x {ds.sizes['image']} images x {ds.sizes['window']} windows",
-        "windows": [[int(v) for v in w] for w in np.stack([ds[c].values.ravel() for c in ("window_x", "window_y", "window_size")], 1)
-                    if np.isfinite(w).all()],
+        "model": (f"{ds.sizes['model']} models x {ds.sizes['image']} images, {len(windows)} windows in all "
+                  f"({spread} per image): {cells} cells"),
+        "windows": windows,
         "per_model": per_model,
+        "cells": cells,
         "cells_kept": int((ds.computed_at < started).sum()),
         "cells_computed": int((ds.computed_at >= started).sum()),
-        "elapsed_s": float(ds.elapsed_s.sum()),
+        "task_s": float(ds.elapsed_s.sum()),
+        "tasks": int(np.isfinite(ds.elapsed_s.values).sum()),
         "files": [str(p) for p in files],
     }

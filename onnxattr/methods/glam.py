@@ -33,7 +33,6 @@ from torch import fx
 
 from ..errors import OnnxAttrError
 from ..intake import NodeInfo, SRModel
-from ..metrics import diffusion_index
 from ..options import DEFAULT_LAYERS, VARIATIONS
 from ..results.build import build_dataset
 from ..windows.detector import gradient_map, window_detectors
@@ -374,7 +373,6 @@ def glam(
         params={"layers": ", ".join(layers or DEFAULT_LAYERS), "pattern": pattern, "variation": variation},
         elapsed_s=t2 - t0, attribution=(lr_local / c)[:, None].expand(-1, c, -1, -1),
         window_checks={
-            "diffusion_index": [diffusion_index(m) for m in lr_local],
             "attributed_share": [attributed_share(m) for m in lr_local],
         },
         checks={

@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 
 from ..errors import OnnxAttrError
 from ..intake import SRModel
-from ..metrics import diffusion_index, gini, saliency
 from ..options import DEFAULT_MEMORY_FRACTION, PATHS
 from ..results.build import build_dataset
 from ..windows.detector import window_detectors
@@ -149,7 +148,7 @@ def lam(
     memory) by ``estimate``, at most ``CPU_MAX_BATCH`` on a CPU (``choose_batch``). ``hr``:
     the HR image (HR frame or already aligned with the output). Returns the shared result layout plus
     ``baseline`` (channel, y, x) and ``path_objective`` (window, step) = D_k(F(x_i)), i = 0..m; per
-    window ``diffusion_index`` and ``gini`` of the saliency, ``completeness_error``, ``objective_input``
+    window ``completeness_error``, ``objective_input``
     and ``objective_baseline``; attrs: the parameters, the batch size used and ``elapsed_s``.
     """
     t0 = time.perf_counter()
@@ -183,8 +182,9 @@ def lam(
 
 def _checks(model: SRModel, wins: list[Window], route: IntegrationPath, res: PathResult
             ) -> tuple[dict[str, Any], dict[str, tuple[tuple[str, ...], Any]]]:
-    """The per-window checks of a LAM result (DI and Gini of the saliency, completeness error, D at the input and
-    at the baseline) and the path variables (``path_objective`` D_k(F(x_i)), i = 0..m, and ``baseline``).
+    """The per-window checks of a LAM result (completeness error, D at the input and at the baseline; DI, Gini
+    and reach of the saliency come from ``build_dataset``, as for every method) and the path variables
+    (``path_objective`` D_k(F(x_i)), i = 0..m, and ``baseline``).
 
     completeness_error = |sum A_k - (D_k(F(I)) - D_k(F(x_0)))| / |D_k(F(I)) - D_k(F(x_0))|: one extra forward, of
     the baseline; NaN for the plain gradient (no baseline) and where the gap is 0."""
@@ -201,9 +201,5 @@ def _checks(model: SRModel, wins: list[Window], route: IntegrationPath, res: Pat
             completeness = np.where(gap != 0, np.abs(total - gap) / np.abs(gap), np.nan)
         data_vars["path_objective"] = (("window", "step"), np.concatenate([d_base[:, None], res.values.numpy()], axis=1))
         data_vars["baseline"] = (("channel", "y", "x"), route.baseline[0])
-    sal = [saliency(a) for a in res.attribution]
-    checks = {
-        "diffusion_index": [diffusion_index(s) for s in sal], "gini": [gini(s) for s in sal],
-        "completeness_error": completeness, "objective_input": d_input, "objective_baseline": d_base,
-    }
+    checks = {"completeness_error": completeness, "objective_input": d_input, "objective_baseline": d_base}
     return checks, data_vars

@@ -18,9 +18,11 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from ..errors import OnnxAttrError
-from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, DIFFUSION_INDEX, GINI, SCHEMA_VERSION,
-                              STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
+from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, SCHEMA_VERSION, STUDY_ATTRS, STUDY_COORDS,
+                              STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
 
+# The checks every result with an attribution holds (``results.build``), reported before each method's own ``checks``.
+SHARED_CHECKS = {"diffusion_index": "diffusion index", "gini": "Gini", "reach": "reach (LR px)"}
 # Keyword arguments of a method that callers (compare, the CLI) set themselves: not method parameters.
 CALLER_ARGS = ("hr", "progress", "frame")
 
@@ -93,13 +95,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "baseline": BASELINE,
             "path_objective": Entry(("window", "step"), "gradient detector along the path", "1",
                                     "D(F(x_i)) at each path point, i = 0 the baseline", optional=True),
-            "diffusion_index": DIFFUSION_INDEX,
-            "gini": GINI,
             "completeness_error": COMPLETENESS_ERROR,
             "objective_input": Entry(W, "gradient detector at the input", "1", "D(F(x)) of the window"),
             "objective_baseline": Entry(W, "gradient detector at the baseline", "1", "D(F(x_0)); NaN for the plain gradient"),
         },
-        checks={"diffusion_index": "diffusion index", "gini": "Gini", "completeness_error": "completeness error"},
+        checks={"completeness_error": "completeness error"},
         run_only=("batch_size", "memory_fraction"),
         memory_share="memory_fraction",
     ),
@@ -131,11 +131,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                                   "each layer's local (window) map in the SR frame, / max"),
             "global_layers": Entry(("global_layer", "Y", "X"), "GL-AM global map per layer pair", "1",
                                    "each consecutive layer pair's global map in the SR frame, / max"),
-            "diffusion_index": DIFFUSION_INDEX,
             "attributed_share": Entry(W, "attributed pixel share (local)", "1",
                                       "share of LR pixels with local attribution > 0"),
         },
-        checks={"diffusion_index": "diffusion index", "attributed_share": "attributed pixels (local)",
+        checks={"attributed_share": "attributed pixels (local)",
                 "global_attributed_share": "attributed pixels (global)"},
     ),
 )}

@@ -4,8 +4,9 @@ Dims: ``window`` (one per explained window, always present), ``channel``, ``y``,
 ``Y``, ``X`` (SR output); methods add their own (e.g. ``layer``). Coordinates are pixel centres in one
 HR frame (``lr_coords``, ``sr_coords``). Variables: ``input`` (channel, y, x),
 ``output`` (channel, Y, X), ``attribution`` (window, channel, y, x, signed), ``saliency`` (window, y, x)
-= |sum_c attribution| / max, ``reach`` (window,) = the saliency-weighted mean distance of the input
-pixels from the window centre (LR px, ``metrics.reach``), optionally ``hr`` (channel, Y, X, aligned with the
+= |sum_c attribution| / max and, computed here for every method from its saliency (one definition, LAM
+Sec. 4.2, ``metrics.gini``): ``diffusion_index``, ``gini`` and ``reach`` (window,) (the saliency-weighted mean
+distance of the input pixels from the window centre, LR px); optionally ``hr`` (channel, Y, X, aligned with the
 output), and the method's per-window checks (window,). Coordinates of ``window``: ``window_x``, ``window_y``
 (top-left column and row, HR frame), ``window_size``, ``window_x_sr``, ``window_y_sr`` (SR frame; see
 ``windows.geometry``). Attrs: ``schema_version``, ``method`` and its parameters, ``window_frame`` (the frame the
@@ -24,13 +25,21 @@ import torch
 import xarray as xr
 
 from ..arrays import to_numpy
-from ..metrics import reach, sr_quality
+from ..metrics import diffusion_index, gini, reach, sr_quality
 from ..metrics import saliency as saliency_map
 from ..windows.geometry import Window, align_hr, lr_centre, window_coords
 from .finite import check_result
 from .schema import COORDS, SCHEMA_VERSION, VARIABLES, Entry, describe
 
 CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
+# Per-window measures of the saliency computed here for every result with an attribution: no method passes its own.
+SALIENCY_MEASURES = ("diffusion_index", "gini", "reach")
+# A completeness error above this (a tenth of the explained change missing) is warned about. LAM's path sum falls
+# about as 1 / steps (measured on the samples: 0.04-0.11 at 20 steps, 0.01-0.03 at 50, <= 0.015 at 100).
+COMPLETENESS_LIMIT = 0.1
+# The start of the warnings below, so that a study (``study.compare``) can gather them into one line each.
+ZERO_WARNING = "the attribution of window(s)"
+COMPLETENESS_WARNING = "completeness error"
 
 
 def _np(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -74,6 +83,11 @@ def versions() -> dict[str, str]:
     }
 
 
+def label_of(file_name: str) -> str:
+    """A model's default label: its file name without ``.onnx`` (``--label`` gives another)."""
+    return file_name.removesuffix(".onnx")
+
+
 def lr_coords(h: int, w: int, scale: int) -> dict[str, np.ndarray]:
     """LR pixel centres in the shared HR frame: x = (i + 0.5) s, y = -(i + 0.5) s."""
     return {"y": -(np.arange(h) + 0.5) * scale, "x": (np.arange(w) + 0.5) * scale}
@@ -82,6 +96,34 @@ def lr_coords(h: int, w: int, scale: int) -> dict[str, np.ndarray]:
 def sr_coords(h: int, w: int, offset: int) -> dict[str, np.ndarray]:
     """SR pixel centres in the shared HR frame: X = j + 0.5 - c/2, Y = -(j + 0.5 - c/2)."""
     return {"Y": -(np.arange(h) + 0.5 - offset / 2), "X": np.arange(w) + 0.5 - offset / 2}
+
+
+def saliency_measures(sal: np.ndarray, windows: Sequence[Window], scale: int, offset: int
+                      ) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """DI, Gini and reach of each window's saliency map (K, h, w) (``metrics.gini``): the one definition every
+    method's result carries. DI = (1 - G) * 100 (LAM eq. 6); reach from the window's centre in LR pixels."""
+    return {
+        "diffusion_index": (("window",), np.array([diffusion_index(m) for m in sal])),
+        "gini": (("window",), np.array([gini(m) for m in sal])),
+        "reach": (("window",), np.array([reach(m, lr_centre(w, scale, offset)) for m, w in zip(sal, windows)])),
+    }
+
+
+def completeness_warning(method: str, errors: Any, params: Mapping[str, Any]) -> None:
+    """One warning when a window's completeness error exceeds ``COMPLETENESS_LIMIT``: the attribution misses more
+    than a tenth of the target's change. Path methods (a ``steps`` parameter) are told to raise the steps."""
+    if errors is None:
+        return
+    values = np.asarray(errors, dtype=np.float64)
+    over = [k for k, v in enumerate(values) if v > COMPLETENESS_LIMIT]
+    if not over:
+        return
+    worst = max(over, key=lambda k: values[k])
+    steps = params.get("steps")
+    fix = (f"raise --steps (now {steps}; the error falls about as 1 / steps, the LAM paper uses 50-100)"
+           if steps is not None else "the attribution does not add up to the target's change: see the method's page in docs/")
+    warnings.warn(f"{method}: {COMPLETENESS_WARNING} up to {values[worst]:.2f} (window {worst + 1}), above "
+                  f"{COMPLETENESS_LIMIT:g} in {len(over)} of {len(values)} window(s); {fix}", stacklevel=4)
 
 
 def build_dataset(
@@ -123,13 +165,18 @@ def build_dataset(
         zero = [k for k, m in enumerate(a) if not np.abs(m).max() > 0]
         if zero:
             warnings.warn(
-                f"{method}: the attribution of window(s) {', '.join(str(k + 1) for k in zero)} of {len(a)} is zero "
+                f"{method}: {ZERO_WARNING} {', '.join(str(k + 1) for k in zero)} of {len(a)} is zero "
                 "everywhere: the baseline equals the image wherever the window looks (a flat region?); their "
                 "diffusion index, Gini and reach are NaN (undefined)", stacklevel=3)
         sal = np.stack([saliency_map(m) for m in a])
         variables["attribution"] = (("window", "channel", "y", "x"), a)
         variables["saliency"] = (("window", "y", "x"), sal.astype(np.float32))
-        variables["reach"] = (("window",), np.array([reach(m, lr_centre(w, model.scale, model.offset)) for m, w in zip(sal, windows)]))
+        variables.update(saliency_measures(sal, windows, int(model.scale), int(model.offset)))
+    own = sorted(set(window_checks or {}) & set(SALIENCY_MEASURES))
+    if own:
+        raise ValueError(f"{method} passes its own {', '.join(own)}: build_dataset computes them from the saliency "
+                         "for every method (one definition); drop them from window_checks")
+    completeness_warning(method, (window_checks or {}).get("completeness_error"), params)
     if hr is not None:
         hr = align_hr(hr, int(model.offset), (oh, ow))
         variables["hr"] = (("channel", "Y", "X"), _np(hr[0]))
@@ -150,6 +197,7 @@ def build_dataset(
         "method": method,
         "window_frame": frame,
         **model.facts().attrs(),
+        "model_label": label_of(model.facts().file),
         **versions(),
         **{k: v for k, v in params.items()},
         **(checks or {}),

@@ -47,7 +47,7 @@ def combine(results: Sequence[xr.Dataset] | Mapping[str, xr.Dataset], dim: str =
         part = run.drop_vars(shared, errors="ignore")
         part.attrs = {}
         stripped.append(part)
-    out = xr.concat(stripped, dim=dim, data_vars="all", coords="different", compat="equals", join="outer")
+    out = xr.concat(stripped, dim=dim, data_vars="all", coords=_differing_coords(stripped), compat="equals", join="outer")
     out = out.assign_coords({dim: labels})
     for k in per_run:
         values = [r.attrs.get(k) for r in runs]
@@ -63,6 +63,15 @@ def combine(results: Sequence[xr.Dataset] | Mapping[str, xr.Dataset], dim: str =
         out = out.set_coords("method")
     out.attrs = {**common, "combined_along": dim}
     return out
+
+
+def _differing_coords(runs: Sequence[xr.Dataset]) -> list[str]:
+    """The first run's non-index coordinates that differ between runs (e.g. their windows): concatenated along the
+    run axis; the others (equal, or of one method alone, such as GL-AM's ``op_type``) are kept once. (xarray's
+    ``coords="different"`` refuses a coordinate that some runs lack.)"""
+    first = runs[0]
+    return [name for name in first.coords if name not in first.dims
+            and not all(name in r.coords and r[name].equals(first[name]) for r in runs)]
 
 
 def _unique(labels: list[str]) -> list[str]:

@@ -41,6 +41,8 @@ class Entry:
 
 
 HR_PX = "HR pixel"
+SR_PX = "SR pixel"
+LR_PX = "LR pixel"
 _ROW = "-(row centre) in the shared HR frame: 0 at the top edge, growing upward, so images plot upright"
 _COL = "column centre in the shared HR frame, growing to the right"
 
@@ -54,9 +56,9 @@ COORDS: dict[str, Entry] = {
                       "column of the window's top-left pixel in the HR frame (pixel k spans k .. k + 1); window_x_sr - offset / 2"),
     "window_y": Entry(("window",), "window top row", HR_PX,
                       "row of the window's top-left pixel in the HR frame (it spans -y = k .. k + 1 of the coordinates)"),
-    "window_size": Entry(("window",), "window side", "1", "side of the square window, pixels (the same in both frames)"),
-    "window_x_sr": Entry(("window",), "window left column in the output", "1", "column of the window's top-left pixel, SR output pixels"),
-    "window_y_sr": Entry(("window",), "window top row in the output", "1", "row of the window's top-left pixel, SR output pixels"),
+    "window_size": Entry(("window",), "window side", "pixel", "side of the square window (the same in the HR and SR frames)"),
+    "window_x_sr": Entry(("window",), "window left column in the output", SR_PX, "column of the window's top-left pixel in the SR output"),
+    "window_y_sr": Entry(("window",), "window top row in the output", SR_PX, "row of the window's top-left pixel in the SR output"),
 }
 
 LR = ("channel", "y", "x")
@@ -69,14 +71,20 @@ VARIABLES: dict[str, Entry] = {
     "hr": Entry(SR, "HR image", "1", "the HR image (--hr) cropped to the SR output's frame", optional=True),
     "attribution": Entry(WLR, "attribution", "1", "signed contribution of each input value to the window's target"),
     "saliency": Entry(("window", "y", "x"), "saliency", "1", "|sum over channels of attribution| / max (LAM's display map)"),
-    "reach": Entry(W, "reach", "LR px", "saliency-weighted mean distance of the attribution from the window centre"),
+    "reach": Entry(W, "reach", LR_PX, "saliency-weighted mean distance of the input pixels from the window centre: "
+                   "sum_p s(p) |p - centre| / sum_p s(p), on the saliency map; NaN for a zero map"),
+    "diffusion_index": Entry(W, "diffusion index (DI)", "%", "DI = (1 - G) * 100 (LAM eq. 6), G the Gini index of the "
+                             "saliency map (|sum over channels of attribution| / max, on the LR input's pixels): 100 for "
+                             "a uniform map, about 100 / n for one concentrated on n pixels; NaN for a zero map"),
+    "gini": Entry(W, "Gini index", "1", "G = sum_i (2i - n - 1) a_i / (n sum_i a_i) over the saliency map's n values "
+                  "sorted ascending (LAM eq. 5, the LAM code's Gini); NaN for a zero map"),
 }
 
 # Variables several methods hold (their registry entries name them).
 BASELINE = Entry(LR, "baseline image", "1",
                  "the reference input the attribution is measured from: LAM's path start x_0, L2X's x_ref", optional=True)
-DIFFUSION_INDEX = Entry(W, "diffusion index", "1", "Gini-based spread of the saliency over the LR image (LAM's DI)")
-GINI = Entry(W, "Gini index", "1", "Gini index of the saliency")
+DIFFUSION_INDEX = VARIABLES["diffusion_index"]  # every result with an attribution holds both (``results.build``)
+GINI = VARIABLES["gini"]
 COMPLETENESS_ERROR = Entry(W, "completeness error", "1",
                            "|sum A - (t(x) - t(baseline))| / |t(x) - t(baseline)|; NaN for the plain gradient")
 
@@ -85,6 +93,8 @@ _MIW = ("model", "image", "window")
 _CURVE = ("model", "image", "window", "region", "reference", "order", "ratio")
 STUDY_COORDS: dict[str, Entry] = {
     "model": Entry(("model",), "model", "", "model file name"),
+    "label": Entry(("model",), "model label", "", "each model's name in figures and summaries (--label; default: the "
+                   "file name without .onnx)"),
     "model2": Entry(("model2",), "model (CKA column)", "", "the models again, as the CKA matrix's columns"),
     "image": Entry(("image",), "image", "", "image file stem"),
     "channel": COORDS["channel"],
@@ -94,9 +104,9 @@ STUDY_COORDS: dict[str, Entry] = {
     "lr_x": Entry(("model", "x"), "LR column", HR_PX, f"model's LR pixel i at (i + 0.5) * scale: {_COL}"),
     "wy": Entry(("wy",), "row in the window", HR_PX, "row of the window crops from the window's top edge, -(i + 0.5) (rows negative)"),
     "wx": Entry(("wx",), "column in the window", HR_PX, "column of the window crops from the window's left edge, i + 0.5"),
-    "window_x": Entry(("image", "window"), "window left column", "1", "left column of each image's windows, in the frame of window_frame; NaN where an image has fewer windows"),
-    "window_y": Entry(("image", "window"), "window top row", "1", "top row of each image's windows, in the frame of window_frame; NaN where an image has fewer windows"),
-    "window_size": Entry(("image", "window"), "window side", "1", "side of each image's windows; NaN where an image has fewer windows"),
+    "window_x": Entry(("image", "window"), "window left column", "pixel", "left column of each image's windows, in pixels of the frame of window_frame (hr: HR image, sr: output); NaN where an image has fewer windows"),
+    "window_y": Entry(("image", "window"), "window top row", "pixel", "top row of each image's windows, in pixels of the frame of window_frame (hr: HR image, sr: output); NaN where an image has fewer windows"),
+    "window_size": Entry(("image", "window"), "window side", "pixel", "side of each image's windows; NaN where an image has fewer windows"),
     "region": Entry(("region",), "masking region", "", "image: PSNR/SSIM of the whole output; window: of the window"),
     "reference": Entry(("reference",), "masking reference", "", "what the masked output is compared with: sr (unmasked output) or hr"),
     "order": Entry(("order",), "masking order", "", "attribution: most attributed pixels first; random: random order"),
@@ -108,10 +118,14 @@ STUDY_VARIABLES: dict[str, Entry] = {
     "saliency": Entry(("model", "image", "window", "y", "x"), "saliency", "1", "|sum over channels of attribution| / max, NaN-padded"),
     "sr_crop": Entry(("model", "image", "window", "channel", "wy", "wx"), "SR output in the window", "1", "each model's output on the window"),
     "hr_crop": Entry(("image", "window", "channel", "wy", "wx"), "HR image in the window", "1", "the HR image on the window (--hr)", optional=True),
-    "diffusion_index": Entry(_MIW, "diffusion index", "1", "Gini-based spread of the saliency (LAM's DI)"),
-    "elapsed_s": Entry(_MI, "method time", "s", "seconds the method took per map"),
+    "diffusion_index": Entry(_MIW, "diffusion index (DI)", "%", VARIABLES["diffusion_index"].description),
+    "gini": Entry(_MIW, "Gini index", "1", VARIABLES["gini"].description),
+    "reach": Entry(_MIW, "reach", LR_PX, VARIABLES["reach"].description),
+    "elapsed_s": Entry(_MI, "method time", "s", "seconds of the method call(s) that explained this model x image's "
+                       "windows, summed over the tasks that computed them (tasks run side by side: the sum can "
+                       "exceed the command's wall time)"),
     "completeness_error": Entry(_MIW, "completeness error", "1", "|sum A - delta target| / |delta target|; NaN if the method has none"),
-    **{q: Entry(_MI, f"{q.split('_')[0].upper()}{' (Y)' if q.endswith('_y') else ''} vs HR", "dB" if "psnr" in q else "1",
+    **{q: Entry(_MI, f"{q.split('_')[0].upper()}{'-Y' if q.endswith('_y') else ''} vs HR", "dB" if "psnr" in q else "1",
                 f"{q.split('_')[0].upper()} of the SR output against the HR image", optional=True)
        for q in ("psnr", "ssim", "psnr_y", "ssim_y")},
     "mask_psnr": Entry(_CURVE, "PSNR after masking", "dB", "remove-and-replace curve: PSNR (Y) of the masked output"),
@@ -125,8 +139,8 @@ STUDY_VARIABLES: dict[str, Entry] = {
     "cka": Entry(("model", "model2"), "CKA", "1", "CKA of the models' saliency maps over the images; NaN with too few images"),
     "scale": Entry(("model",), "scale", "1", "integer scale s of each model"),
     "offset": Entry(("model",), "output offset", "1", "c of the output size law s n + c"),
-    "window_x_sr": Entry(_MIW, "window column in the SR output", "1", "left column of the window in each model's SR pixels"),
-    "window_y_sr": Entry(_MIW, "window row in the SR output", "1", "top row of the window in each model's SR pixels"),
+    "window_x_sr": Entry(_MIW, "window column in the SR output", SR_PX, "left column of the window in each model's SR output"),
+    "window_y_sr": Entry(_MIW, "window row in the SR output", SR_PX, "top row of the window in each model's SR output"),
     "model_sha256": Entry(("model",), "model SHA-256", "", "SHA-256 of the model file"),
     "conversion_error": Entry(("model",), "conversion error", "1", "max |torch - onnxruntime| / max |onnxruntime|; NaN if not verified"),
     "computed_at": Entry(_MIW, "cell computed at", "", "UTC time each cell (model x image x window) was computed; NaT if it failed or the image has fewer windows"),
@@ -139,6 +153,7 @@ ATTRS: dict[str, str] = {
     "method": "lam, l2x or glam",
     "window_frame": "frame the windows were given in: hr (HR-image pixels) or sr (output pixels)",
     "model_file": "model file name",
+    "model_label": "the model's name in figures (--label; default: the file name without .onnx)",
     "model_sha256": "SHA-256 of the model file",
     "scale": "integer scale s of the model (output side = s * input side + offset)",
     "offset": "offset c of the output size law (negative: the model crops its border)",

@@ -121,6 +121,13 @@ def _curves(grid: Grid, k: int) -> dict[str, tuple[tuple[str, ...], np.ndarray]]
     return data
 
 
+def flat_cells(ds: xr.Dataset) -> np.ndarray:
+    """(model, image, window) True where a computed cell's attribution is zero everywhere (a flat window: its DI,
+    Gini and reach are NaN); padding and failed cells are not computed (``computed_at`` NaT)."""
+    computed = ~np.isnat(ds.computed_at.values) if "computed_at" in ds else np.isfinite(ds.window_size.values)[None]
+    return computed & ~(np.abs(ds.attribution.fillna(0)).max(("channel", "y", "x")).values > 0)
+
+
 def assemble(
     facts: Sequence[ModelFacts],
     images: Sequence[str],
@@ -128,9 +135,10 @@ def assemble(
     grid: Grid,
     attrs: dict[str, Any],
     cka_debiased: bool,
+    labels: Sequence[str],
 ) -> xr.Dataset:
     """One Dataset with dims (model, image, window, ...) from the models x images grid of gathered cells (failed
-    cells hold ``cells.placeholder`` NaNs)."""
+    cells hold ``cells.placeholder`` NaNs); ``labels`` name the models in figures (coordinate ``label``)."""
     first = next(c for row in grid for pair in row for c in pair.windows if not c.error)
     c = first.input.shape[0]
     k = max(len(windows[p]) for p in images)
@@ -146,7 +154,8 @@ def assemble(
         "saliency": ((*miw, "y", "x"), saliency.astype(np.float32)),
         "sr_crop": ((*miw, "channel", "wy", "wx"),
                     _by_window(grid, lambda pair: pair.per_window("sr_crop"), k).astype(np.float32)),
-        "diffusion_index": (miw, _by_window(grid, lambda pair: pair.per_window("diffusion_index"), k)),
+        **{name: (miw, _by_window(grid, lambda pair, n=name: pair.per_window(n), k))
+           for name in ("diffusion_index", "gini", "reach")},
         "completeness_error": (miw, _by_window(grid, lambda pair: pair.per_window("completeness_error"), k)),
         "window_x_sr": (miw, _by_window(grid, lambda pair: [x for x, _ in pair.per_window("window_sr")], k)),
         "window_y_sr": (miw, _by_window(grid, lambda pair: [y for _, y in pair.per_window("window_sr")], k)),
@@ -174,6 +183,7 @@ def assemble(
         data,
         coords={
             "model": models,
+            "label": ("model", list(labels)),
             "model2": models,
             "image": _image_names(images),
             "channel": ["Y"] if c == 1 else ["R", "G", "B"] if c == 3 else [str(j) for j in range(c)],

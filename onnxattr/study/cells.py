@@ -48,8 +48,8 @@ class Cell:
 class PairResult:
     """What one task returns for a model x image and its K windows (NumPy arrays and numbers, cheap to ship back
     from a worker): the LR input (C, h, w); per window the attribution (C, h, w), saliency (h, w), SR and HR crops
-    of the window, diffusion index, completeness error, masking curves and the window's SR position; the SR
-    output's PSNR/SSIM against HR and the method's time."""
+    of the window, diffusion index, Gini and reach (the method result's, ``results.build``), completeness error,
+    masking curves and the window's SR position; the SR output's PSNR/SSIM against HR and the method's time."""
 
     input: np.ndarray
     attribution: np.ndarray
@@ -57,6 +57,8 @@ class PairResult:
     sr_crop: list[np.ndarray]
     hr_crop: list[np.ndarray] | None
     diffusion_index: np.ndarray
+    gini: np.ndarray
+    reach: np.ndarray
     completeness_error: np.ndarray
     quality: dict[str, float]
     curves: list[xr.Dataset]
@@ -82,6 +84,8 @@ class CellResult:
     sr_crop: np.ndarray
     hr_crop: np.ndarray | None
     diffusion_index: float
+    gini: float
+    reach: float
     completeness_error: float
     window_sr: tuple[int, int]
     elapsed_s: float
@@ -107,6 +111,8 @@ def encode(result: PairResult, k: int, computed_at: np.datetime64) -> xr.Dataset
         "saliency": (("y", "x"), result.saliency[k]),
         "sr_crop": (crop, result.sr_crop[k]),
         "diffusion_index": ((), float(result.diffusion_index[k])),
+        "gini": ((), float(result.gini[k])),
+        "reach": ((), float(result.reach[k])),
         "completeness_error": ((), float(result.completeness_error[k])),
         "window_sr": (("xy",), np.asarray(result.window_sr[k], dtype=np.int64)),
         "elapsed_s": ((), result.elapsed_s),
@@ -119,13 +125,20 @@ def encode(result: PairResult, k: int, computed_at: np.datetime64) -> xr.Dataset
     return xr.Dataset(data, attrs={"masking_seeds": curve.attrs["seeds"]})
 
 
+def current(ds: xr.Dataset) -> bool:
+    """Whether a stored cell holds every value :func:`encode` writes now (cells of an older onnxattr lack Gini
+    and reach: a study recomputes them rather than leaving them NaN)."""
+    return all(name in ds for name in ("gini", "reach"))
+
+
 def decode(ds: xr.Dataset) -> CellResult:
     """The window's values that :func:`encode` stored."""
     curve = xr.Dataset({name: ds[f"curve_{name}"] for name in CURVES}, attrs={"seeds": int(ds.attrs["masking_seeds"])})
     return CellResult(
         input=ds["input"].values, attribution=ds["attribution"].values, saliency=ds["saliency"].values,
         sr_crop=ds["sr_crop"].values, hr_crop=ds["hr_crop"].values if "hr_crop" in ds else None,
-        diffusion_index=float(ds["diffusion_index"]), completeness_error=float(ds["completeness_error"]),
+        diffusion_index=float(ds["diffusion_index"]), gini=float(ds["gini"]), reach=float(ds["reach"]),
+        completeness_error=float(ds["completeness_error"]),
         window_sr=tuple(int(v) for v in ds["window_sr"].values), elapsed_s=float(ds["elapsed_s"]),
         quality={name.removeprefix("quality_"): float(ds[name]) for name in ds.data_vars if name.startswith("quality_")},
         curve=curve, computed_at=ds["computed_at"].values,
@@ -142,7 +155,7 @@ def placeholder(template: CellResult, lr_hw: tuple[int, int], window: Window, wi
         template, input=np.full((c, h, w), np.nan, dtype=np.float32),
         attribution=np.full((c, h, w), np.nan, dtype=np.float32), saliency=np.full((h, w), np.nan, dtype=np.float32),
         sr_crop=crop, hr_crop=None if template.hr_crop is None else crop, diffusion_index=float("nan"),
-        completeness_error=float("nan"), window_sr=window_sr, elapsed_s=float("nan"),
+        gini=float("nan"), reach=float("nan"), completeness_error=float("nan"), window_sr=window_sr, elapsed_s=float("nan"),
         quality={q: float("nan") for q in template.quality},
         curve=xr.full_like(template.curve, np.nan, dtype=np.float64), computed_at=np.datetime64("NaT", "ns"),
         error=error,

@@ -14,7 +14,9 @@ A failing task's cells are recorded in ``cell_error`` and the others complete (`
 from __future__ import annotations
 
 import os
+import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -25,19 +27,19 @@ import xarray as xr
 
 from ..errors import CellsFailed, OnnxAttrError
 from ..extras import require_study_extra
-from ..image import read_image
+from ..image import hr_warnings, read_image
 from ..intake import ModelFacts
 from ..intake.onnxfile import sha256
 from ..methods.registry import method
 from ..metrics.masking import DEFAULT_RATIOS
 from ..options import DEFAULT_SEEDS
-from ..results.build import versions
+from ..results.build import COMPLETENESS_LIMIT, COMPLETENESS_WARNING, ZERO_WARNING, versions
 from ..results.studystore import Study
 from ..windows.geometry import Window, WindowSpec
-from .assemble import assemble
-from .cells import Cell, CellResult, PairResult, TaskFailure, decode, digest, encode, gather, placeholder
+from .assemble import assemble, flat_cells
+from .cells import Cell, CellResult, PairResult, TaskFailure, current, decode, digest, encode, gather, placeholder
 from .plan import (check_method_params, check_models, check_windows, distinct_paths, image_windows, lr_size,
-                   sr_window, study_params)
+                   model_labels, sr_window, study_params)
 from .scheduler import Runner, task_threads
 from .tasks import model_facts, run_task
 
@@ -48,6 +50,7 @@ class Plan:
     passed to each task, and as recorded for resuming) and the masking settings."""
 
     models: list[str]
+    labels: list[str]
     images: list[str]
     windows: dict[str, list[Window]]
     load: dict[str, Any]
@@ -137,9 +140,9 @@ def _fill_failed(plan: Plan, facts: list[ModelFacts], cells: list[Cell], results
 def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLike],
           window: WindowSpec | Mapping[str, WindowSpec], method_name: str, method_params: dict[str, Any],
           load: dict[str, Any], scheduler: str | None, hr: bool, frame: str, ratios: Sequence[float], seeds: int,
-          value_range: float | str, channel_order: str) -> Plan:
+          value_range: float | str, channel_order: str, labels: Sequence[str] | Mapping[str, str] | None) -> Plan:
     """Check everything that needs no model: the method and its parameters, the optional packages, the files
-    (none twice) and the windows."""
+    (none twice), the labels and the windows."""
     m = method(method_name)
     method_params = check_method_params(method_name, method_params)
     require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
@@ -148,6 +151,7 @@ def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLik
     model_paths, image_paths = [str(p) for p in models], [str(p) for p in images]
     distinct_paths(image_paths, "image")
     distinct_paths(model_paths, "model")
+    names = model_labels(labels, model_paths)
     windows = image_windows(window, image_paths)
     params = study_params(method_name, {**m.defaults(), **method_params}, hr=hr, frame=frame, ratios=list(ratios),
                           seeds=seeds, value_range=str(value_range), channel_order=channel_order)
@@ -155,7 +159,7 @@ def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLik
     if share and scheduler in (None, "threads", "local") and not ({share, *m.run_only} & set(method_params)):
         # the method sizes its work from free memory; tasks run side by side, one per core: share the budget
         method_params = {**method_params, share: m.defaults()[share] / (os.cpu_count() or 1)}
-    return Plan(model_paths, image_paths, windows, load, method_name, method_params, params, hr, frame,
+    return Plan(model_paths, names, image_paths, windows, load, method_name, method_params, params, hr, frame,
                 tuple(ratios), seeds)
 
 
@@ -181,6 +185,7 @@ def compare(
     store: str | os.PathLike | None = None,
     overwrite: bool = False,
     report: Callable[[str], None] | None = None,
+    labels: Sequence[str] | Mapping[str, str] | None = None,
     **method_params: Any,
 ) -> xr.Dataset:
     """Run ``method`` on every model x image x window and gather maps and measures in one Dataset.
@@ -192,7 +197,12 @@ def compare(
     ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
     ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
     scheduler address. ``threads``: torch and onnxruntime threads per task (default: ``task_threads``, the
-    cores shared among the tasks that run at once). ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
+    cores shared among the tasks that run at once). ``labels``: the models' names in figures and summaries, one
+    per model in order or a mapping model (path, file name or stem) -> label (default: file names without .onnx;
+    the ``label`` coordinate). ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
+
+    Warnings are gathered per study, one line each: cells whose attribution is zero everywhere (flat windows) and
+    cells whose completeness error exceeds ``results.build.COMPLETENESS_LIMIT``, not one line per cell.
 
     ``store``: a ``.zarr`` study store that resumes: each cell (model x image x window) is written into it as its
     task finishes, cells of an earlier run with the same model and image SHA-256, window and parameters are kept
@@ -208,7 +218,7 @@ def compare(
     load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
             "probe_size": tuple(probe_size) if probe_size else None}
     plan = _plan(models, images, window, method, method_params, load, scheduler, hr, frame, ratios, seeds,
-                 value_range, channel_order)
+                 value_range, channel_order, labels)
     study = Study.open(store, plan.params, overwrite) if store is not None else None
     sizes = {p: tuple(read_image(p).shape[2:]) for p in plan.images}
     runner = Runner(scheduler)
@@ -216,17 +226,23 @@ def compare(
         facts = _model_facts(runner, plan, study, threads)
         check_models(facts, hr, frame)
         check_windows(facts, sizes, plan.windows, hr, frame)
+        if hr:
+            for p in plan.images:
+                hr_warnings(p, *sizes[p], sorted({f.scale for f in facts}))
         image_sha = {p: sha256(Path(p)) for p in plan.images}
         cells = [Cell(f.path, p, f.sha256, image_sha[p], w) for f in facts for p in plan.images for w in plan.windows[p]]
         keys = [c.key(digest(plan.params)) for c in cells]
         results: list[Any] = [None] * len(cells)
         if study is not None:
-            kept = study.kept(keys)
+            kept = {k: cell for k, cell in study.kept(keys).items() if current(cell)}
             results = [decode(kept[k]) if k in kept else None for k in keys]
             if report is not None:
                 report(f"{study.path.name}: kept {len(kept)} of {len(cells)} cells (same model and image SHA-256, "
                        f"window and parameters), computing {len(cells) - len(kept)}")
-        _run_missing(runner, plan, cells, results, keys, study, threads, progress)
+        with warnings.catch_warnings():  # the per-cell lines; the study's own come after ``assemble``
+            for start in (ZERO_WARNING, COMPLETENESS_WARNING):
+                warnings.filterwarnings("ignore", message=re.escape(f"{plan.method}: {start}"))
+            _run_missing(runner, plan, cells, results, keys, study, threads, progress)
     finally:
         runner.close()
     errors = [f"{cell.label}: {r.error}" for cell, r in zip(cells, results) if isinstance(r, TaskFailure)]
@@ -243,9 +259,38 @@ def compare(
         "cka_debiased": cka_debiased, "cka_features": "saliency maps (|sum_c A| / max), one row per image x window",
         "scheduler": scheduler or "threads", **versions(), **{f"method_{k}": v for k, v in plan.method_params.items()},
     }
-    ds = assemble(facts, plan.images, plan.windows, grid, attrs, cka_debiased)
+    ds = assemble(facts, plan.images, plan.windows, grid, attrs, cka_debiased, plan.labels)
+    study_warnings(ds, plan.params.get("steps"))
     if study is not None:
         study.save(ds)
     if errors:
         raise CellsFailed(errors, len(cells), where, ds)
     return ds
+
+
+def _cells_text(ds: xr.Dataset, mask: np.ndarray) -> str:
+    """'LABEL on IMAGE window X,Y,S' of the first cell where ``mask`` (model, image, window) holds."""
+    i, j, k = (int(v[0]) for v in np.nonzero(mask))
+    w = ds.isel(image=j, window=k)
+    return (f"{ds.label.values[i]} on {ds.image.values[j]} window "
+            f"{int(w.window_x)},{int(w.window_y)},{int(w.window_size)}")
+
+
+def study_warnings(ds: xr.Dataset, steps: int | None) -> None:
+    """One line each for the study's flat cells (attribution zero everywhere: DI, Gini and reach NaN, left out of
+    the masking figure) and its cells whose completeness error exceeds ``COMPLETENESS_LIMIT``."""
+    computed = ~np.isnat(ds.computed_at.values)
+    flat = flat_cells(ds)
+    total = int(computed.sum())
+    if flat.any():
+        warnings.warn(f"{int(flat.sum())} of {total} cells have zero attribution everywhere (flat windows: the "
+                      f"baseline equals the image where they look), first {_cells_text(ds, flat)}; their DI, Gini "
+                      "and reach are NaN and the masking figure leaves them out", stacklevel=3)
+    error = ds.completeness_error.fillna(0).values
+    over = computed & (error > COMPLETENESS_LIMIT)
+    if over.any():
+        worst = np.where(over, error, -np.inf) == error[over].max()
+        fix = (f"raise --param steps= (now {steps}; the error falls about as 1 / steps, the LAM paper uses 50-100)"
+               if steps is not None else "see the method's page in docs/")
+        warnings.warn(f"{COMPLETENESS_WARNING} above {COMPLETENESS_LIMIT:g} in {int(over.sum())} of {total} cells, "
+                      f"at most {error[over].max():.2f} ({_cells_text(ds, worst)}); {fix}", stacklevel=3)

@@ -19,6 +19,8 @@ from ..errors import OnnxAttrError
 from ..intake import ModelFacts
 from ..methods.registry import method
 from ..options import FRAMES
+from ..image import hr_warnings
+from ..results.build import label_of
 from ..windows.csvfile import image_matches
 from ..windows.geometry import Window, WindowSpec, as_windows, check_input_size, check_window, hr_shift
 
@@ -58,6 +60,35 @@ def image_windows(window: WindowSpec | Mapping[str, WindowSpec], images: Sequenc
                 raise OnnxAttrError(f"{Path(p).name}: window x={w.x} y={w.y} size={w.size} is given twice; give each window once")
             seen.add(w)
     return per
+
+
+def model_labels(labels: Sequence[str] | Mapping[str, str] | None, models: Sequence[str]) -> list[str]:
+    """Each model's label, in model order: ``labels`` is None (every label the file name without .onnx), one
+    label per model in order, or a mapping model (path, file name or stem) -> label (the others keep theirs).
+    Errors for a count that does not match, a key naming no model and a label given twice."""
+    out = [label_of(Path(p).name) for p in models]
+    if labels is None:
+        return out
+    if isinstance(labels, Mapping):
+        for key, label in labels.items():
+            matches = [i for i, p in enumerate(models) if image_matches(str(key), p)]
+            if not matches:
+                raise OnnxAttrError(f"label {label!r} is for {key!r}, which is none of the models "
+                                    f"({', '.join(Path(p).name for p in models)}); write LABEL=MODEL with a model given")
+            out[matches[0]] = str(label)
+    else:
+        labels = [str(v) for v in labels]
+        if len(labels) != len(models):
+            raise OnnxAttrError(f"{len(labels)} label(s) for {len(models)} models; give one --label per model, in "
+                                "model order, or LABEL=MODEL pairs")
+        out = labels
+    empty = [i for i, v in enumerate(out) if not v.strip()]
+    if empty:
+        raise OnnxAttrError(f"the label of {Path(models[empty[0]]).name} is empty; give it a name")
+    twice = next((v for v in out if out.count(v) > 1), None)
+    if twice is not None:
+        raise OnnxAttrError(f"label {twice!r} names two models; give every model its own label")
+    return out
 
 
 def _kind_error(value: Any, default: Any) -> str | None:

@@ -18,7 +18,7 @@ from ..errors import OnnxAttrError, first_line
 from ..image import downscale, read_image
 from ..intake import ModelFacts, SRModel, load_model
 from ..methods.registry import method
-from ..metrics import diffusion_index, masking_curves, sr_quality
+from ..metrics import masking_curves, sr_quality
 from ..windows.geometry import Window, align_hr
 from .cells import PairResult, TaskFailure
 from .plan import sr_window
@@ -67,8 +67,8 @@ def explain_pair(
     seeds: int,
     params: dict[str, Any],
 ) -> PairResult:
-    """One model x image, all its windows in one method call, then per window the diffusion index, the window
-    crops and the masking curves, and the SR output's quality against HR."""
+    """One model x image, all its windows in one method call (its result holds DI, Gini and reach per window,
+    ``results.build``), then per window the crops and the masking curves, and the SR output's quality against HR."""
     model = worker_model(model_path, **load)
     image = read_image(image_path, channels=model.in_channels)
     lr, hr_image = downscale(image, model.scale) if hr else (image, None)
@@ -84,8 +84,7 @@ def explain_pair(
     return PairResult(
         input=lr[0].numpy(), attribution=attribution, saliency=saliency, sr_crop=crops(output),
         hr_crop=crops(hr_image[0].numpy()) if hr_image is not None else None,
-        diffusion_index=ds["diffusion_index"].values if "diffusion_index" in ds else np.array(
-            [diffusion_index(m) for m in saliency]),
+        diffusion_index=ds["diffusion_index"].values, gini=ds["gini"].values, reach=ds["reach"].values,
         completeness_error=ds["completeness_error"].values if "completeness_error" in ds else np.full(len(wins), np.nan),
         quality=sr_quality(output, hr_image[0], border=model.scale) if hr_image is not None else {},
         curves=[masking_curves(model, lr, a, ratios=ratios, seeds=seeds, hr=hr_image, window=w)

@@ -24,3 +24,4 @@ DEFAULT_RATIOS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40)  # masking: sh
 FORMATS = (".png", ".pdf", ".svg")  # figure files
 DEFAULT_DPI = 200
 STYLE_NAMES = ("overview", "paper")  # plot.common.STYLES holds their sizes
+WIDTHS = ("single", "double")  # paper figures: one journal column (3.4 in) or two (7.0 in)

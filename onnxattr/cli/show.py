@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..options import DEFAULT_DPI, FORMATS, STYLE_NAMES
+from ..options import DEFAULT_DPI, FORMATS, STYLE_NAMES, WIDTHS
 from .common import check_output_path, reported
 
 
@@ -13,7 +13,10 @@ from .common import check_output_path, reported
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="Figure file (.png, or .pdf/.svg for a vector figure).")
 @click.option("--style", type=click.Choice(STYLE_NAMES), default="overview", show_default=True,
-              help="overview: a screen page; paper: one journal column (3.4 in, 7 pt; a study gives one file per figure).")
+              help="overview: a screen page; paper: a journal column (3.4 in, 7 pt; a study gives one file per figure, "
+              "a figure taller than a page splits into files named in order).")
+@click.option("--width", type=click.Choice(WIDTHS), default=None,
+              help="Paper figures: one journal column (single, 3.4 in, the default) or two (double, 7.0 in).")
 @click.option("--dpi", default=DEFAULT_DPI, show_default=True, type=click.IntRange(min=10, max=2400),
               help="Resolution of PNG output (10 to 2400).")
 @click.option("--panels", default=None, metavar="A,B,...", help="Panels to draw, in order (e.g. input,saliency,sr; grid,cka for a study).")
@@ -21,13 +24,14 @@ from .common import check_output_path, reported
 @click.option("--window", "window", type=click.IntRange(min=0), default=None, metavar="K",
               help="Draw window K's figure (0-based) of a many-window result [default: the atlas].")
 @reported
-def command(result, out, style, dpi, panels, cmap, window, quiet) -> dict:
-    """Draw the figure for a result written by onnxattr (the atlas for several windows)."""
+def command(result, out, style, width, dpi, panels, cmap, window, quiet) -> dict:
+    """Draw the figure for a result written by onnxattr (the atlas for several windows; combined runs side by side)."""
     from ..plot import show
     from ..results.files import load
 
     path = check_output_path(out, FORMATS)
     ds = load(result)
     names = [p.strip() for p in panels.split(",") if p.strip()] if panels else None
-    files = show(ds, path, style=style, dpi=dpi, panels=names, cmap=cmap, window=window)
-    return {"command": "show", "method": str(ds.attrs.get("method")), "style": style, "files": [str(p) for p in files]}
+    files = show(ds, path, style=style, dpi=dpi, panels=names, cmap=cmap, window=window, width=width)
+    method = "combined" if "combined_along" in ds.attrs else str(ds.attrs.get("method"))
+    return {"command": "show", "method": method, "style": style, "width": width or "single", "files": [str(p) for p in files]}

@@ -1,10 +1,13 @@
 """Figures for results: one module per method, each with ``draw(ds, style, panels, cmap) -> Figure`` (the
-method registry names it), ``compare`` for studies; ``show`` dispatches and saves. Importing this package never changes matplotlib's backend: figures are
+method registry names it), ``compare`` for studies, ``combined`` for ``onnxattr.combine`` results; ``show``
+dispatches and saves. Importing this package never changes matplotlib's backend: figures are
 ``matplotlib.figure.Figure`` objects, which save without pyplot (in Jupyter, ``draw(ds)`` displays inline).
 
-``style``: ``overview`` (a screen page) or ``paper`` (one 3.4 in journal column, 7 pt text; save as
-.pdf for a vector figure). ``panels``: names of the panels to draw, in order (each module's
-``PANELS``). ``cmap``: a matplotlib colormap for the attribution maps instead of the method's own.
+``style``: ``overview`` (a screen page) or ``paper`` (a journal column: 3.4 in, or 7.0 in with
+``width="double"``; 7 pt text; save as .pdf for a vector figure). A module with ``pages(ds, style, panels,
+cmap)`` gives its paper figure as named pages (a study: one per panel, a grid of many models or images split
+in order), which ``show`` writes as FIG-NAME.pdf. ``panels``: names of the panels to draw, in order (each
+module's ``PANELS``). ``cmap``: a matplotlib colormap for the attribution maps instead of the method's own.
 """
 
 from __future__ import annotations
@@ -23,19 +26,23 @@ from ..errors import OnnxAttrError
 from ..methods.registry import METHODS
 from ..options import DEFAULT_DPI, FORMATS
 from ..paths import write_atomically
-from .common import STYLES, style_of
+from .common import STYLES, Style, save_bbox, style_of
 
 STUDY = "compare"  # the ``method`` attr of a study, drawn by ``plot.compare``
+COMBINED = "combined_along"  # the attr of an ``onnxattr.combine`` result, drawn by ``plot.combined``
 
 
 def _module(ds: xr.Dataset):
-    """The figure module of a result: its method's (``methods.registry``), or ``plot.compare`` for a study."""
+    """The figure module of a result: its method's (``methods.registry``), ``plot.compare`` for a study or
+    ``plot.combined`` for combined runs."""
     method = str(ds.attrs.get("method", ""))
     if method == STUDY:
         return importlib.import_module(f"{__name__}.compare")
+    if COMBINED in ds.attrs:
+        return importlib.import_module(f"{__name__}.combined")
     if method not in METHODS:
         raise OnnxAttrError(
-            f"no figure for results of method {method!r} (known: {', '.join([*METHODS, STUDY])}); "
+            f"no figure for results of method {method!r} (known: {', '.join([*METHODS, STUDY])} and combined runs); "
             "pass a result written by onnxattr"
         )
     return importlib.import_module(METHODS[method].figure)
@@ -47,8 +54,8 @@ def _check_cmap(cmap: str | None) -> None:
 
 
 def one_window(ds: xr.Dataset, window: int = 0) -> xr.Dataset:
-    """Window ``window`` (an index along the ``window`` dim) of a method result; a study as it is."""
-    if ds.attrs.get("method") != "compare" and "window" in ds.dims:
+    """Window ``window`` (an index along the ``window`` dim) of a method result or combined runs; a study as it is."""
+    if ds.attrs.get("method") != STUDY and "window" in ds.dims:
         if not 0 <= window < ds.sizes["window"]:
             raise OnnxAttrError(f"--window {window} does not exist: the result has {ds.sizes['window']} window(s); pass "
                                 f"--window 0 to {ds.sizes['window'] - 1}, or leave it out for all")
@@ -68,36 +75,68 @@ def _missing(ds: xr.Dataset, err: Exception) -> OnnxAttrError | None:
     )
 
 
-def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None = None, cmap: str | None = None,
-         window: int | None = None) -> Figure:
+def _guarded(ds: xr.Dataset, make):
+    """``make()``, with a missing variable (ds["input"], ds.input) or attr as a one-line error."""
+    try:
+        return make()
+    except (KeyError, AttributeError) as err:
+        missing = _missing(ds, err)
+        if missing is None:
+            raise
+        raise missing from None
+
+
+def _atlas_wanted(ds: xr.Dataset, window: int | None) -> bool:
+    """A method result with several windows draws the atlas unless ``window`` picks one."""
+    return window is None and ds.attrs.get("method") != STUDY and COMBINED not in ds.attrs and ds.sizes.get("window", 1) > 1
+
+
+def draw(ds: xr.Dataset, style: str | Style = "overview", panels: Sequence[str] | None = None, cmap: str | None = None,
+         window: int | None = None, width: str | None = None) -> Figure:
     """The figure for a result, chosen by its ``method`` attr: of a method result with several windows the
     atlas (``plot.atlas``) unless ``window`` (an index along the ``window`` dim) picks one window's figure; of
-    a study, all its figures on one page."""
+    a study, all its figures on one page; of combined runs, the runs side by side on window ``window`` (default
+    the first). ``width``: 'single' or 'double' journal columns for the paper style."""
     _check_cmap(cmap)
-    st = style_of(style)
+    st = style_of(style, width)
     module = _module(ds)
     with matplotlib.rc_context(st.rc()):
-        if window is None and ds.attrs.get("method") != "compare" and ds.sizes.get("window", 1) > 1:
+        if _atlas_wanted(ds, window):
             from .atlas import draw as atlas
 
-            return atlas(ds)
-        try:
-            return module.draw(one_window(ds, window or 0), st, panels, cmap)
-        except (KeyError, AttributeError) as err:  # a missing variable (ds["input"], ds.input) or attr
-            missing = _missing(ds, err)
-            if missing is None:
-                raise
-            raise missing from None
+            return _guarded(ds, lambda: atlas(ds, st))
+        return _guarded(ds, lambda: module.draw(one_window(ds, window or 0), st, panels, cmap))
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, style: str = "overview") -> Path:
-    """Write a figure atomically (temp file + rename), PNG/PDF/SVG by suffix (PDF and SVG are vector)."""
+def figures(ds: xr.Dataset, style: str | Style = "overview", panels: Sequence[str] | None = None,
+            cmap: str | None = None, window: int | None = None, width: str | None = None) -> list[tuple[str, Figure]]:
+    """The figure(s) of a result as (name, Figure) pairs: one unnamed figure (``draw``), or in the paper style the
+    pages of a module that splits its figure (``pages``: a study's panels, a grid of many models or images)."""
+    _check_cmap(cmap)
+    st = style_of(style, width)
+    module = _module(ds)
+    if st.name == "paper" and hasattr(module, "pages") and not _atlas_wanted(ds, window):
+        with matplotlib.rc_context(st.rc()):
+            return _guarded(ds, lambda: module.pages(one_window(ds, window or 0), st, panels, cmap))
+    return [("", draw(ds, st, panels, cmap, window))]
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, style: str | Style = "overview") -> Path:
+    """Write a figure atomically (temp file + rename), PNG/PDF/SVG by suffix (PDF and SVG are vector). A paper
+    figure keeps its width exactly (the journal column) and is cropped to its content's height."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise OnnxAttrError(f"figure path {str(path)!r} should end in {', '.join(FORMATS)}")
-    with matplotlib.rc_context(style_of(style).rc()):
-        return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.02,
+    st = style_of(style)
+    with matplotlib.rc_context(st.rc()):
+        box = save_bbox(st)
+        return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches=box, pad_inches=0.02,
                                                               format=path.suffix[1:].lower()), "figure")
+
+
+def named(path: Path, name: str) -> Path:
+    """FIG.pdf for an unnamed figure, FIG-NAME.pdf for a named page."""
+    return path.with_name(f"{path.stem}-{name}{path.suffix}") if name else path
 
 
 def show(
@@ -108,14 +147,14 @@ def show(
     panels: Sequence[str] | None = None,
     cmap: str | None = None,
     window: int | None = None,
+    width: str | None = None,
 ) -> list[Path]:
-    """Draw ``ds`` (``draw``) and save it to ``path``; the files written. A study in the paper style gives one
-    column-wide figure per panel (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), as ``plot.compare.save_figures``."""
-    module = _module(ds)
-    if style == "paper" and hasattr(module, "save_figures"):
-        _check_cmap(cmap)
-        return module.save_figures(ds, path, style=style, dpi=dpi, panels=panels, cmap=cmap)
-    return [save_figure(draw(ds, style, panels, cmap, window), path, dpi, style)]
+    """Draw ``ds`` and save it to ``path``; the files written. In the paper style a study gives one figure per panel
+    (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), and a figure too large for the page splits into pages named
+    in order (FIG-grid-1.pdf, FIG-grid-2.pdf); ``width`` 'double' draws paper figures two columns wide."""
+    st = style_of(style, width)
+    return [save_figure(fig, named(Path(path), name), dpi, st)
+            for name, fig in figures(ds, st, panels, cmap, window)]
 
 
-__all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "save_figure", "show"]
+__all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "figures", "save_figure", "show"]

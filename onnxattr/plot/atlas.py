@@ -17,7 +17,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .common import as_rgb, bare, mark, psnr_note
+from .common import STYLES, Style, as_rgb, bare, chars, columns_for, label_of, mark, psnr_note, wrap
 
 ATLAS = {
     "diffusion_index": "diffusion index (DI)",
@@ -39,7 +39,7 @@ def cell_side(ds: xr.Dataset) -> float:
     return side
 
 
-def _map(ax, ds: xr.Dataset, background: np.ndarray, name: str, title: str, fig: Figure) -> None:
+def _map(ax, ds: xr.Dataset, background: np.ndarray, name: str, title: str, fig: Figure, style: Style) -> None:
     values = ds[name].values.astype(np.float64)
     finite = values[np.isfinite(values)]
     norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
@@ -51,28 +51,36 @@ def _map(ax, ds: xr.Dataset, background: np.ndarray, name: str, title: str, fig:
         cx, cy = float(w.window_x_sr) + float(w.window_size) / 2, float(w.window_y_sr) + float(w.window_size) / 2
         colour = cmap(norm(values[k])) if np.isfinite(values[k]) else (0.6, 0.6, 0.6, 1.0)
         ax.add_patch(Rectangle((cx - side / 2 - 0.5, cy - side / 2 - 0.5), side, side, facecolor=colour, alpha=0.8, lw=0))
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.75)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.75)
+    bar.ax.tick_params(labelsize=style.font)
     bare(ax, title)
 
 
-def draw(ds: xr.Dataset) -> Figure:
-    """The atlas of a result with a ``window`` dim (any method)."""
+def draw(ds: xr.Dataset, style: Style = STYLES["overview"]) -> Figure:
+    """The atlas of a result with a ``window`` dim (any method): one row on a screen page; in the paper style
+    at the column's width, the panels in even rows."""
     names = [n for n in ATLAS if n in ds and ds[n].dims == ("window",)]
     background = as_rgb(ds["hr"] if "hr" in ds else ds["output"])
-    cols = 1 + len(names)
-    fig = Figure(figsize=(3.3 * cols, 3.5), layout="constrained")
-    axes = fig.subplots(1, cols)
+    n = 1 + len(names)
+    paper = style.name == "paper"
+    cols = columns_for(n, max(1, int(style.width // 1.6))) if paper else n
+    rows = -(-n // cols)
+    width = style.width if paper else 3.3 * cols
+    side = width / cols
+    fig = Figure(figsize=(width, rows * (side + 0.45) + 0.35), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     axes[0].imshow(background, interpolation="nearest")
     for k in range(ds.sizes["window"]):
         w = ds.isel(window=k)
         mark(axes[0], (float(w.window_x_sr), float(w.window_y_sr), float(w.window_size)), color="white", lw=0.5)
-    bare(axes[0], f"{'HR (aligned)' if 'hr' in ds else 'SR output'} and the windows")
+    bare(axes[0], wrap(f"{'HR (aligned)' if 'hr' in ds else 'SR output'} and the windows", chars(style, side)))
     for ax, name in zip(axes[1:], names):
-        _map(ax, ds, background, name, ATLAS[name], fig)
+        _map(ax, ds, background, name, wrap(ATLAS[name], chars(style, side)), fig, style)
+    for ax in axes[n:]:
+        ax.set_axis_off()
     lo, hi = int(ds.window_size.min()), int(ds.window_size.max())
-    fig.suptitle(
-        f"{str(ds.attrs['method']).upper()} atlas   {ds.attrs['model_file']}   {ds.sizes['window']} windows of "
-        f"{lo if lo == hi else f'{lo}-{hi}'} px{psnr_note(ds)}",
-        fontsize=9,
-    )
+    title = (f"{label_of(ds)}: {str(ds.attrs['method']).upper()} atlas, {ds.sizes['window']} windows of "
+             f"{lo if lo == hi else f'{lo}-{hi}'} px{psnr_note(ds)}")
+    fig.suptitle(wrap(" ".join(title.split()), chars(style, width)) if paper else title,
+                 fontsize=style.font + (0 if paper else 1))
     return fig

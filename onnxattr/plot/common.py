@@ -1,13 +1,19 @@
 """Pieces every figure uses: the two styles, images from a result, the window in LR and SR pixels,
-and a grid of panels (images and colour maps, each map with a colorbar, the window on every panel).
+a grid of panels (images and colour maps, each map with a colorbar, the window on every panel) and
+saving at the style's width.
 
-Styles: ``overview`` (a screen page, 8 pt text) and ``paper`` (one journal column, 3.4 in wide, 7 pt
-text, fonts embedded as TrueType in PDFs so that the text stays text).
+Styles: ``overview`` (a screen page, 8 pt text) and ``paper`` (a journal column: 3.4 in wide, or 7.0 in
+for two columns with ``width="double"``; 7 pt text, never smaller; at most ``max_height`` tall, so a
+figure with many models or images splits into pages; fonts embedded as TrueType in PDFs so that the text
+stays text). A paper figure is saved exactly at its width (``save_figure``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import re
+import textwrap
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -22,13 +28,14 @@ from ..errors import OnnxAttrError
 
 @dataclass(frozen=True)
 class Style:
-    """Figure width (in), text size (pt), panels per row, line width of the window frame."""
+    """Figure width (in), text size (pt), panels per row, line width of the window frame, the tallest page (in)."""
 
     name: str
     width: float
     font: float
     max_columns: int
     line: float
+    max_height: float = 40.0
 
     def rc(self) -> dict[str, Any]:
         """matplotlib rc parameters for this style (used around drawing and saving)."""
@@ -44,9 +51,12 @@ class Style:
 
 STYLES = {
     "overview": Style("overview", width=11.0, font=8.0, max_columns=6, line=1.2),
-    "paper": Style("paper", width=3.4, font=7.0, max_columns=3, line=0.8),
+    "paper": Style("paper", width=3.4, font=7.0, max_columns=4, line=0.8, max_height=9.0),
 }
+# --width double: two journal columns (6.9-7.2 in); max_columns: panels per row at that width
+DOUBLE = {"width": 7.0, "max_columns": 8}
 WINDOW_COLOR = "red"
+PANEL_MIN = 0.75  # in: the narrowest column of a paper grid whose caption ("DI 12.3 | 28.41") fits at 7 pt
 
 
 def number(value: float, spec: str) -> str:
@@ -54,10 +64,48 @@ def number(value: float, spec: str) -> str:
     return "n/a" if not np.isfinite(value) else format(value, spec)
 
 
-def style_of(name: str) -> Style:
+def style_of(name: str | Style, width: str | None = None) -> Style:
+    """The style ``name``; ``width`` 'single' (default) or 'double' picks a paper figure's columns."""
+    if isinstance(name, Style):
+        return name
     if name not in STYLES:
         raise OnnxAttrError(f"style {name!r}: use one of {', '.join(STYLES)}")
+    if width not in (None, "single", "double"):
+        raise OnnxAttrError(f"width {width!r}: use single (one journal column) or double (two)")
+    if width == "double":
+        if name != "paper":
+            raise OnnxAttrError("--width sets a paper figure's columns; add --style paper, or leave --width out")
+        return replace(STYLES[name], **DOUBLE)
     return STYLES[name]
+
+
+def wrap(text: str, width: int) -> str:
+    """Break ``text`` (a label or file name) at '-', '_', '.' or spaces into lines of about ``width`` characters."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=[-_. ])", text):
+        if line and len(line) + len(part) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += part
+    return "\n".join([*lines, line.rstrip()])
+
+
+def title(fig: Figure | SubFigure, text: str, style: Style, width: float | None = None) -> None:
+    """The figure's title; in the paper style wrapped at spaces to the figure's width (``width``, default the style's)."""
+    if style.name == "paper":
+        text = textwrap.fill(" ".join(text.split()), chars(style, width or style.width))
+    fig.suptitle(text)
+
+
+def chars(style: Style, inches: float) -> int:
+    """About how many characters of the style's text fit in ``inches`` (a character is about 0.55 em wide)."""
+    return max(4, int(inches * 72 / (0.55 * style.font)))
+
+
+def columns_for(n: int, most: int) -> int:
+    """Columns for ``n`` panels with at most ``most`` per row, rows as even as they can be (5 of 4: 3 + 2, not 4 + 1)."""
+    rows = -(-n // max(1, most))
+    return -(-n // rows) if n else 1
 
 
 def as_rgb(da: xr.DataArray | np.ndarray) -> np.ndarray:
@@ -119,10 +167,10 @@ class Panel:
 
 
 def draw_panels(fig: Figure | SubFigure, panels: Sequence[Panel], style: Style, columns: int | None = None) -> list[Axes]:
-    """Lay ``panels`` out in rows of ``columns`` (default: the style's maximum), colorbars below the
-    maps (one per group), the window on every panel."""
+    """Lay ``panels`` out in rows of ``columns`` (default: the style's maximum, rows as even as they can be),
+    colorbars below the maps (one per group), the window on every panel."""
     n = len(panels)
-    cols = min(n, columns or style.max_columns)
+    cols = min(n, columns or columns_for(n, style.max_columns))
     rows = -(-n // cols)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     groups: dict[str, list[tuple[Axes, Any, Panel]]] = {}
@@ -168,20 +216,43 @@ def choose(panels: dict[str, Panel], wanted: Sequence[str] | None, default: Sequ
     return [panels[p] for p in names]
 
 
+def psnr_name(ds: xr.Dataset) -> str:
+    """'PSNR-Y' for RGB results (PSNR of BT.601 Y), 'PSNR' for gray ones (their one channel)."""
+    return "PSNR-Y" if ds.sizes.get("channel", 3) == 3 else "PSNR"
+
+
 def hr_panels(ds: xr.Dataset, x: int, y: int, size: int, short: bool = False) -> dict[str, Panel]:
-    """SR crop of the window and, when the result has ``hr``, the HR crop with the SR output's PSNR
-    (Y channel, whole image, vs HR)."""
+    """SR crop of the window and, when the result has ``hr``, the HR crop with the SR output's PSNR-Y
+    (whole image, vs HR)."""
     out = {"sr": Panel("SR" if short else f"SR window {size}px", as_rgb(ds["output"])[y: y + size, x: x + size], framed=True)}
     if "hr" in ds:
         psnr = ds.attrs.get("psnr_y", ds.attrs.get("psnr"))
         note = f"{float(psnr):.2f} dB" if psnr is not None and np.isfinite(float(psnr)) else ""
-        title = f"HR (SR {note})" if short else f"HR window, SR PSNR-Y {note}"
+        title = f"HR, SR {note}" if short else f"HR window, SR {psnr_name(ds)} {note}"
         out["hr"] = Panel(title if note else "HR", as_rgb(ds["hr"])[y: y + size, x: x + size], framed=True)
     return out
 
 
 def psnr_note(ds: xr.Dataset) -> str:
-    """'   PSNR (Y) vs HR = .. dB' when the result holds the HR image (its ``psnr_y`` attr), else ''."""
+    """'   PSNR-Y vs HR .. dB' when the result holds the HR image (its ``psnr_y`` attr), else ''."""
     if "psnr_y" not in ds.attrs:
         return ""
-    return f"   PSNR{' (Y)' if ds.sizes['channel'] == 3 else ''} vs HR {float(ds.attrs['psnr_y']):.2f} dB"
+    return f"   {psnr_name(ds)} vs HR {float(ds.attrs['psnr_y']):.2f} dB"
+
+
+def label_of(ds: xr.Dataset) -> str:
+    """The model's label in a result (``model_label``; results of older versions: the file name without .onnx)."""
+    return str(ds.attrs.get("model_label") or str(ds.attrs.get("model_file", "model")).removesuffix(".onnx"))
+
+
+def save_bbox(style: Style) -> str | None:
+    """What ``savefig`` keeps: a paper figure whole (its width is the journal column's, exactly, and its height is
+    laid out for its content); an overview figure cropped to its content."""
+    return None if style.name == "paper" else "tight"
+
+
+def chunks(n: int, per_page: int) -> list[range]:
+    """``range(n)`` in consecutive chunks of at most ``per_page``, as even as they can be (7 of 3: 3, 2, 2)."""
+    pages = max(1, math.ceil(n / max(1, per_page)))
+    size = math.ceil(n / pages)
+    return [range(i, min(n, i + size)) for i in range(0, n, size)] or [range(0)]

@@ -12,7 +12,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ..errors import OnnxAttrError
-from .common import STYLES, Panel, Style, as_rgb, draw_panels, figure_for, number, window_sr
+from .common import STYLES, Panel, Style, as_rgb, draw_panels, figure_for, label_of, number, title, window_sr
 
 STRIP = 4  # per-layer maps shown per view (overview)
 
@@ -56,19 +56,19 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     paper = style.name == "paper"
     heat = cmap or "Reds"
     signed = str(ds.attrs.get("variation")) == "signed"
-    cols = 3 if paper else 4
+    cols = min(style.max_columns - 1, 6) if paper else 4
     win = window_sr(ds)
     available: dict[str, Panel | list[Panel]] = {}
     for view in ("local", "global"):
         w = win  # global maps too: where the window lies orients the reader
         available[f"{view}_overlay"] = Panel(f"{view} over SR" if paper else f"{view}: Sum over SR image",
                                              overlay(background, ds[view].values, heat), window=w)
-        for part, title in TITLES.items():
+        for part, heading in TITLES.items():
             if signed and part == "_variation":
-                available[view + part] = Panel(f"{view}: {title}", ds[view + part].values, cmap="seismic", norm=Normalize(-1, 1),
+                available[view + part] = Panel(f"{view}: {heading}", ds[view + part].values, cmap="seismic", norm=Normalize(-1, 1),
                                                label="signed variation", window=w, group="signed")
             else:
-                available[view + part] = Panel(f"{view}: {title}" if not paper or part else f"{view} Sum", ds[view + part].values,
+                available[view + part] = Panel(f"{view}: {heading}" if not paper or part else f"{view} Sum", ds[view + part].values,
                                                cmap=heat, norm=Normalize(0, 1), label="attribution (per map / max)", window=w,
                                                group="unit")
     available["local_layers"] = _layers(ds, "local_layers", cols, heat, paper, win)
@@ -91,7 +91,8 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
             ax.set_axis_off()
     di = float(ds["diffusion_index"])
     share, gshare = 100 * float(ds["attributed_share"]), 100 * float(ds.attrs["global_attributed_share"])
-    fig.suptitle(f"GL-AM  DI {di:.2f}, attributed {share:.0f}% local, {gshare:.0f}% global" if paper else (
-        f"GL-AM  {ds.attrs['model_file']}   window ({int(ds.window_x)}, {int(ds.window_y)}, {int(ds.window_size)}, HR px)"
-        f"   DI = {number(di, '.2f')}   attributed pixels: local {share:.1f}%, global {gshare:.1f}%   variation: {ds.attrs['variation']}"))
+    title(fig, f"{label_of(ds)}: GL-AM, DI {number(di, '.2f')} %, attributed {share:.0f}% local, {gshare:.0f}% global"
+                 if paper else (
+        f"GL-AM  {label_of(ds)} ({ds.attrs['model_file']})   window ({int(ds.window_x)}, {int(ds.window_y)}, {int(ds.window_size)}, HR px)"
+        f"   DI = {number(di, '.2f')} %   attributed pixels: local {share:.1f}%, global {gshare:.1f}%   variation: {ds.attrs['variation']}"), style)
     return fig

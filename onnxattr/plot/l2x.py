@@ -17,8 +17,8 @@ import xarray as xr
 from matplotlib.colors import SymLogNorm
 from matplotlib.figure import Figure
 
-from .common import (STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, number, window_lr,
-                     window_sr)
+from .common import (STYLES, Panel, Style, as_rgb, choose, columns_for, draw_panels, figure_for, hr_panels, label_of,
+                     number, title, window_lr, window_sr)
 
 CMAP = "PiYG"
 DECADES = 3
@@ -58,12 +58,13 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
         **hr_panels(ds, x, y, size, short=paper),
     }
     chosen = choose(available, panels, DEFAULT[style.name])
-    cols = min(len(chosen), 4 if paper else style.max_columns)
+    cols = columns_for(len(chosen), style.max_columns)
     fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.4 if paper else 0.7)
     draw_panels(fig, chosen, style, cols)
     delta = float(ds["target_value"]) - float(ds["target_reference_value"])
-    comp = float(ds["completeness_error"])
-    fig.suptitle(f"L2X  t(x) - t(x_ref) = {delta:.3g}, completeness {number(comp, '.1g')}" if paper else (
-        f"{ds.attrs['model_file']}   L2X target {ds.attrs.get('target')}: t(x) - t(x_ref) = {delta:.4g}   "
-        f"completeness error {number(comp, '.2g')}   reference blur sigma {float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}"))
+    comp, di = float(ds["completeness_error"]), float(ds["diffusion_index"])
+    title(fig, f"{label_of(ds)}: L2X, DI {number(di, '.2f')} %, t(x) - t(x_ref) = {delta:.3g}" if paper else (
+        f"{label_of(ds)} ({ds.attrs['model_file']})   L2X target {ds.attrs.get('target')}: t(x) - t(x_ref) = {delta:.4g}   "
+        f"DI {number(di, '.2f')} %   completeness error {number(comp, '.2g')}   reference blur sigma "
+        f"{float(ds.attrs['sigma']):g}, l={int(ds.attrs['kernel_size'])}"), style)
     return fig

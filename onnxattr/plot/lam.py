@@ -13,8 +13,8 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
-from .common import (STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_for, hr_panels, number, window_lr,
-                     window_sr)
+from .common import (STYLES, Panel, Style, as_rgb, choose, columns_for, draw_panels, figure_for, hr_panels, label_of,
+                     number, title, window_lr, window_sr)
 
 
 def area_of_interest(saliency: np.ndarray) -> np.ndarray:
@@ -42,7 +42,14 @@ def upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
 # The upper half of 'seismic' on [0, 1]: the authors' 'seismic' on [-1, 1] for a map that is >= 0.
 SALIENCY_CMAP = ListedColormap(colormaps["seismic"](np.linspace(0.5, 1, 256)), name="seismic_upper")
 PANELS = ("input", "saliency", "aoi", "sr", "hr")
-DEFAULT = {"overview": PANELS, "paper": ("input", "saliency", "sr", "hr")}
+DEFAULT = {"overview": PANELS, "paper": PANELS}
+
+
+def overlay_aoi(lr: np.ndarray, saliency: np.ndarray, scale: int) -> np.ndarray:
+    """The area-of-interest panel: the KDE of ``saliency`` ('seismic' upper half) blended 50/50 over the bicubic
+    upscale of the LR image ``lr`` (h, w, 3): the LAM code's figure, (s h, s w, 3)."""
+    kde = colormaps["seismic"](area_of_interest(saliency) * 0.5 + 0.5)[..., :3]
+    return 0.5 * upscale(lr, scale) + 0.5 * upscale(kde, scale)
 
 
 def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str] | None = None, cmap: str | None = None) -> Figure:
@@ -54,9 +61,7 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     sal = np.asarray(ds["saliency"].values, dtype=np.float64)
     win_lr = window_lr(ds)
     x, y, size = (int(v) for v in window_sr(ds))
-    seismic = colormaps["seismic"]
-    kde = seismic(area_of_interest(sal) * 0.5 + 0.5)[..., :3]
-    blend = 0.5 * upscale(lr, scale) + 0.5 * upscale(kde, scale)
+    blend = overlay_aoi(lr, sal, scale)
     paper = style.name == "paper"
     available = {
         "input": Panel("LR input" if paper else f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)", lr, window=win_lr),
@@ -67,11 +72,11 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
         **hr_panels(ds, x, y, size, short=paper),
     }
     chosen = choose(available, panels, DEFAULT[style.name])
-    cols = min(len(chosen), 4 if paper else style.max_columns)
+    cols = columns_for(len(chosen), style.max_columns)
     fig = figure_for(style, -(-len(chosen) // cols), cols, extra=0.35 if paper else 0.6)
     draw_panels(fig, chosen, style, cols)
     di, comp = float(ds["diffusion_index"]), float(ds["completeness_error"])
-    title = f"LAM  DI {number(di, '.2f')}" if paper else (
-        f"{ds.attrs['model_file']}   DI = {number(di, '.2f')}   completeness error {number(comp, '.2g')}")
-    fig.suptitle(title)
+    title(fig, f"{label_of(ds)}: LAM, DI {number(di, '.2f')} %" if paper else (
+        f"{label_of(ds)} ({ds.attrs['model_file']})   LAM   DI = {number(di, '.2f')} %   "
+        f"completeness error {number(comp, '.2g')}"), style)
     return fig

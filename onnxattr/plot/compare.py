@@ -28,7 +28,6 @@ from typing import Callable, Sequence
 import matplotlib
 import numpy as np
 import xarray as xr
-from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure, SubFigure
@@ -136,8 +135,10 @@ def block(sub: Figure | SubFigure, ds: xr.Dataset, pair: tuple[str, int], models
         head[1].set_axis_off()
     head[2].set_axis_off()
     psnr = f" | {'PSNR-Y' if ds.sizes['channel'] == 3 else 'PSNR'}" if "psnr_y" in ds else ""
-    head[2].text(0.0, 0.5, f"{window_text(ds, image, k).replace(' (', chr(10) + '(')}\n\nunder each model:\nDI{psnr}",
-                 transform=head[2].transAxes, ha="left", va="center")
+    method = str(ds.attrs.get("attribution_method", "")).upper()
+    where = window_text(ds, image, k).replace(" (", "\n(")
+    head[2].text(0.0, 0.5, f"{method}\n{where}\n\nunder each model:\nDI{psnr}", transform=head[2].transAxes,
+                 ha="left", va="center")
     shown = None
     for row, i in zip(axes[1:], models):
         at = ds.isel(model=i).sel(image=image)
@@ -220,7 +221,8 @@ def grid_pages(ds: xr.Dataset, style: Style, cmap: str | None) -> list[Page]:
             rows = -(-len(pairs) // per_row)
 
             def draw(fig, pairs=pairs, group=group):
-                grid(fig, ds, style, cmap, pairs, group, min(per_row, len(pairs)), side=side)
+                across = min(per_row, len(pairs))
+                grid(fig, ds, style, cmap, pairs, group, across, width=style.width / per_row * across, side=side)
 
             pages.append(Page("grid", rows * (head_h + len(group) * row_h) + BAR, draw))
     return pages
@@ -302,8 +304,8 @@ def masking(fig: Figure | SubFigure, ds: xr.Dataset, style: Style = STYLES["over
 
 
 def masking_pages(ds: xr.Dataset, style: Style) -> list[Page]:
-    """The paper masking figure: up to ``max_columns // 1.4`` models side by side (3 in a column, 6 in two), rows of
-    them below, split into pages when taller than ``style.max_height``."""
+    """The paper masking figure: a model per 1.1 in side by side (3 in a column, 6 in two), the next models in rows
+    below, split into pages when taller than ``style.max_height``."""
     per_row = min(ds.sizes["model"], max(2, int(style.width // 1.1)))
     row_h = 2 * 0.95
     cells = flat_cells(ds)

@@ -19,7 +19,6 @@ from ..errors import OnnxAttrError
 from ..intake import ModelFacts
 from ..methods.registry import method
 from ..options import FRAMES
-from ..image import hr_warnings
 from ..results.build import label_of
 from ..windows.csvfile import image_matches
 from ..windows.geometry import Window, WindowSpec, as_windows, check_input_size, check_window, hr_shift

@@ -44,10 +44,9 @@ def build(folder: Path) -> dict[str, tuple[Path, str]]:
         "U-Net, even sides >= 40": (export(T.UNetish(), folder, "unet", input_shape=(1, 3, 48, 48)), "crops inside"),
         "fed 0..255, no flag": (export(T.Range255(), folder, "r255"), "value range 255"),
     }
-    from test_legacy_ops import _legacy_espcn
+    from test_legacy_ops import legacy_espcn_file
 
-    _legacy_espcn(folder / "espcn9.onnx")
-    files["opset 9 (auto_pad, PRelu, Upsample-9)"] = (folder / "espcn9.onnx", "2018-era exporter")
+    files["opset 9 (auto_pad, PRelu, Upsample-9)"] = (legacy_espcn_file(folder / "espcn9.onnx"), "2018-era exporter")
     return files
 
 

@@ -62,7 +62,7 @@ def load_model(
     device: str | torch.device | None = None,
     verify: bool = True,
     value_range: float | str = "auto",
-    channel_order: str = "rgb",
+    channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
@@ -71,7 +71,8 @@ def load_model(
 
     ``value_range``: 'auto' (detected from onnxruntime runs on a bundled photo), or 1 / 255 for models fed
     0..1 / 0..255 images (inputs are scaled up, outputs down, so every attribution is with respect to the
-    [0, 1] image). ``channel_order``: 'bgr' for files that take and return BGR. ``probe_size``: (H, W) to
+    [0, 1] image). ``channel_order``: 'auto' (each end BGR where the graph reverses its channel axis, as
+    pre-processing pipelines do, else RGB), or 'rgb' / 'bgr' for both ends. ``probe_size``: (H, W) to
     start the probe-size search from. ``progress``: called with one line per load stage (reading, probing,
     converting, verifying) that runs longer than ``STAGE_NOTICE_S``. ``verify=False`` skips the onnxruntime
     checks of the conversion and of the file's precision. ``use_cache``: read and write the converted graph

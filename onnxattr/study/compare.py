@@ -176,7 +176,7 @@ def compare(
     value_range: float | str = "auto",
     verify: bool = True,
     progress: bool = False,
-    channel_order: str = "rgb",
+    channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     store: str | os.PathLike | None = None,
     overwrite: bool = False,

@@ -23,7 +23,7 @@ import torch
 from ..device import full_float32, pick_device
 from . import cache
 from .adapters import Adapter, adapt
-from .convert import convert, op_table
+from .convert import convert, op_table, rebuild
 from .model import SRModel
 from .onnxfile import IOSpec, io_spec, read_onnx, sha256
 from .session import ort_session, run_probe, size_runner
@@ -99,10 +99,14 @@ def load_model(
             entry = cache.read(entry_name)
     cached = entry is not None
     if entry is None:
-        entry = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages)
-    prepared = onnx.load_from_string(entry.prepared)
-    graph = entry.graph.to(dev).eval().requires_grad_(False)
-    ops = op_table(prepared, entry.graph)
+        entry, graph = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages)
+        prepared = onnx.load_from_string(entry.prepared)
+    else:
+        with stages("rebuilding"):
+            prepared = onnx.load_from_string(entry.prepared)
+            graph = rebuild(prepared, path.name)
+    ops = op_table(prepared, graph)
+    graph = graph.to(dev).eval().requires_grad_(False)
     for note in entry.load_warnings:
         warnings.warn(note, stacklevel=2)
     with stages("verifying"):
@@ -114,7 +118,7 @@ def load_model(
         if not adapter.changed:
             gap = 0.0  # onnxruntime runs the file itself
     if use_cache and verify and not cached:
-        cache.write(entry_name, entry)  # verified entries only (read back onto the CPU)
+        cache.write(entry_name, entry)  # verified entries only
     return SRModel(
         path=path, sha256=file_sha, proto=prepared, graph=graph, op_table=ops, spec=spec, adapter=adapter,
         scale=entry.scale, offset=entry.offset, size_rule=entry.rule, units=entry.units, session=session, device=dev,
@@ -146,7 +150,7 @@ def probe_and_convert(
     value_range: float | str,
     probe_size: tuple[int, int] | None,
     stages: Stages,
-) -> cache.Entry:
+) -> tuple[cache.Entry, torch.fx.GraphModule]:
     """What onnxruntime tells about the file (size rule, output law, value range, the probe's output) and the
     converted graph: everything of a load but the verification."""
     with stages("probing"):
@@ -160,6 +164,6 @@ def probe_and_convert(
     with stages("converting"):
         graph, prepared = convert(core, path.name)
     return cache.Entry(
-        graph=graph, prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, units=units,
-        probe_size=size, probe=x, probe_output=y_ort, precision_gap=None, load_warnings=[units.note] if units.note else [],
-    )
+        prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, units=units, probe_size=size,
+        probe=x, probe_output=y_ort, precision_gap=None, load_warnings=[units.note] if units.note else [],
+    ), graph

@@ -57,15 +57,16 @@ def check_disk_space(folder: Path, nbytes: int, what: str) -> None:
         )
 
 
-def write_atomically(path: Path, write: Callable[[Path], object], what: str) -> Path:
-    """``write(tmp)`` to a fresh name in ``path``'s folder (same file system), then rename it over ``path``.
+def write_atomically(path: Path, write: Callable[[Path], object], what: str, tmp: Path | None = None) -> Path:
+    """``write(tmp)`` to a fresh name in ``path``'s folder (same file system; ``tmp`` when given), then rename it
+    over ``path``.
 
     A missing folder is an error naming ``what`` is written. A failed write removes the temporary file and
     leaves an existing ``path`` untouched. The writer creates the file itself, so it gets the user's usual
     permissions (umask), not mkstemp's 0600.
     """
     existing_folder(path, what)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    tmp = tmp or path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
     try:
         write(tmp)
         tmp.replace(path)

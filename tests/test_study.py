@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -289,6 +290,30 @@ def test_stale_temps_of_dead_writers_are_cleaned(tmp_path):
     path.rename(old)
     assert onnxattr.results.locking.clean_stale(tmp_path, "s.zarr") == [] and not old.exists()
     assert float(load_study(path).v[0]) == 1.0
+
+
+def test_a_killed_runs_temp_is_removed_by_the_next_run(models, tmp_path):
+    """A run killed while writing its result leaves a temp named for its process; the next run writing a result
+    into that folder removes it (the process is gone) and keeps a live writer's."""
+    out = tmp_path / "lam.nc"
+    code = ("import os, signal, sys, xarray as xr\n"
+            "from onnxattr.results.files import save\n"
+            "def die(self, path, **kw):\n"
+            "    open(path, 'wb').write(b'half a result')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "xr.Dataset.to_netcdf = die\n"
+            "save(xr.Dataset({'v': ('a', [1.0])}), sys.argv[1])\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.wait() == -signal.SIGKILL
+    (left,) = tmp_path.iterdir()
+    assert re.fullmatch(rf"\.lam\.nc\.{proc.pid}-[0-9a-f]{{12}}\.tmp\.nc", left.name)
+    live = tmp_path / f".lam.nc.{os.getpid()}-00000000000a.tmp.nc"
+    live.write_bytes(b"being written")
+    res = CliRunner().invoke(cli, ["lam", str(models[0]), str(IMAGES / "chelsea-64.png"), "--window", "8", "8", "8",
+                                   "--frame", "sr", "--steps", "2", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "lam.nc"]
+    assert load(out).attrs["method"] == "lam"
 
 
 def test_replace_without_exchange(tmp_path, monkeypatch):

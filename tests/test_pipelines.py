@@ -29,7 +29,7 @@ HAS_EXTENSIONS = importlib.util.find_spec("onnxruntime_extensions") is not None
 WINDOW = (8, 8, 8)
 
 
-def _twin(folder: Path, opset: int) -> Path:
+def twin_file(folder: Path, opset: int) -> Path:
     """MeanSR exported NCHW float 0..1 at ``opset``, its output dims named apart from the input's (a pipeline around
     it squeezes and transposes both; onnxruntime plans buffers by those names)."""
     path = export(MeanSR(), folder, f"mean{opset}", opset=opset)
@@ -43,7 +43,7 @@ def _twin(folder: Path, opset: int) -> Path:
 
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory) -> Path:
-    return _twin(tmp_path_factory.mktemp("twin"), 17)
+    return twin_file(tmp_path_factory.mktemp("twin"), 17)
 
 
 def extensions_pipeline(twin: Path, out: Path) -> Path:
@@ -109,7 +109,7 @@ KINDS = ["extensions", "helper-split-13", "helper-gather-13", "helper-split-11"]
 def pipelines(twin, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """kind -> (pipeline file, its float NCHW twin)."""
     folder = tmp_path_factory.mktemp("pipelines")
-    twin11 = _twin(folder, 11)
+    twin11 = twin_file(folder, 11)
     files = {
         "helper-split-13": (helper_pipeline(twin, folder / "split13.onnx"), twin),
         "helper-gather-13": (helper_pipeline(twin, folder / "gather13.onnx", flip="gather"), twin),

@@ -411,11 +411,13 @@ def test_a_study_whose_every_cell_fails_removes_the_store_it_made(models, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_cli_leaves_no_store_after_a_refused_study(models, tmp_path):
+def test_the_cli_leaves_no_store_after_a_refused_study(models, tmp_path, capsys):
     out = tmp_path / "study.zarr"
-    args = ["compare", *map(str, models), "--images", str(HR[0]), "--window", "30", "30", "12", "--param",
-            "path=gradient", "-q", "-o", str(out)]
-    res = subprocess.run([sys.executable, "-m", "onnxattr", *args], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("onnxattr: error: the models mix scales")
+    from onnxattr.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["compare", *map(str, models), "--images", str(HR[0]), "--window", "30", "30", "12", "--param",
+              "path=gradient", "-q", "-o", str(out)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("onnxattr: error: the models mix scales")
     assert list(tmp_path.iterdir()) == []

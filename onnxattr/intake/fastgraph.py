@@ -44,7 +44,7 @@ class Facts:
     static: dict[fx.Node, Any]
     shape: dict[fx.Node, tuple[int, ...]]
     dtype: dict[fx.Node, torch.dtype]
-    output: torch.Tensor
+    output: Any  # the graph's output: a tensor, or a tuple of them
 
 
 def _is_literal(value: Any) -> bool:

@@ -14,7 +14,7 @@ import xarray as xr
 
 from ..errors import OnnxAttrError
 from ..paths import check_disk_space, existing_folder, regular_file, write_atomically
-from .locking import clean_stale, temp_path
+from .locking import clean_stale
 from .studystore import STUDY_SUFFIX, load_study, save_study
 
 
@@ -33,8 +33,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     folder = existing_folder(path, "result")
     clean_stale(folder, path.name)
     check_disk_space(folder, ds.nbytes, "result")
-    return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), "result",
-                            tmp=temp_path(path, suffix=path.suffix))
+    return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), "result")
 
 
 def load(path: str | os.PathLike) -> xr.Dataset:

@@ -25,8 +25,8 @@ import xarray as xr
 
 from ..errors import OnnxAttrError
 from ..extras import require_study_extra
-from ..paths import check_disk_space, existing_folder
-from .locking import clean_stale, lock_path, locked, remove, replace_folder, temp_path
+from ..paths import check_disk_space, existing_folder, temp_path
+from .locking import clean_stale, lock_path, locked, remove, replace_folder
 
 STUDY_SUFFIX = ".zarr"
 CELLS = "cells"

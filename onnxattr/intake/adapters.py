@@ -296,7 +296,7 @@ def adapt(proto: onnx.ModelProto, name: str, channel_order: str = "auto") -> tup
     cin, cout = core.graph.input[[v.name for v in core.graph.input].index(inp.name)], core.graph.output[0]
     removed: tuple[str, ...] = ()
     if in_dtype == "uint8":
-        moved, _ = integer_flow(Graph(core), cin.name, name)
+        moved = integer_flow(Graph(core), cin.name, name)
         through = f" through {', '.join(dict.fromkeys(n.op_type for n in moved))}" if moved else ""
         reasons.append(f"input uint8 (0..255){through} to its Cast: fed as float, the Cast removed")
     if out_dtype == "uint8":

@@ -96,9 +96,9 @@ def _carries(graph: Graph, node: onnx.NodeProto, value: str) -> bool:
     return node.op_type != "Gather" or graph.constant(node.input[1]) is not None
 
 
-def integer_flow(graph: Graph, value: str, name: str) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
-    """The data-movement nodes a uint8 input ``value`` passes through and the Casts to float it ends in; a one-line
-    error naming the first node that computes with the integers (or mixes them with other values)."""
+def integer_flow(graph: Graph, value: str, name: str) -> list[onnx.NodeProto]:
+    """The data-movement nodes a uint8 input ``value`` passes through to its Casts to float; a one-line error naming
+    the first node that computes with the integers (or mixes them with other values), or when no Cast is met."""
     moved: list[onnx.NodeProto] = []
     casts: list[onnx.NodeProto] = []
     flow, todo = {value}, [value]
@@ -128,7 +128,7 @@ def integer_flow(graph: Graph, value: str, name: str) -> tuple[list[onnx.NodePro
     if not casts:
         raise OnnxAttrError(f"{name} never casts its uint8 input to float; onnxattr cannot attribute through integer "
                             "ops (re-export with a float input)")
-    return moved, casts
+    return moved
 
 
 def uint8_tail(graph: Graph, output: str, name: str) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:

@@ -188,7 +188,7 @@ def test_inspect_reports_the_pipeline(pipelines):
     assert any(r.startswith("input uint8 (0..255) through Split, Concat, Transpose to its Cast") for r in info["adapters"])
     text = CliRunner().invoke(cli, ["inspect", str(path)]).stdout
     assert "detected       HWC uint8 -> HWC uint8, float32 weights, BGR" in text
-    assert "file input     image [h, w, 3]" in text and "why          channel order BGR (detected: " in text
+    assert "file           image [h, w, 3] -> " in text and "why          channel order BGR (detected: " in text
 
 
 def test_a_given_order_overrides_the_graph(pipelines, twin):

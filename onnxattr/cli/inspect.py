@@ -58,9 +58,9 @@ def command(model, list_nodes, device, threads, value_range, no_verify, channel_
               f", output {info['output_range']:g} ({info['output_range_source']})")
     lines = [
         f"model          {info['file']}",
-        f"input          {info['input']['name']} {info['input']['shape']}",
-        *([f"file input     {fi['name']} [{', '.join(map(str, fi['shape']))}] -> {fo['name']} "
-           f"[{', '.join(map(str, fo['shape']))}] (what the file itself takes and returns)"] if fi != info["input"] else []),
+        f"file           {fi['name']} [{', '.join(map(str, fi['shape']))}] -> {fo['name']} "
+        f"[{', '.join(map(str, fo['shape']))}] (what the file itself takes and returns)",
+        f"core           {info['input']['name']} {info['input']['shape']} (what the graph and every method take)",
         f"detected       {info['layout']['input']} {info['dtype']['input']} -> {info['layout']['output']} "
         f"{info['dtype']['output']}, {info['file_precision']} weights, {info['channel_order'].upper()}",
         *(f"  why          {r}" for r in info["adapters"]),

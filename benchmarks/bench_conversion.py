@@ -1,6 +1,6 @@
 """Conversion overhead: forward+backward time of the converted graph / the original torch module (issue #15).
 
-For each architecture of the conversion zoo (``tests/test_zoo.py``: spandrel archs plus EDSR/FSRCNN, tiny, random
+For each architecture of the conversion zoo (``tests/zoo.py``: spandrel archs plus EDSR/FSRCNN, tiny, random
 init), each exporter (TorchScript opset 17, dynamo opset 18), the waifu2x samples (their torch modules from
 ``samples/make_samples.py``, random init: the time does not depend on the weights) and a Real-ESRGAN Compact at
 its released realesr-animevideov3 size: export, load with onnxattr (verified against onnxruntime), then time one
@@ -39,8 +39,8 @@ from common import SR  # noqa: E402
 from onnxattr.converters import export_onnx  # noqa: E402
 from onnxattr.windows.geometry import Window  # noqa: E402
 from onnxattr.windows.detector import gradient_detector  # noqa: E402
-from test_zoo import ARCHS as ZOO  # noqa: E402
-from test_zoo import EXPORTERS, spandrel_arch  # noqa: E402
+from zoo import ARCHS as ZOO  # noqa: E402
+from zoo import EXPORTERS, spandrel_arch  # noqa: E402
 
 
 class Case(NamedTuple):

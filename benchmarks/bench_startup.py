@@ -11,7 +11,7 @@ Run: .venv/bin/python benchmarks/bench_startup.py [--repeats 3] [--models sample
 
 ``--before TREE`` also times a checkout of an earlier version (e.g. ``git worktree add /tmp/old main``; for
 versions before the converters moved into the package, with ``onnxattr/converters`` linked to ``../converters``
-there), its runs interleaved with this tree's.
+there), its runs interleaved with this tree's, fresh and cached loads alike (each tree with its own cache folder).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGE_ORDER = ["import", "reading", "reading cache", "probing", "converting", "verifying"]
+STAGE_ORDER = ["import", "reading", "reading cache", "probing", "converting", "rebuilding", "verifying"]
 ONNXATTR = [sys.executable, "-m", "onnxattr"]
 
 ORT_ALONE = """
@@ -106,22 +106,25 @@ def main() -> None:
         "onnxattr nosuch (unknown command)": (ONNXATTR + ["nosuch"], 2),
     }
     commands = list(cases)
-    cache_dir = tempfile.mkdtemp(prefix="onnxattr-bench-cache-")
-    envs = {"load": {"ONNXATTR_CACHE": "0"}, "cached": {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": cache_dir}}
+    trees = {"after": None} if args.before is None else {"before": args.before.resolve(), "after": None}
+    envs = {(kind, label): {"ONNXATTR_CACHE": "0"} for kind in ("load", "ort") for label in trees}
+    for label in trees:
+        folder = tempfile.mkdtemp(prefix=f"onnxattr-bench-cache-{label}-")
+        envs["cached", label] = {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": folder}
     for model in models:
         cases[f"ort {model.name}"] = ([sys.executable, "-c", ORT_ALONE, str(model)], 0)
         cases[f"load {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
         cases[f"cached {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
-        wall(cases[f"cached {model.name}"][0], env=envs["cached"])  # fills the cache
-    trees = {"after": None} if args.before is None else {"before": args.before.resolve(), "after": None}
+        for label, tree in trees.items():
+            wall(cases[f"cached {model.name}"][0], tree=tree, env=envs["cached", label])  # fills the cache
     times: dict[tuple[str, str], list[float]] = {(t, name): [] for t in trees for name in cases}
     stages: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(args.repeats):
         for name, (cmd, expect) in cases.items():
             for label, tree in trees.items():
-                if label == "before" and name.split()[0] in ("ort", "cached"):
-                    continue  # onnxruntime alone does not depend on the tree; the cache is new
-                took, out = wall(cmd, expect, tree, envs.get(name.split()[0]))
+                if label == "before" and name.split()[0] == "ort":
+                    continue  # onnxruntime alone does not depend on the tree
+                took, out = wall(cmd, expect, tree, envs.get((name.split()[0], label)))
                 times[label, name].append(took)
                 if name.split()[0] in ("load", "cached"):
                     stages.setdefault((label, name), []).append(json.loads(out.strip().splitlines()[-1]))
@@ -133,18 +136,23 @@ def main() -> None:
     for name in commands:
         print(f"| `{name}` | " + " | ".join(f"{med[t, name]:.2f}" for t in labels) + " |")
     print("\n| model | onnxruntime alone s | " + " | ".join(f"load + verify {t} s | ratio {t}" for t in labels)
-          + " | cached load + verify s | ratio cached |\n|---|---|" + "---|---|" * (len(labels) + 1))
+          + " | " + " | ".join(f"cached {t} s | ratio {t}" for t in labels) + " |\n|---|---|"
+          + "---|---|" * (2 * len(labels)))
     for model in models:
         ort_s = med["after", f"ort {model.name}"]
-        keys = [(t, f"load {model.name}") for t in labels] + [("after", f"cached {model.name}")]
+        keys = [(t, f"load {model.name}") for t in labels] + [(t, f"cached {model.name}") for t in labels]
         cells = [f"{med[k]:.2f} | {med[k] / ort_s:.1f}" for k in keys]
         print(f"| {model.name} | {ort_s:.2f} | " + " | ".join(cells) + " |")
+    if "before" in trees:
+        print("\n| model | cached after / cached before | cached after / load after |\n|---|---|---|")
+        for model in models:
+            c = {t: med[t, f"cached {model.name}"] for t in labels}
+            print(f"| {model.name} | {c['after'] / c['before']:.2f} | {c['after'] / med['after', f'load {model.name}']:.2f} |")
     print("\nWhere a load's time goes (medians, s; import = torch, onnx, onnxruntime and onnxattr):")
     for label in labels:
         names = sorted({k for (t, _), runs in stages.items() if t == label for r in runs for k in r}, key=lambda k: (STAGE_ORDER + [k]).index(k))
         print(f"\n{label}\n\n| model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
-        kinds = ("load", "cached") if label == "after" else ("load",)
-        for kind in kinds:
+        for kind in ("load", "cached"):
             for model in models:
                 runs = stages[label, f"{kind} {model.name}"]
                 cells = " | ".join(f"{statistics.median(r.get(k, 0.0) for r in runs):.2f}" for k in names)

@@ -3,15 +3,18 @@ and how the three methods do on it.
 
 The files are built as ``tests/test_intake.py`` builds them (a float16 conversion with onnxconverter-common, onnx.helper
 wrappers for channels-last, uint8 / BGR pre- and post-processing, a U-Net with size constraints, a model fed 0..255)
-plus the float16 conversions of the waifu2x UpConv7 sample and an opset-9 legacy graph (``tests/test_legacy_ops.py``).
-Each is loaded with no flag but ``channel_order='bgr'`` for the BGR file, then explained on a crop of coffee-64 that its
-size rule takes (8-px window at SR (2, 2)): LAM (6 steps), L2X (float64, completeness error), GL-AM.
+plus the float16 conversions of the waifu2x UpConv7 sample, an opset-9 legacy graph (``tests/test_legacy_ops.py``), the
+U-Net exported at opset 9 (attribute-form Slice-1, as old Real-CUGAN exports) and an onnxruntime-extensions
+``PrePostProcessor`` pipeline (uint8 H x W x 3 BGR in and out, ``tests/test_pipelines.py``; left out when the package is
+missing). Each is loaded with no flag, then explained on a crop of coffee-64 that its size rule takes (8-px window at
+SR (2, 2)): LAM (6 steps), L2X (float64, completeness error), GL-AM.
 
 Run: .venv/bin/python benchmarks/intake_zoo.py
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import tempfile
 import warnings
@@ -44,18 +47,23 @@ def build(folder: Path) -> dict[str, tuple[Path, str]]:
         "U-Net, even sides >= 40": (export(T.UNetish(), folder, "unet", input_shape=(1, 3, 48, 48)), "crops inside"),
         "fed 0..255, no flag": (export(T.Range255(), folder, "r255"), "value range 255"),
     }
-    from test_legacy_ops import _legacy_espcn
+    from test_legacy_ops import legacy_espcn_file
 
-    _legacy_espcn(folder / "espcn9.onnx")
-    files["opset 9 (auto_pad, PRelu, Upsample-9)"] = (folder / "espcn9.onnx", "2018-era exporter")
+    files["opset 9 (auto_pad, PRelu, Upsample-9)"] = (legacy_espcn_file(folder / "espcn9.onnx"), "2018-era exporter")
+    files["U-Net, opset 9 (Slice-1)"] = (export(T.UNetish(), folder, "unet9", input_shape=(1, 3, 48, 48), opset=9),
+                                         "attribute-form Slice")
+    if importlib.util.find_spec("onnxruntime_extensions") is not None:
+        from test_pipelines import extensions_pipeline, twin_file
+
+        files["uint8 HWC BGR, PrePostProcessor"] = (extensions_pipeline(twin_file(folder, 17), folder / "ppp.onnx"),
+                                                    "onnxruntime-extensions")
     return files
 
 
 def row(name: str, path: Path, note: str) -> str:
-    bgr = "BGR" in name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = onnxattr.load_model(path, channel_order="bgr" if bgr else "rgb", use_cache=False)
+        m = onnxattr.load_model(path, use_cache=False)
         x = onnxattr.read_image(ROOT / "samples" / "images" / "coffee-64.png", channels=m.in_channels)
         h, w = m.size_rule.fit(44, 44) if not m.fixed_size else m.fixed_size
         x = x[:, :, :h, :w].contiguous()
@@ -75,7 +83,7 @@ def row(name: str, path: Path, note: str) -> str:
         rng += f" / out {m.output_range:g} ({m.output_range_source})"
     law = f"x{m.scale}{m.offset:+d}"
     compl = results["l2x"][1]
-    return (f"| {name} | {note} | {a.input_layout} {a.input_dtype} -> {a.output_dtype} {a.channel_order} | {rng} | "
+    return (f"| {name} | {note} | {a.input_layout} {a.input_dtype} -> {a.output_dtype} {a.orders} | {rng} | "
             f"{a.precision} | {m.size_rule.describe()}, {law} | {m.conversion_error:.1e} | {m.precision_gap:.1e} | "
             f"{results['lam'][0]} / {results['l2x'][0]} ({compl:.0e}) / {results['glam'][0]} |")
 

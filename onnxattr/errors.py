@@ -6,9 +6,19 @@ def first_line(value: object) -> str:
     return next((s.strip() for s in str(value).splitlines() if s.strip()), "")
 
 
+def clip_words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, '...' marking the cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3].rstrip()
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:(") + "..."
+
+
 def error_line(err: BaseException, limit: int = 300) -> str:
-    """A library error's first line (its type name when it has no message), at most ``limit`` characters."""
-    return (first_line(err) or type(err).__name__)[:limit]
+    """A library error's first line (its type name when it has no message), cut at a word boundary to at most
+    ``limit`` characters."""
+    return clip_words(first_line(err) or type(err).__name__, limit)
 
 
 def beside(value: float, limit: float) -> tuple[str, str]:

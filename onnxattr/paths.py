@@ -3,6 +3,7 @@ and atomic writes, so a result or figure file is complete or absent, never parti
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -57,15 +58,22 @@ def check_disk_space(folder: Path, nbytes: int, what: str) -> None:
         )
 
 
+def temp_path(path: Path, kind: str = "tmp", suffix: str = "") -> Path:
+    """A fresh hidden name beside ``path`` that says which process made it: ``.NAME.PID-HEX.KIND`` and ``suffix``
+    (``results.locking.clean_stale`` removes those of processes that no longer run)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.{kind}{suffix}")
+
+
 def write_atomically(path: Path, write: Callable[[Path], object], what: str) -> Path:
-    """``write(tmp)`` to a fresh name in ``path``'s folder (same file system), then rename it over ``path``.
+    """``write(tmp)`` to a fresh name in ``path``'s folder (same file system: ``temp_path``, ending in ``path``'s
+    suffix, which writers read the format from), then rename it over ``path``.
 
     A missing folder is an error naming ``what`` is written. A failed write removes the temporary file and
     leaves an existing ``path`` untouched. The writer creates the file itself, so it gets the user's usual
     permissions (umask), not mkstemp's 0600.
     """
     existing_folder(path, what)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    tmp = temp_path(path, suffix=path.suffix)
     try:
         write(tmp)
         tmp.replace(path)

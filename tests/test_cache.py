@@ -1,8 +1,12 @@
-"""The converted-graph cache: a second load reads the probes and the graph, gives the same model, still checks it."""
+"""The converted-graph cache: a second load reads the probes and the core, gives the same model, still checks it;
+nothing in the cache is a pickle, and an edited entry is refused and rebuilt."""
 
 from __future__ import annotations
 
+import json
+import pickletools
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +23,12 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "waifu2x-upconv7-x
 def cache_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ONNXATTR_CACHE", "1")
     monkeypatch.setenv("ONNXATTR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the signing key's folder
     return tmp_path / "cache"
 
 
 def _entries(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.pt")) if folder.is_dir() else []
+    return sorted(folder.glob("*.npz")) if folder.is_dir() else []
 
 
 def test_second_load_comes_from_the_cache_and_equals_a_fresh_one(cache_dir):
@@ -31,11 +36,12 @@ def test_second_load_comes_from_the_cache_and_equals_a_fresh_one(cache_dir):
     assert not first.from_cache and len(_entries(cache_dir)) == 1
     again = load_model(SAMPLE)
     assert again.from_cache and "probing" not in again.load_seconds and "converting" not in again.load_seconds
+    assert "rebuilding" in again.load_seconds
     for attr in ("scale", "offset", "size_rule", "value_range", "value_range_source", "value_range_scores",
                  "probe_size", "precision_gap", "sha256", "opset"):
         assert getattr(again, attr) == getattr(first, attr), attr
     assert np.array_equal(again.probe, first.probe)
-    # the conversion check ran again on the unpickled graph, against the cached onnxruntime output
+    # the conversion check ran again on the graph rebuilt from the cached core, against the cached onnxruntime output
     assert again.conversion_error == first.conversion_error < 1e-4
     x = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -60,10 +66,112 @@ def test_a_damaged_entry_is_converted_again(cache_dir):
     load_model(SAMPLE)
     (entry,) = _entries(cache_dir)
     entry.write_bytes(entry.read_bytes()[:100])
-    with pytest.warns(UserWarning, match=r"^onnxattr cache entry .* is unreadable \(\w+\); converting again$"):
+    with pytest.warns(UserWarning, match=r"^onnxattr cache entry .* is refused \(unreadable: \w+\); converting again$"):
         m = load_model(SAMPLE)
     assert not m.from_cache and m.conversion_error < 1e-4
     assert load_model(SAMPLE).from_cache
+
+
+def _is_pickle(data: bytes) -> bool:
+    """Whether ``data`` parses as a pickle stream (a PROTO opcode first, as torch.save and pickle write)."""
+    if not data.startswith(b"\x80") or len(data) < 2 or not 2 <= data[1] <= 5:
+        return False
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:  # noqa: BLE001  (not a whole pickle stream)
+        return False
+    return True
+
+
+PICKLE_MARKS = (b"c__builtin__", b"cbuiltins", b"\x8c\x08builtins", b"torch._utils", b"_rebuild_tensor", b"data.pkl",
+                b"\x8c\x0ccollections", b"ccopy_reg")
+
+
+def test_the_cache_holds_no_pickle(cache_dir):
+    """No file of the cache folder, and no member of an entry, is a pickle or names what pickles name (torch.save
+    writes a zip with data.pkl of GLOBAL opcodes for torch._utils._rebuild_tensor_v2); the entry's members are
+    plain npy arrays that load with allow_pickle=False."""
+    fp16 = _fp16(cache_dir.parent)
+    load_model(SAMPLE)
+    load_model(fp16)
+    files = [p for p in cache_dir.rglob("*") if p.is_file()]
+    assert len(files) == 2 and all(p.suffix == ".npz" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert not _is_pickle(data) and not any(mark in data for mark in PICKLE_MARKS)
+        with zipfile.ZipFile(path) as z:
+            assert sorted(z.namelist()) == ["facts.npy", "mac.npy", "onnx.npy", "probe.npy", "probe_output.npy"]
+            for member in z.namelist():
+                raw = z.read(member)
+                assert raw.startswith(b"\x93NUMPY") and not _is_pickle(raw)
+        with np.load(path, allow_pickle=False) as npz:
+            assert {npz[k].dtype for k in npz.files} <= {np.dtype(np.uint8), np.dtype(np.float32)}
+            facts = json.loads(npz["facts"].tobytes())
+        assert facts["format"] == cache.FORMAT and facts["scale"] == 2
+    assert cache.key_path().stat().st_mode & 0o077 == 0 and cache_dir not in cache.key_path().parents
+    assert load_model(fp16).from_cache
+
+
+def _fp16(folder: Path) -> Path:
+    """The sample with float16 weights (a second entry, with a precision gap)."""
+    import onnx
+    from onnxconverter_common import float16
+
+    path = folder / "upconv7-fp16.onnx"
+    onnx.save(float16.convert_float_to_float16(onnx.load(SAMPLE), keep_io_types=True), path)
+    return path
+
+
+@pytest.mark.parametrize("edit", ["weights", "facts", "resigned-by-another-key"])
+def test_a_tampered_entry_is_refused_and_rebuilt(cache_dir, tmp_path, monkeypatch, edit):
+    """An entry edited in place (a weight of the core, the value range in the facts) or signed under another key
+    (another user's, in a shared folder) parses, runs nothing, and is refused with a warning: the file is converted
+    again and the entry replaced."""
+    first = load_model(SAMPLE)
+    (path,) = _entries(cache_dir)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k].copy() for k in npz.files}
+    if edit == "weights":
+        import onnx
+
+        core = onnx.load_from_string(arrays["onnx"].tobytes())
+        w = next(t for t in core.graph.initializer if t.dims and len(t.dims) == 4)
+        w.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(w) * 0, w.name))
+        arrays["onnx"] = np.frombuffer(core.SerializeToString(), np.uint8)
+    elif edit == "facts":
+        facts = json.loads(arrays["facts"].tobytes())
+        facts["units"]["input"] = facts["units"]["output"] = 255.0
+        arrays["facts"] = np.frombuffer(json.dumps(facts).encode(), np.uint8)
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "other-user"))
+        forged = cache.Entry.from_facts(json.loads(arrays["facts"].tobytes()), arrays["onnx"].tobytes(),
+                                        arrays["probe"], arrays["probe_output"])
+        cache.write(path.stem, forged)  # a valid entry under another user's key
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    if edit != "resigned-by-another-key":
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    with pytest.warns(UserWarning, match=r"^onnxattr cache entry .* is refused \(its signature does not match: edited, "
+                                         r"or written by another user or key\); converting again$"):
+        again = load_model(SAMPLE)
+    assert not again.from_cache and again.value_range == first.value_range
+    x = torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(again(x), first(x))
+    assert load_model(SAMPLE).from_cache  # the entry was written anew
+
+
+def test_facts_can_be_added_to_an_entry(cache_dir):
+    """More facts are JSON added to an entry (signed again), kept through later reads: the format's extension point
+    (per-model memory laws, the batch mode)."""
+    load_model(SAMPLE)
+    (path,) = _entries(cache_dir)
+    assert cache.add_facts(path.stem, batch_mode="native", memory_law={"a": 1.5, "b": [2, 3]})
+    entry = cache.read(path.stem)
+    assert entry.extra == {"batch_mode": "native", "memory_law": {"a": 1.5, "b": [2, 3]}}
+    assert entry.scale == 2 and load_model(SAMPLE).from_cache
+    assert not cache.add_facts("0" * 32, batch_mode="loop")  # no such entry
 
 
 def test_off_switch_and_unwritable_folder(cache_dir, monkeypatch, tmp_path):

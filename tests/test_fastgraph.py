@@ -1,18 +1,29 @@
-"""The untapped fast path (onnxattr/fastgraph.py): same values and gradients as the full converted graph,
-shape sub-graphs folded, wrappers and patterns replaced by native ops, a wrong rewrite caught."""
+"""The untapped fast path (onnxattr/intake/fastgraph.py): same values and gradients as the full converted graph,
+shape sub-graphs folded, wrappers and patterns replaced by native ops, a wrong rewrite caught, a failing rule
+declined; and the fast copy against the full graph on every model the converter tests build (the builders of
+tests/test_converters.py and tests/test_legacy_ops.py, the zoo of tests/zoo.py), at two input sizes, to 1e-6."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
+import onnx
 import pytest
 import torch
 import torch.nn.functional as F
 from nets import export
+from test_converters import BUILDERS as BUILDERS_CONVERTERS
+from test_legacy_ops import BUILDERS as BUILDERS_LEGACY
 from torch import nn
+from zoo import ARCHS, EXPORTERS, SHAPE
 
 import onnxattr
+from onnxattr.converters import export_onnx, to_torch
 from onnxattr.intake import fastgraph
+from onnxattr.intake.convert import op_table
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SHAPE_OPS = {"Shape", "Gather", "Reshape", "Transpose", "Unsqueeze", "Concat", "Slice", "Expand", "Cast"}
@@ -127,3 +138,89 @@ def test_taps_still_see_every_node(mixer):
     x = torch.rand(1, 3, 8, 8)
     mixer.run(x, [n.name for n in mixer.nodes], lambda name, v: seen.append(name) or v)
     assert len(seen) == len(mixer.nodes) and "Erf" in {mixer.op_type(n) for n in seen}
+
+
+# ----------------------------------------------- every model the converter tests build: fast == full
+ZOO_SECOND_SIZE = (24, 40)  # the zoo's dynamic files at a second size (the first is the export's 32x32)
+OP_CASES = BUILDERS_CONVERTERS.cases() + BUILDERS_LEGACY.cases()
+
+
+def _fast_equals_full(proto: onnx.ModelProto, feeds: Sequence[dict[str, np.ndarray]]) -> tuple[float, set[str]]:
+    """Convert ``proto``, specialise its graph to each feed's shapes and run the copy against the full graph:
+    the worst relative max difference and the op types still run as converted modules in any copy. A copy that
+    is not built (the check's fallback, with a warning) fails the test: warnings are errors here."""
+    gm, prepared = to_torch(proto)
+    op_types = {name: op for name, (op, _) in op_table(prepared, gm).items()}
+    worst, kept = 0.0, set()
+    for feed in feeds:
+        inputs = [torch.from_numpy(np.ascontiguousarray(a)) for a in feed.values()]
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("error", message="the specialised graph")
+            fast, full = fastgraph.specialise(gm, op_types, *inputs)  # full: the full graph's output
+            assert fast is not None
+            worst = max(worst, fastgraph.relative_gap(fast(*inputs), full))
+        kept |= {op_types[n.name] for n in fast.graph.nodes if n.op == "call_module" and n.name in op_types}
+    return worst, kept
+
+
+@pytest.mark.parametrize("build", [b for _, b in OP_CASES], ids=[name for name, _ in OP_CASES])
+def test_fast_graph_equals_the_full_graph_on_every_converter_model(build):
+    """Every model of tests/test_converters.py and tests/test_legacy_ops.py (all op forms, legacy opsets), at each
+    of its input sizes (two where the graph takes any): the fast copy equals the full graph to 1e-6, and Slice and
+    Gather with constant bounds (Slice-1 attributes, Slice-10+ inputs with optional ones left out, negative axes,
+    steps of either sign) run natively."""
+    case = build()
+    worst, kept = _fast_equals_full(case.model, case.feeds)
+    assert worst <= 1e-6
+    if case.op_type in ("Slice", "Gather"):
+        assert case.op_type not in kept
+
+
+@pytest.mark.parametrize(("arch", "exporter"), [(a, e) for a in ARCHS for e in EXPORTERS])
+def test_fast_graph_equals_the_full_graph_on_the_zoo(arch, exporter, zoo_cache):
+    """The conversion zoo's files (both exporters): the fast copy equals the full graph to 1e-6 at 32x32 and, for
+    dynamic files, at 24x40."""
+    sizes = [SHAPE[2:]] + ([ZOO_SECOND_SIZE] if ARCHS[arch].dynamic else [])
+    rng = np.random.default_rng(0)
+    feeds = [{"input": rng.random((1, 3, *hw), dtype=np.float32)} for hw in sizes]
+    worst, _ = _fast_equals_full(onnx.load(zoo_cache(arch, exporter).path), feeds)
+    assert worst <= 1e-6
+
+
+def test_slice1_u_net_at_opset_9_loads_and_runs(tmp_path):
+    """The Real-CUGAN failure: an opset-9 TorchScript export crops its skip with attribute-form Slice-1 (the
+    bounds live in the converted module, no inputs); the fast path used to read them as inputs and raised at the
+    first forward. Now Slice-1 runs natively and the model equals its full graph."""
+    from test_intake import UNetish
+
+    path = export_onnx(UNetish(), tmp_path / "unet9.onnx", exporter="torchscript", opset=9, input_shape=(1, 3, 48, 48))
+    assert any(n.op_type == "Slice" and not n.input[1:] for n in onnx.load(path).graph.node)  # the attribute form
+    model = onnxattr.load_model(path)
+    x = torch.rand(1, 3, 44, 44)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("error", message="the specialised graph")
+        for _ in range(2):  # builds the copy, then runs it
+            y = model(x)
+    fast = model.fast.cache[(tuple(x.shape), x.dtype, x.device)]
+    assert fast is not model.graph and "Slice" not in {model.op_type(n.name) for n in fast.graph.nodes}
+    with torch.no_grad():
+        assert fastgraph.relative_gap(y, model.graph(x)) <= 1e-6
+
+
+def test_a_failing_rule_declines(mixer, monkeypatch):
+    """A rule that raises on a node it meets declines: the node runs as converted, the copy is still built and
+    equals the full graph."""
+    def broken(n, module, facts):
+        raise TypeError("a form this rule never met")
+
+    monkeypatch.setitem(fastgraph.NATIVE, "Transpose", broken)
+    fast = fastgraph.FastGraphs(mixer.graph, mixer.fast.op_types)
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("error", message="the specialised graph")
+        fast(x)
+        y = fast(x)
+    copy = fast.cache[(tuple(x.shape), x.dtype, x.device)]
+    assert copy is not mixer.graph and "Transpose" in _ops(copy, mixer.fast.op_types)
+    with torch.no_grad():
+        assert _close(y, mixer.graph(x)) < 1e-6

@@ -505,7 +505,7 @@ def test_refusals(tmp_path):
                               "attribute through integer ops (re-export with a float input)")
     with pytest.raises(OnnxAttrError) as err:
         load_model(huge, channel_order="grb")
-    assert str(err.value) == "channel order 'grb': pass 'rgb' or 'bgr'"
+    assert str(err.value) == "channel order 'grb': pass 'auto', 'rgb' or 'bgr'"
     with pytest.raises(OnnxAttrError) as err:
         load_model(huge, value_range="big")
     assert str(err.value) == "value range 'big': pass 'auto', 1 or 255"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from pathlib import Path
 
@@ -236,6 +238,98 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path):
     onnx.save_model(proto, path)
     with pytest.raises(OnnxAttrError, match="outside the model's folder"):
         load_model(path)
+
+
+def _external(tmp_path: Path, location: str) -> Path:
+    """conv_graph in ``tmp_path/model`` with its weight in external data at ``location``; the bytes are written
+    to ``tmp_path/outside.bin`` and ``tmp_path/model/inside.bin``."""
+    (tmp_path / "model").mkdir(exist_ok=True)
+    path = conv_graph(tmp_path / "model" / "ext.onnx")
+    proto = onnx.load(path)
+    weight = proto.graph.initializer[0]
+    for f in (tmp_path / "outside.bin", tmp_path / "model" / "inside.bin"):
+        f.write_bytes(onnx.numpy_helper.to_array(weight).tobytes())
+    weight.ClearField("float_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value=location)
+    onnx.save_model(proto, path)
+    return path
+
+
+def test_every_external_data_refusal_says_what_it_found(tmp_path):
+    """A link inside the folder to a file outside, an absolute path (even one inside the folder), a missing file, a
+    file shorter than the tensor: one line naming the tensor and the path, before onnxruntime opens anything."""
+    folder = str((tmp_path / "model").resolve())
+    (tmp_path / "model").mkdir()
+    os.symlink(tmp_path / "outside.bin", tmp_path / "model" / "link.bin")
+    cases = {
+        "link.bin": f"tensor 'w' keeps its data at 'link.bin' (a link to {str((tmp_path / 'outside.bin').resolve())!r}), "
+                    f"outside the model's folder {folder!r}; move the data file next to the .onnx file",
+        str(tmp_path / "model" / "inside.bin"): f"tensor 'w' keeps its data at the absolute path "
+                    f"{str(tmp_path / 'model' / 'inside.bin')!r}; external data is read only by a path relative to the "
+                    "model's folder: save the model with a relative location",
+        "gone.bin": f"external data file 'gone.bin' of tensor 'w' is missing from the model's folder {folder!r}; put it "
+                    "next to the .onnx file",
+    }
+    for location, message in cases.items():
+        with pytest.raises(OnnxAttrError) as err:
+            load_model(_external(tmp_path, location))
+        assert str(err.value) == message
+    short = _external(tmp_path, "inside.bin")
+    (tmp_path / "model" / "inside.bin").write_bytes(b"\0" * 8)
+    with pytest.raises(OnnxAttrError) as err:
+        load_model(short)
+    assert str(err.value) == ("ext.onnx's external data cannot be read: tensor 'w' needs 1296 bytes, 'inside.bin' gives "
+                              "8; save the model with its data again")
+
+
+def _refused(tmp_path: Path, nodes: list, opset: int = 17, domains: tuple[str, ...] = ()) -> str:
+    """load_model's error on a (1, 3, h, w) -> y graph of ``nodes`` that onnxruntime refuses to load."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "H", "W"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]
+                              + [helper.make_opsetid(d, 1) for d in domains], producer_name="tester")
+    model.ir_version = 8
+    path = tmp_path / f"refused-{len(list(tmp_path.iterdir()))}.onnx"
+    onnx.save(model, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # onnx.checker's complaints
+        with pytest.raises(OnnxAttrError) as err:
+            load_model(path)
+    return str(err.value)
+
+
+def test_onnxruntime_load_failures_say_what_the_tool_found_first(tmp_path):
+    """The tool's words (the op, its domain or version, the node), then onnxruntime's text cut at a word boundary,
+    then the fix."""
+    from onnx import helper
+
+    custom = _refused(tmp_path, [helper.make_node("DecodeImage", ["x"], ["y"], domain="ai.onnx.contrib", name="decode")],
+                      domains=("ai.onnx.contrib",))
+    assert re.fullmatch(r"onnxruntime cannot load refused-0\.onnx: it holds op ai\.onnx\.contrib:DecodeImage \(an "
+                        r"onnxruntime-extensions custom op\) at node 'decode', which plain onnxruntime does not have "
+                        r"\(onnxruntime: .*DecodeImage.*\); export the model without it \(uint8 image tensors in and "
+                        r"out load as they are\)", custom), custom
+    kernel = _refused(tmp_path, [helper.make_node("Relu", ["x"], ["y"], name="r")], opset=1)
+    assert kernel.startswith("onnxruntime cannot load refused-1.onnx: onnxruntime has no kernel for op Relu-1 at node "
+                             "'r' with its tensor types (the file's opset is 1) (onnxruntime: Could not find an ")
+    long = _refused(tmp_path, [helper.make_node("Relu", ["x"], ["y"])], opset=40)
+    found, rest = long.split(" (onnxruntime: ", 1)
+    assert found.startswith("onnxruntime cannot load refused-2.onnx: it declares opset 40, newer than onnx")
+    text, fix = rest.rsplit("); ", 1)
+    assert fix == "re-export the model at an older opset, or upgrade onnx and onnxruntime"
+    assert text.endswith("...") and len(text) <= 160 and text[-4].isalnum() and not text.startswith("[ONNXRuntimeError]")
+
+
+def test_clip_words_cuts_at_a_word_boundary():
+    from onnxattr.errors import clip_words
+
+    text = "Type parameter (T) of Optype (Add) bound to different types in node (add_1)"
+    assert clip_words(text, 200) == text
+    assert clip_words(text, 40) == "Type parameter (T) of Optype (Add)..."
+    assert clip_words("x" * 50, 20) == "x" * 17 + "..."  # one long word: cut inside it, marked
 
 
 def test_external_data_inside_the_folder_loads(tmp_path):

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -292,6 +293,30 @@ def test_stale_temps_of_dead_writers_are_cleaned(tmp_path):
     assert float(load_study(path).v[0]) == 1.0
 
 
+def test_a_killed_runs_temp_is_removed_by_the_next_run(models, tmp_path):
+    """A run killed while writing its result leaves a temp named for its process; the next run writing a result
+    into that folder removes it (the process is gone) and keeps a live writer's."""
+    out = tmp_path / "lam.nc"
+    code = ("import os, signal, sys, xarray as xr\n"
+            "from onnxattr.results.files import save\n"
+            "def die(self, path, **kw):\n"
+            "    open(path, 'wb').write(b'half a result')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "xr.Dataset.to_netcdf = die\n"
+            "save(xr.Dataset({'v': ('a', [1.0])}), sys.argv[1])\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.wait() == -signal.SIGKILL
+    (left,) = tmp_path.iterdir()
+    assert re.fullmatch(rf"\.lam\.nc\.{proc.pid}-[0-9a-f]{{12}}\.tmp\.nc", left.name)
+    live = tmp_path / f".lam.nc.{os.getpid()}-00000000000a.tmp.nc"
+    live.write_bytes(b"being written")
+    res = CliRunner().invoke(cli, ["lam", str(models[0]), str(IMAGES / "chelsea-64.png"), "--window", "8", "8", "8",
+                                   "--frame", "sr", "--steps", "2", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "lam.nc"]
+    assert load(out).attrs["method"] == "lam"
+
+
 def test_replace_without_exchange(tmp_path, monkeypatch):
     monkeypatch.setattr(onnxattr.results.locking, "_exchange", lambda a, b: False)  # file systems without renameat2
     path = tmp_path / "s.zarr"
@@ -310,3 +335,90 @@ def test_a_refused_path_gets_no_lock_file(tmp_path):
         with pytest.raises(OnnxAttrError, match="exists and is not an onnxattr study; remove it"):
             Study.open(tmp_path / name, {"method": "lam"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.zarr", "photos.zarr"]
+
+
+# ------------------------------------------------------------ a failed study leaves no store behind
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, models) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    truncated = folder / "truncated.onnx"
+    truncated.write_bytes(models[0].read_bytes()[:200])
+    unreadable = folder / "broken.png"
+    unreadable.write_bytes(b"\x89PNG\r\n\x1a\n not an image after all")
+    return {"non-sr": conv_graph(folder / "x1.onnx", scale=1), "truncated": truncated, "image": unreadable}
+
+
+@pytest.fixture
+def silent_scheduler(monkeypatch):
+    """The address of a port that accepts and never answers (SCHEDULER_PROBE_S shortened to 1 s)."""
+    import importlib
+    import socket
+
+    monkeypatch.setattr(importlib.import_module("onnxattr.study.scheduler"), "SCHEDULER_PROBE_S", 1.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        yield f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+
+
+FAILING = {  # case -> (what is given besides the two good models and HR images, the error)
+    "mixed scales without --hr": ({"hr": False}, "the models mix scales"),
+    "a non-SR file among good ones": ({"model": "non-sr"}, "does not upscale"),
+    "a truncated file among good ones": ({"model": "truncated"}, "is not an ONNX model"),
+    "an unreadable image among good ones": ({"image": "image"}, "is not a readable image"),
+    "a scheduler that does not answer": ({"scheduler": True}, "cannot reach the Dask scheduler"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILING))
+def test_a_failing_study_leaves_no_store(models, bad_files, tmp_path, request, case):
+    """Everything that can be checked is checked before the store is made: the run fails with its line and the
+    folder holds nothing (no store, no lock file); a later run with other parameters is not refused."""
+    given, message = FAILING[case]
+    store = tmp_path / "study.zarr"
+    kw = {**FAST, "hr": given.get("hr", True)}
+    if given.get("scheduler"):
+        kw["scheduler"] = request.getfixturevalue("silent_scheduler")
+    ms = [*models, bad_files[given["model"]]] if "model" in given else models
+    images = [*HR, bad_files[given["image"]]] if "image" in given else HR
+    with pytest.raises(OnnxAttrError, match=message):
+        compare(ms, images, WINDOWS[:1], store=store, **kw)
+    assert list(tmp_path.iterdir()) == []
+    ds, lines = _run(models[:1], store, windows=WINDOWS[:1], seeds=2)  # other parameters: a fresh store
+    assert lines == _line(0, 2) and problems(ds) == []
+
+
+def test_a_failing_study_keeps_a_store_that_existed(models, bad_files, tmp_path):
+    """A run that fails on an existing store with finished cells leaves it as it was: cells, study and files."""
+    store = tmp_path / "study.zarr"
+    first, _ = _run(models[:1], store, windows=WINDOWS[:1])
+    before = {p.relative_to(tmp_path): p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(OnnxAttrError, match="does not upscale"):
+        _run([models[0], bad_files["non-sr"]], store, windows=WINDOWS[:1])
+    assert {p.relative_to(tmp_path): p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == before
+    xr.testing.assert_identical(load_study(store), first)
+
+
+def test_a_study_whose_every_cell_fails_removes_the_store_it_made(models, tmp_path, monkeypatch):
+    """Past the checks, a store is made; when every cell then fails, nothing was computed and the store goes too."""
+    import importlib
+
+    def fail(**kw):
+        raise OnnxAttrError("this cell cannot be computed")
+
+    monkeypatch.setattr(importlib.import_module("onnxattr.study.tasks"), "explain_pair", fail)
+    with pytest.raises(CellsFailed, match=r"^2 of 2 cells failed, first .*this cell cannot be computed.*nothing was computed"):
+        _run(models[:1], tmp_path / "study.zarr", windows=WINDOWS[:1])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_leaves_no_store_after_a_refused_study(models, tmp_path, capsys):
+    out = tmp_path / "study.zarr"
+    from onnxattr.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["compare", *map(str, models), "--images", str(HR[0]), "--window", "30", "30", "12", "--param",
+              "path=gradient", "-q", "-o", str(out)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("onnxattr: error: the models mix scales")
+    assert list(tmp_path.iterdir()) == []

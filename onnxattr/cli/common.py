@@ -61,10 +61,11 @@ def model_options(f: Callable) -> Callable:
     )(f)
     f = click.option(
         "--channel-order",
-        type=click.Choice(["rgb", "bgr"]),
-        default="rgb",
+        type=click.Choice(["auto", "rgb", "bgr"]),
+        default="auto",
         show_default=True,
-        help="Channel order the file takes and returns (cannot be detected; OpenCV-style exports use bgr).",
+        help="Channel order the file takes and returns: auto (BGR at an end whose graph reverses the channel axis, as "
+        "pre-processing pipelines do, else RGB); bgr for OpenCV-style exports the graph does not tell.",
     )(f)
     f = click.option(
         "--value-range",
@@ -170,7 +171,7 @@ def load(
     device: str | None,
     value_range: str,
     no_verify: bool,
-    channel_order: str = "rgb",
+    channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     threads: int | None = None,
 ) -> SRModel:
@@ -199,7 +200,7 @@ def prepare_inputs(
     no_verify: bool,
     hr: bool,
     crop_at: tuple[int, int] | None,
-    channel_order: str = "rgb",
+    channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     threads: int | None = None,
 ) -> Inputs:

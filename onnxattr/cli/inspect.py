@@ -20,6 +20,8 @@ def describe(model) -> dict:
     return {
         "file": f.path, "sha256": f.sha256,
         "input": {"name": f.input_name, "shape": list(f.input_shape)}, "output": f.output_name,
+        "file_input": {"name": f.file_input_name, "shape": list(f.file_input_shape)},
+        "file_output": {"name": f.file_output_name, "shape": list(f.file_output_shape)},
         "scale": f.scale, "offset": f.offset, "in_channels": f.in_channels,
         "fixed_size": list(f.fixed_size) if f.fixed_size else None, "opset": f.opset, "producer": f.producer,
         "op_types": dict(sorted(Counter(n.op_type for n in model.nodes).items())), "nodes": len(model.nodes),
@@ -51,13 +53,16 @@ def command(model, list_nodes, device, threads, value_range, no_verify, channel_
         info["node_list"] = [{"name": n.name, "op_type": n.op_type, "onnx_name": n.onnx_name, "shape": list(n.shape)}
                              for n in m.nodes]
     err, gap = info["conversion_error"], info["precision_gap"]
+    fi, fo = info["file_input"], info["file_output"]
     scores = ", ".join(f"{k}: {v:.3g}" for k, v in info["value_range_distance"].items())
     free = "the output" if info["dtype"]["input"] == "uint8" else "the input"
     output = ("" if info["output_range_source"] == "as the input" else
               f", output {info['output_range']:g} ({info['output_range_source']})")
     lines = [
         f"model          {info['file']}",
-        f"input          {info['input']['name']} {info['input']['shape']}",
+        f"file           {fi['name']} [{', '.join(map(str, fi['shape']))}] -> {fo['name']} "
+        f"[{', '.join(map(str, fo['shape']))}] (what the file itself takes and returns)",
+        f"core           {info['input']['name']} {info['input']['shape']} (what the graph and every method take)",
         f"detected       {info['layout']['input']} {info['dtype']['input']} -> {info['layout']['output']} "
         f"{info['dtype']['output']}, {info['file_precision']} weights, {info['channel_order'].upper()}",
         *(f"  why          {r}" for r in info["adapters"]),

@@ -41,7 +41,7 @@ from . import (  # noqa: F401  (imported for their converter registrations)
 )
 from .export import export_onnx  # noqa: E402
 
-__all__ = ["export_onnx", "prepare", "to_torch"]
+__all__ = ["build", "export_onnx", "prepare", "to_torch"]
 
 # onnx2torch's Slice indexes with a list, which torch flags on every call; the result is right.
 warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", module="onnx2torch")
@@ -93,11 +93,17 @@ def to_torch(model: onnx.ModelProto) -> tuple[fx.GraphModule, onnx.ModelProto]:
     Raises UnsupportedOpError naming the first node no converter handles.
     """
     prepared = prepare(model)
+    return build(prepared), prepared
+
+
+def build(prepared: onnx.ModelProto) -> fx.GraphModule:
+    """The eval-mode GraphModule of a model ``prepare`` cleaned (the same graph ``to_torch`` returns for it).
+    Raises UnsupportedOpError naming the first node no converter handles."""
     try:
         module = onnx2torch.convert(prepared)
     except NotImplementedError as err:
         raise _first_unsupported(prepared, err) from err
-    return module.eval(), prepared
+    return module.eval()
 
 
 def _schema_version(op_type: str, domain: str, opset: int) -> int:

@@ -6,10 +6,16 @@ RGB order and whose single output is float32 (N, C, sH, sW) RGB, both in the fil
 
 - float16 / bfloat16 initializers, Constant values and Cast targets upcast to float32, so Cast pairs
   around float16 compute become identities (the file's precision is named in ``Adapter.precision``);
-- a channels-last (N, H, W, C) input or output wrapped in Transposes (layout read from the shapes);
-- a uint8 input retyped to float (its Cast to float becomes an identity) and, at a uint8 output, the
-  final Cast, Round and Clip(0, 255) removed: the core is differentiable in float;
-- for ``channel_order='bgr'``, the channel order reversed at both ends.
+- a channels-last (N, H, W, C) input or output, or one image without a batch dim ((H, W, C) or (C, H, W)),
+  wrapped in Transposes and Squeeze / Unsqueeze (layout read from the shapes);
+- a uint8 input retyped to float: its values may pass through data-movement ops (Split, Concat, Transpose,
+  Reshape, Squeeze, Unsqueeze, Slice, constant-index Gather, Identity: ``pipeline.integer_flow``), which stay in
+  the core as float ops, to their Casts to float, which become identities; at a uint8 output, the final Cast,
+  Round and Clip(0, 255) removed (before any data-movement ops that follow them): the core is differentiable in
+  float;
+- for a BGR end, the channel order reversed there. An end whose ops reverse the channel axis (Split + Concat in
+  reverse order, Gather or Slice with step -1: ``pipeline.channel_flips``) takes or returns BGR ('auto', the
+  default); ``channel_order='rgb'`` or ``'bgr'`` sets both ends.
 
 Pre/post-processing inside the graph (Transpose, Mul/Div by 255, Sub mean) stays as it is.
 ``Adapter.to_file`` / ``from_file`` map core-layout arrays to what the original file takes and back,
@@ -25,42 +31,64 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import OnnxAttrError
-from .onnxfile import dims_of, image_io
+from .onnxfile import dims_of, image_io, opset_of
+from .pipeline import Axis, Graph, channel_flips, integer_flow, uint8_tail
 
 _LOW_FLOATS = {TensorProto.FLOAT16: "float16", TensorProto.BFLOAT16: "bfloat16"}
 _DTYPES = {TensorProto.FLOAT: "float32", TensorProto.UINT8: "uint8", **_LOW_FLOATS}
 CORE_INPUT, CORE_OUTPUT = "onnxattr_image", "onnxattr_sr"
-CHANNEL_ORDERS = ("rgb", "bgr")
+CHANNEL_ORDERS = ("auto", "rgb", "bgr")
+LAYOUTS = {"NCHW": (4, 1), "NHWC": (4, 3), "HWC": (3, 2), "CHW": (3, 0)}  # layout -> (rank, channel axis)
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """How the original file differs from its core: layouts, I/O dtypes, compute precision, channel order."""
+    """How the original file differs from its core: layouts, I/O dtypes, compute precision, channel orders."""
 
     input_name: str
     output_name: str
-    input_layout: str  # "NCHW" or "NHWC"
+    input_layout: str  # "NCHW", "NHWC", or one image without a batch dim: "HWC", "CHW"
     output_layout: str
     input_dtype: str  # "float32", "float16", "bfloat16" or "uint8"
     output_dtype: str
     precision: str  # lowest float type of the file's weights and compute: "float32", "float16", "bfloat16"
-    channel_order: str  # "rgb" or "bgr"
+    channel_order: str  # "rgb" or "bgr": what the input takes
     removed: tuple[str, ...]  # ops taken off the output end (e.g. "Clip", "Round", "Cast")
     reasons: tuple[str, ...]  # one line per decision, for `inspect`
+    output_channel_order: str = ""  # "rgb" or "bgr": what the output returns ("": as the input)
+    input_shape: tuple[int | str, ...] = ()  # the file's declared input and output shapes (names where symbolic)
+    output_shape: tuple[int | str, ...] = ()
+
+    @property
+    def output_order(self) -> str:
+        return self.output_channel_order or self.channel_order
+
+    @property
+    def orders(self) -> str:
+        """'rgb', 'bgr', or 'bgr in, rgb out' where the ends differ."""
+        if self.output_order == self.channel_order:
+            return self.channel_order
+        return f"{self.channel_order} in, {self.output_order} out"
 
     @property
     def changed(self) -> bool:
         """True when the core is not the file itself."""
         return (self.input_layout, self.output_layout, self.input_dtype, self.output_dtype, self.precision,
-                self.channel_order) != ("NCHW", "NCHW", "float32", "float32", "float32", "rgb") or bool(self.removed)
+                self.channel_order, self.output_order) != ("NCHW", "NCHW", "float32", "float32", "float32", "rgb",
+                                                           "rgb") or bool(self.removed)
 
     def to_file(self, x: np.ndarray) -> np.ndarray:
-        """Core input (N, C, H, W) float, file units -> the array the original file takes."""
+        """Core input (N, C, H, W) float, file units -> the array the original file takes (N = 1 for a file
+        without a batch dim)."""
         x = np.asarray(x, dtype=np.float32)
         if self.channel_order == "bgr":
             x = x[:, ::-1]
-        if self.input_layout == "NHWC":
-            x = x.transpose(0, 2, 3, 1)
+        if self.input_layout in ("HWC", "CHW"):
+            if x.shape[0] != 1:
+                raise ValueError(f"the file takes one image ({self.input_layout}), got a batch of {x.shape[0]}")
+            x = x[0]
+        if self.input_layout in ("NHWC", "HWC"):
+            x = np.moveaxis(x, -3, -1)
         x = np.ascontiguousarray(x)
         if self.input_dtype == "uint8":
             return np.clip(np.round(x), 0, 255).astype(np.uint8)
@@ -69,9 +97,11 @@ class Adapter:
     def from_file(self, y: np.ndarray) -> np.ndarray:
         """The original file's output -> core output (N, C, sH, sW) float32, file units."""
         y = np.asarray(y).astype(np.float32)
-        if self.output_layout == "NHWC":
-            y = y.transpose(0, 3, 1, 2)
-        if self.channel_order == "bgr":
+        if self.output_layout in ("NHWC", "HWC"):
+            y = np.moveaxis(y, -1, -3)
+        if self.output_layout in ("HWC", "CHW"):
+            y = y[None]
+        if self.output_order == "bgr":
             y = y[:, ::-1]
         return np.ascontiguousarray(y)
 
@@ -81,13 +111,24 @@ def _show(dims: list[int | None], names: str) -> str:
 
 
 def _layout(dims: list[int | None], what: str) -> tuple[str, str]:
-    """NCHW when dim 1 is 1 or 3; NHWC when the last dim is 1 or 3 and dim 1 is dynamic or larger."""
+    """4-D: NCHW when dim 1 is 1 or 3; NHWC when the last dim is 1 or 3 and dim 1 is dynamic or larger. 3-D (one
+    image, no batch dim): HWC when the last dim is 1 or 3 and dim 0 is dynamic or larger, else CHW."""
+    if len(dims) == 3:
+        if dims[2] in (1, 3) and (dims[0] is None or dims[0] > 3):
+            return "HWC", f"{what} {_show(dims, 'HWC')}: 3-D, last dim {dims[2]}: one image, channels last, no batch dim"
+        return "CHW", f"{what} {_show(dims, 'CHW')}: 3-D: one image, channels first, no batch dim"
     if len(dims) != 4 or dims[1] in (1, 3):
         return "NCHW", f"{what} {_show(dims, 'NCHW')}: channels first"
     if dims[3] in (1, 3) and (dims[1] is None or dims[1] > 3):
         size = "dynamic" if dims[1] is None else f"{dims[1]}"
         return "NHWC", f"{what} {_show(dims, 'NHWC')}: last dim {dims[3]}, dim 1 {size}: channels last"
     return "NCHW", f"{what} {_show(dims, 'NCHW')}: channels first (no channels-last evidence)"
+
+
+def _declared(value: onnx.ValueInfoProto) -> tuple[int | str, ...]:
+    """A value's declared shape: ints, or the symbolic names ('?' where unnamed)."""
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?")
+                 for d in value.type.tensor_type.shape.dim)
 
 
 def _upcast_tensor(t: TensorProto) -> None:
@@ -165,50 +206,34 @@ def _clip_bounds(proto: onnx.ModelProto, node: onnx.NodeProto) -> tuple[float | 
     return _constant_value(proto, ins[1]), _constant_value(proto, ins[2])
 
 
-def _strip_uint8_output(proto: onnx.ModelProto, name: str) -> tuple[str, tuple[str, ...]]:
-    """Take Cast(to uint8), Round and Clip(0, 255) off the output end; return the float value that
-    becomes the output and the removed op types (output end first)."""
-    producer = {o: n for n in proto.graph.node for o in n.output}
-    consumers: dict[str, int] = {}
-    for n in proto.graph.node:
-        for i in n.input:
-            consumers[i] = consumers.get(i, 0) + 1
-    value, removed, dropped = proto.graph.output[0].name, [], []
-    while value in producer:
-        node = producer[value]
-        to = next((a.i for a in node.attribute if a.name == "to"), None)
-        if node.op_type == "Cast" and to == TensorProto.UINT8:
-            pass
-        elif node.op_type == "Round":
-            pass
-        elif node.op_type == "Clip" and _clip_bounds(proto, node) == (0.0, 255.0):
-            pass
-        else:
-            break
-        if removed and consumers.get(value, 0) > 1:
-            break  # an inner value used elsewhere too: stop, keep the node
-        removed.append(node.op_type)
-        dropped.append(node)
-        value = node.input[0]
-    if "Cast" not in removed:
-        raise OnnxAttrError(
-            f"{name} returns uint8 but its last op is not a Cast to uint8; onnxattr cannot take the output "
-            "back to float (re-export with a float output)"
-        )
-    for node in dropped:
-        proto.graph.node.remove(node)
-    return value, tuple(removed)
-
-
-def _retype_uint8_input(proto: onnx.ModelProto, inp: onnx.ValueInfoProto, name: str) -> None:
-    users = [n for n in proto.graph.node if inp.name in n.input]
-    bad = [n for n in users if n.op_type != "Cast"]
-    if bad:
-        raise OnnxAttrError(
-            f"{name} feeds its uint8 input to {bad[0].op_type} {bad[0].name!r}, not to a Cast to float; "
-            "onnxattr cannot attribute through integer ops (re-export with a float input)"
-        )
-    inp.type.tensor_type.elem_type = TensorProto.FLOAT
+def _strip_uint8_output(proto: onnx.ModelProto, name: str) -> tuple[str, tuple[str, ...], list[str]]:
+    """Take Cast(to uint8), Round and Clip(0, 255) off the output end, before the data-movement ops that may follow
+    them (``pipeline.uint8_tail``; those stay, as float ops). Returns the value that becomes the graph output, the
+    removed op types (output end first) and the data-movement ops kept."""
+    graph = Graph(proto)
+    output = proto.graph.output[0].name
+    moved, casts = uint8_tail(graph, output, name)
+    removed: tuple[str, ...] = ()
+    for cast in casts:
+        ops, dropped = [], []
+        node: onnx.NodeProto | None = cast
+        while node is not None and (node is cast or node.op_type == "Round"
+                                    or (node.op_type == "Clip" and _clip_bounds(proto, node) == (0.0, 255.0))):
+            if dropped and len(graph.consumers.get(node.output[0], [])) > 1:
+                break  # an inner value used elsewhere too: stop, keep the node
+            ops.append(node.op_type)
+            dropped.append(node)
+            node = graph.producer.get(node.input[0])
+        floats = dropped[-1].input[0]
+        for n in graph.consumers.get(cast.output[0], []):  # the data-movement ops after the Cast read the float
+            for i, v in enumerate(n.input):
+                if v == cast.output[0]:
+                    n.input[i] = floats
+        output = floats if cast.output[0] == output else output
+        for n in dropped:
+            proto.graph.node.remove(n)
+        removed = removed or tuple(ops)
+    return output, removed, list(dict.fromkeys(n.op_type for n in reversed(moved)))  # in graph order
 
 
 def _dtype(value: onnx.ValueInfoProto, name: str, side: str) -> str:
@@ -221,18 +246,48 @@ def _dtype(value: onnx.ValueInfoProto, name: str, side: str) -> str:
     return _DTYPES[kind]
 
 
-def adapt(proto: onnx.ModelProto, name: str, channel_order: str = "rgb") -> tuple[onnx.ModelProto, Adapter]:
+
+def _orders(graph: Graph, inp: onnx.ValueInfoProto, out: onnx.ValueInfoProto, layouts: tuple[str, str],
+            channels: int | None, given: str) -> tuple[str, str, str | None]:
+    """The channel order of each end and its reason line: under 'auto' the graph's own channel reversals decide each
+    end ('rgb' where there are none); 'rgb' or 'bgr' set both ends."""
+    if channels != 3:
+        return "rgb", "rgb", None
+    ends = []
+    for value, layout, forward in ((inp, layouts[0], True), (out, layouts[1], False)):
+        rank, axis = LAYOUTS[layout]
+        ends.append(channel_flips(graph, Axis(value.name, rank, axis), channels, forward)
+                    if len(dims_of(value)) == rank else [])
+    said = [("bgr" if len(flips) % 2 else "rgb") if flips else None for flips in ends]
+    where = [f"{side} ({', '.join(flips)})" for side, flips in zip(("after the input", "before the output"), ends) if flips]
+    graph_says = f"the graph reverses the channel axis {' and '.join(where)}" if where else None
+    if given != "auto":
+        if graph_says and any(s not in (None, given) for s in said):
+            return given, given, f"channel order {given.upper()} (as given, though {graph_says})"
+        return given, given, f"channel order {given.upper()} (as given): channels reversed at both ends" \
+            if given == "bgr" else None
+    if not graph_says:
+        return "rgb", "rgb", None
+    orders = [s or "rgb" for s in said]
+    shown = orders[0].upper() if orders[0] == orders[1] else f"{orders[0].upper()} in, {orders[1].upper()} out"
+    return orders[0], orders[1], f"channel order {shown} (detected: {graph_says})"
+
+
+def adapt(proto: onnx.ModelProto, name: str, channel_order: str = "auto") -> tuple[onnx.ModelProto, Adapter]:
     """The float32 NCHW RGB core of ``proto`` and the :class:`Adapter` that relates it to the file."""
     if channel_order not in CHANNEL_ORDERS:
-        raise OnnxAttrError(f"channel order {channel_order!r}: pass 'rgb' or 'bgr'")
+        raise OnnxAttrError(f"channel order {channel_order!r}: pass 'auto', 'rgb' or 'bgr'")
     inp, out = image_io(proto, name)
     in_dtype, out_dtype = _dtype(inp, name, "input"), _dtype(out, name, "output")
-    in_layout, in_why = _layout(dims_of(inp), "input")
-    out_dims = dims_of(out)
-    if len(out_dims) == 4 and any(out_dims[1:]):
+    in_dims, out_dims = dims_of(inp), dims_of(out)
+    in_layout, in_why = _layout(in_dims, "input")
+    if len(out_dims) in (3, 4) and any(out_dims[1:]):
         out_layout, out_why = _layout(out_dims, "output")
     else:
         out_layout, out_why = in_layout, f"output shape {_show(out_dims, 'NCHW')} not declared: as the input"
+    rank, axis = LAYOUTS[in_layout]
+    channels = in_dims[axis] if len(in_dims) == rank else None
+    in_order, out_order, order_why = _orders(Graph(proto), inp, out, (in_layout, out_layout), channels, channel_order)
     core = onnx.ModelProto()
     core.CopyFrom(proto)
     low = _upcast_graph(core.graph)
@@ -241,20 +296,19 @@ def adapt(proto: onnx.ModelProto, name: str, channel_order: str = "rgb") -> tupl
     cin, cout = core.graph.input[[v.name for v in core.graph.input].index(inp.name)], core.graph.output[0]
     removed: tuple[str, ...] = ()
     if in_dtype == "uint8":
-        _retype_uint8_input(core, cin, name)
-        reasons.append("input uint8 (0..255): fed as float, its Cast to float removed")
+        moved = integer_flow(Graph(core), cin.name, name)
+        through = f" through {', '.join(dict.fromkeys(n.op_type for n in moved))}" if moved else ""
+        reasons.append(f"input uint8 (0..255){through} to its Cast: fed as float, the Cast removed")
     if out_dtype == "uint8":
-        value, removed = _strip_uint8_output(core, name)
+        value, removed, kept = _strip_uint8_output(core, name)
         cout.name = value
-        cout.type.tensor_type.elem_type = TensorProto.FLOAT
-        reasons.append(f"output uint8: {', '.join(removed)} removed at the end (differentiable in float)")
+        after = f", before {', '.join(kept)} (kept)" if kept else ""
+        reasons.append(f"output uint8: {', '.join(removed)} removed at the end{after} (differentiable in float)")
     cin.type.tensor_type.elem_type = TensorProto.FLOAT
     cout.type.tensor_type.elem_type = TensorProto.FLOAT
-    in_channels = (dims_of(inp)[3] if in_layout == "NHWC" else dims_of(inp)[1]) if len(dims_of(inp)) == 4 else None
-    bgr = channel_order == "bgr" and in_channels == 3
-    if bgr:
-        reasons.append("channel order BGR (as given): channels reversed at both ends")
-    _wrap(core, cin, cout, in_layout, out_layout, bgr)
+    if order_why:
+        reasons.append(order_why)
+    _wrap(core, cin, cout, (in_layout, out_layout), (in_order == "bgr", out_order == "bgr"))
     _float_casts_to_identity(core)
     return core, Adapter(
         input_name=inp.name,
@@ -264,56 +318,81 @@ def adapt(proto: onnx.ModelProto, name: str, channel_order: str = "rgb") -> tupl
         input_dtype=in_dtype,
         output_dtype=out_dtype,
         precision=precision,
-        channel_order="bgr" if bgr else "rgb",
+        channel_order=in_order,
+        output_channel_order=out_order if out_order != in_order else "",
         removed=removed,
         reasons=tuple(reasons),
+        input_shape=_declared(inp),
+        output_shape=_declared(out),
     )
 
 
-def _wrap(core: onnx.ModelProto, cin: onnx.ValueInfoProto, cout: onnx.ValueInfoProto,
-          in_layout: str, out_layout: str, bgr: bool) -> None:
-    """Put Transposes (channels-last) and channel reversals (BGR) around the graph, in place."""
-    if in_layout == "NCHW" and out_layout == "NCHW" and not bgr:
-        return
-    nodes: list[onnx.NodeProto] = []
-    if bgr:
+def _axes_node(core: onnx.ModelProto, op: str, value: str, out: str) -> onnx.NodeProto:
+    """Squeeze or Unsqueeze of axis 0, in the form of the core's opset (the axes an input from opset 13)."""
+    if opset_of(core) < 13:
+        return helper.make_node(op, [value], [out], axes=[0], name=f"onnxattr_{op.lower()}")
+    if not any(t.name == "onnxattr_axis0" for t in core.graph.initializer):
+        core.graph.initializer.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "onnxattr_axis0"))
+    return helper.make_node(op, [value, "onnxattr_axis0"], [out], name=f"onnxattr_{op.lower()}")
+
+
+def _core_dims(dims: list[int | None], layout: str) -> list[int | None]:
+    """The (N, C, H, W) dims of a file end in ``layout`` (N = 1 for one image)."""
+    if layout == "NHWC" and len(dims) == 4:
+        return [dims[0], dims[3], dims[1], dims[2]]
+    if layout == "HWC" and len(dims) == 3:
+        return [1, dims[2], dims[0], dims[1]]
+    if layout == "CHW" and len(dims) == 3:
+        return [1, *dims]
+    return dims
+
+
+def _wrap(core: onnx.ModelProto, cin: onnx.ValueInfoProto, cout: onnx.ValueInfoProto, layouts: tuple[str, str],
+          flips: tuple[bool, bool]) -> None:
+    """Put the layout changes (Transposes, Squeeze / Unsqueeze of the batch dim) and channel reversals (BGR ends)
+    around the graph, in place: the core takes and returns (N, C, H, W) RGB."""
+    (in_layout, out_layout), (in_flip, out_flip) = layouts, flips
+    if any(flips):
         core.graph.initializer.append(numpy_helper.from_array(np.array([2, 1, 0], dtype=np.int64), "onnxattr_bgr"))
-    new_in = cin.name
-    if in_layout == "NHWC" or bgr:
-        dims = dims_of(cin)
-        nchw = [dims[0], dims[3], dims[1], dims[2]] if in_layout == "NHWC" else dims
-        new_in = CORE_INPUT
+    head: list[onnx.NodeProto] = []
+    if in_layout != "NCHW" or in_flip:
         value = CORE_INPUT
-        if bgr:
-            nodes.append(helper.make_node("Gather", [value, "onnxattr_bgr"], ["onnxattr_image_bgr"], axis=1,
-                                          name="onnxattr_rgb_to_bgr"))
+        if in_flip:
+            head.append(helper.make_node("Gather", [value, "onnxattr_bgr"], ["onnxattr_image_bgr"], axis=1,
+                                         name="onnxattr_rgb_to_bgr"))
             value = "onnxattr_image_bgr"
-        if in_layout == "NHWC":
-            nodes.append(helper.make_node("Transpose", [value], [cin.name], perm=[0, 2, 3, 1], name="onnxattr_to_nhwc"))
-        else:
-            nodes[-1].output[0] = cin.name
+        if in_layout in ("HWC", "CHW"):
+            head.append(_axes_node(core, "Squeeze", value, "onnxattr_image_chw"))
+            value = "onnxattr_image_chw"
+        if in_layout in ("NHWC", "HWC"):
+            perm = [0, 2, 3, 1] if in_layout == "NHWC" else [1, 2, 0]
+            head.append(helper.make_node("Transpose", [value], ["onnxattr_image_last"], perm=perm,
+                                         name="onnxattr_to_last"))
+        head[-1].output[0] = cin.name
+        dims = _core_dims(dims_of(cin), in_layout)
         core.graph.input.remove(cin)
         core.graph.input.insert(0, helper.make_tensor_value_info(
-            new_in, TensorProto.FLOAT, [d if d else n for d, n in zip(nchw, ("N", "C", "H", "W"))]))
+            CORE_INPUT, TensorProto.FLOAT, [d if d else n for d, n in zip(dims, "NCHW")]))
     tail: list[onnx.NodeProto] = []
-    if out_layout == "NHWC" or bgr:
+    if out_layout != "NCHW" or out_flip:
         value = cout.name
-        if out_layout == "NHWC":
-            tail.append(helper.make_node("Transpose", [value], ["onnxattr_sr_nchw"], perm=[0, 3, 1, 2],
-                                         name="onnxattr_to_nchw"))
+        if out_layout in ("NHWC", "HWC"):
+            perm = [0, 3, 1, 2] if out_layout == "NHWC" else [2, 0, 1]
+            tail.append(helper.make_node("Transpose", [value], ["onnxattr_sr_first"], perm=perm,
+                                         name="onnxattr_to_first"))
+            value = "onnxattr_sr_first"
+        if out_layout in ("HWC", "CHW"):
+            tail.append(_axes_node(core, "Unsqueeze", value, "onnxattr_sr_nchw"))
             value = "onnxattr_sr_nchw"
-        if bgr:
+        if out_flip:
             tail.append(helper.make_node("Gather", [value, "onnxattr_bgr"], ["onnxattr_sr_rgb"], axis=1,
                                          name="onnxattr_bgr_to_rgb"))
-            value = "onnxattr_sr_rgb"
         tail[-1].output[0] = CORE_OUTPUT
-        odims = dims_of(cout)
-        if out_layout == "NHWC" and len(odims) == 4:
-            odims = [odims[0], odims[3], odims[1], odims[2]]
+        odims = _core_dims(dims_of(cout), out_layout)
         core.graph.output.remove(cout)
         core.graph.output.append(helper.make_tensor_value_info(
             CORE_OUTPUT, TensorProto.FLOAT, [d if d else n for d, n in zip(odims, ("N", "C", "sH", "sW"))]
             if len(odims) == 4 else None))
     body = list(core.graph.node)
     del core.graph.node[:]
-    core.graph.node.extend(nodes + body + tail)
+    core.graph.node.extend(head + body + tail)

@@ -27,6 +27,18 @@ def convert(core: onnx.ModelProto, name: str) -> tuple[fx.GraphModule, onnx.Mode
         raise OnnxAttrError(f"cannot convert {name} to torch: {error_line(err)}") from err
 
 
+def rebuild(prepared: onnx.ModelProto, name: str) -> fx.GraphModule:
+    """The converted graph of a core ``convert`` cleaned before (a cache entry's): the cleaning is skipped."""
+    from ..converters import build
+
+    try:
+        return build(prepared)
+    except OnnxAttrError:
+        raise
+    except Exception as err:  # noqa: BLE001  (as convert)
+        raise OnnxAttrError(f"cannot convert {name} to torch: {error_line(err)}") from err
+
+
 def op_table(prepared: onnx.ModelProto, graph: fx.GraphModule) -> OpTable:
     """fx node name -> (ONNX op type, ONNX node name), for module nodes and their getitem outputs."""
     from onnx2torch.onnx_graph import OnnxGraph

@@ -18,6 +18,7 @@ Taps keep using the full graph (every node there); the copy shares its weights.
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 import threading
@@ -43,7 +44,7 @@ class Facts:
     static: dict[fx.Node, Any]
     shape: dict[fx.Node, tuple[int, ...]]
     dtype: dict[fx.Node, torch.dtype]
-    output: torch.Tensor
+    output: Any  # the graph's output: a tensor, or a tuple of them
 
 
 def _is_literal(value: Any) -> bool:
@@ -83,17 +84,20 @@ class _Folder(fx.Interpreter):
         return out
 
 
-def fold_static(gm: fx.GraphModule, op_types: dict[str, str], x: torch.Tensor) -> Facts:
-    """One run of ``gm`` on ``x`` (autograd as the caller has it; ``Facts.output`` is the graph's output):
+def fold_static(gm: fx.GraphModule, op_types: dict[str, str], *inputs: torch.Tensor) -> Facts:
+    """One run of ``gm`` on ``inputs`` (autograd as the caller has it; ``Facts.output`` is the graph's output):
     the static nodes' values and every node's shape and dtype."""
     folder = _Folder(gm, op_types)
-    folder.run(x)
+    folder.run(*inputs)
     return folder.facts
 
 
 # ----------------------------------------------------------------------------- native replacements
 # Each rule takes (node, module, facts) and returns (function, args) in terms of the node's fx inputs and
-# Python constants, or None when the node's case is not covered (the module then stays).
+# Python constants, or None when the node's case is not covered (the module then stays). A rule meets every
+# form the converters write for its op: attribute forms of old opsets (the bounds of Slice-1 are the module's),
+# optional inputs left out (onnx2torch passes those after a gap as keywords), negative axes and indices, steps.
+# A rule that raises declines as well (``_native``): a rule's slip never stops a load.
 Rule = Callable[[fx.Node, torch.nn.Module, Facts], "tuple[Callable, tuple] | None"]
 
 
@@ -102,45 +106,91 @@ def _const(n: Any, facts: Facts) -> Any:
     return facts.static[n] if isinstance(n, fx.Node) else n
 
 
+def _operands(n: fx.Node, module: torch.nn.Module) -> list[Any]:
+    """The node's inputs in the order of ``module.forward``'s parameters, None where an optional one is absent."""
+    names = list(inspect.signature(module.forward).parameters)
+    values = list(n.args) + [None] * (len(names) - len(n.args))
+    for name, v in n.kwargs.items():
+        values[names.index(name)] = v
+    return values
+
+
+def _ints(v: Any, facts: Facts) -> list[int] | None:
+    """A static 1-D integer input (or Python list) as ints; None when absent; KeyError when not static."""
+    if v is None:
+        return None
+    v = _const(v, facts)
+    return [int(i) for i in (v.tolist() if isinstance(v, torch.Tensor) else v)]
+
+
 def _to_shape(n: fx.Node, module: torch.nn.Module, facts: Facts):
     return torch.reshape, (n.args[0], facts.shape[n])
 
 
 def _transpose(n: fx.Node, module: torch.nn.Module, facts: Facts):
-    perm = module.perm if module.perm is not None else list(range(len(facts.shape[n])))[::-1]
-    return torch.permute, (n.args[0], tuple(perm))
+    rank = len(facts.shape[n])
+    perm = module.perm if module.perm is not None else list(range(rank))[::-1]
+    return torch.permute, (n.args[0], tuple(int(p) % rank for p in perm))
 
 
 def _gather(n: fx.Node, module: torch.nn.Module, facts: Facts):
-    data, index = n.args
+    data, index = _operands(n, module)[:2]
     try:
         idx = _const(index, facts)
     except KeyError:
         return None
+    if not isinstance(idx, torch.Tensor) or idx.is_floating_point():
+        return None
     rank = len(facts.shape[data])
-    axis, size = module._axis % rank, facts.shape[data][module._axis % rank]
+    axis = int(getattr(module, "_axis", 0)) % rank
+    size = facts.shape[data][axis]
     if idx.ndim == 0:
         return torch.select, (data, axis, int(idx) % size)
+    index = torch.remainder(idx.long().reshape(-1), size)  # negative indices count from the end
     if idx.ndim == 1:
-        return torch.index_select, (data, axis, torch.remainder(idx.long(), size))
-    return None
+        return torch.index_select, (data, axis, index)
+    return gather_rows, (data, axis, index, facts.shape[n])
+
+
+def gather_rows(x: torch.Tensor, axis: int, index: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Gather with indices of any rank: rows ``index`` (flattened) along ``axis``, reshaped to ``shape``."""
+    return x.index_select(axis, index).reshape(shape)
+
+
+def flip_slice(x: torch.Tensor, flips: tuple[int, ...], index: tuple[slice, ...]) -> torch.Tensor:
+    """``x`` flipped on ``flips``, then indexed: a Slice with negative steps (``_slice``)."""
+    return (x.flip(flips) if flips else x)[index]
 
 
 def _slice(n: fx.Node, module: torch.nn.Module, facts: Facts):
-    data, *bounds = n.args
-    try:
-        starts, ends, axes, steps = ([int(v) for v in _const(b, facts).tolist()] if b is not None else None
-                                     for b in (list(bounds) + [None] * 4)[:4])
-    except KeyError:
-        return None
+    """Slice-1 (``starts``, ``ends``, ``axes`` kept by the converted module) or Slice-10+ (inputs data, starts, ends
+    and the optional axes, steps). ONNX clamps bounds as Python does for positive steps; a negative step on an axis
+    of size d is a positive one on the flipped axis, with start -> -start - 1 and end -> -end - 1 (ONNX clamps a
+    negative step's start to [0, d - 1] and end to [-1, d - 1], Python's negative indices of the flip agree)."""
+    if hasattr(module, "starts") and hasattr(module, "ends"):  # converters.slices.OnnxSlice1
+        data, starts, ends = n.args[0], list(module.starts), list(module.ends)
+        axes, steps = getattr(module, "axes", None), None
+    else:
+        data, *bounds = _operands(n, module)[:5]
+        try:
+            starts, ends, axes, steps = (_ints(b, facts) for b in (bounds + [None] * 4)[:4])
+        except KeyError:
+            return None
+        if starts is None or ends is None:
+            return None
     rank = len(facts.shape[data])
-    axes = axes if axes is not None else list(range(len(starts)))
+    axes = [int(a) % rank for a in axes] if axes is not None else list(range(len(starts)))
     steps = steps if steps is not None else [1] * len(starts)
-    if any(s <= 0 for s in steps):
+    if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps or len(set(axes)) != len(axes):
         return None
-    index = [slice(None)] * rank
+    index, flips = [slice(None)] * rank, []
     for axis, start, end, step in zip(axes, starts, ends, steps):
-        index[axis % rank] = slice(start, end, step)  # Python clamps out-of-range bounds as ONNX does
+        if step < 0:
+            flips.append(axis)
+            start, end, step = -start - 1, -end - 1, -step
+        index[axis] = slice(start, end, step)
+    if flips:
+        return flip_slice, (data, tuple(flips), tuple(index))
     return operator.getitem, (data, tuple(index))
 
 
@@ -151,6 +201,8 @@ def _binary(fn: Callable) -> Rule:
     def rule(n: fx.Node, module: torch.nn.Module, facts: Facts):
         if getattr(module, "broadcast", None) == 1 and getattr(module, "axis", None) is not None:
             return None  # opset < 7 broadcasting
+        if len(n.args) != 2:
+            return None
         if not all(facts.dtype.get(a, torch.int64).is_floating_point for a in n.args if isinstance(a, fx.Node)):
             return None  # integer Div truncates; keep onnx2torch's
         return fn, tuple(n.args)
@@ -169,7 +221,7 @@ def _pow(n: fx.Node, module: torch.nn.Module, facts: Facts):
 
 
 def _concat(n: fx.Node, module: torch.nn.Module, facts: Facts):
-    return torch.cat, (list(n.args), module.axis)
+    return torch.cat, (list(n.args), int(module.axis))
 
 
 def _matmul(n: fx.Node, module: torch.nn.Module, facts: Facts):
@@ -186,6 +238,19 @@ NATIVE: dict[str, Rule] = {
     "Expand": _expand, "Pow": _pow, **{op: _binary(fn) for op, fn in _BINARY.items()},
 }
 PASS_THROUGH = {"Identity"}  # nodes replaced by their input (also Cast to the dtype the input has)
+KWARG_RULES = {"Slice", "Gather"}  # rules that read optional inputs given as keywords (``_operands``)
+
+
+def _native(op: str, n: fx.Node, module: torch.nn.Module, facts: Facts) -> tuple[Callable, tuple] | None:
+    """The native replacement of a module node, or None: no rule, a form the rule does not cover, or a rule
+    that fails on this node (it declines; the node runs as converted)."""
+    rule = NATIVE.get(op)
+    if rule is None or (n.kwargs and op not in KWARG_RULES) or not isinstance(facts.shape.get(n), tuple):
+        return None
+    try:
+        return rule(n, module, facts)
+    except Exception:  # noqa: BLE001  (a form no rule foresaw: the converted module runs instead)
+        return None
 
 
 # ----------------------------------------------------------------------------------------- fusions
@@ -313,8 +378,7 @@ def _rebuild(gm: fx.GraphModule, op_types: dict[str, str], facts: Facts) -> fx.G
             if op in PASS_THROUGH or (op == "Cast" and facts.dtype.get(n.args[0]) == getattr(module, "torch_dtype", None)):
                 env[n] = value(n.args[0])
                 continue
-            rule = NATIVE.get(op)
-            native = rule(n, module, facts) if rule is not None and not n.kwargs else None
+            native = _native(op, n, module, facts)
             if native is not None:
                 env[n] = graph.call_function(native[0], mapped(native[1]))
                 continue
@@ -324,21 +388,46 @@ def _rebuild(gm: fx.GraphModule, op_types: dict[str, str], facts: Facts) -> fx.G
     return fx.GraphModule(attrs, graph)
 
 
-def specialise(gm: fx.GraphModule, op_types: dict[str, str], x: torch.Tensor) -> tuple[fx.GraphModule | None, Any]:
-    """``gm`` specialised to ``x``'s shape, and ``gm(x)`` (from the run that found the facts, autograd as the
-    caller has it).
+def _tensors(out: Any) -> list[torch.Tensor]:
+    """The tensors of a graph's output (one tensor, or a tuple or list of them), in order."""
+    return [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
+
+
+def relative_gap(got: Any, ref: Any) -> float:
+    """max |got - ref| / max |ref| over every output tensor; inf when their shapes differ."""
+    got, ref = _tensors(got), _tensors(ref)
+    if [g.shape for g in got] != [r.shape for r in ref]:
+        return math.inf
+    if not ref:
+        return 0.0
+    scale = max(max((r.abs().max().item() for r in ref if r.numel()), default=0.0), 1e-12)
+    return max(((g - r).abs().max().item() for g, r in zip(got, ref) if r.numel()), default=0.0) / scale
+
+
+def specialise(gm: fx.GraphModule, op_types: dict[str, str], *inputs: torch.Tensor) -> tuple[fx.GraphModule | None, Any]:
+    """``gm`` specialised to the shapes of ``inputs`` (the image; graphs of several inputs take them all), and
+    ``gm(*inputs)`` (from the run that found the facts, autograd as the caller has it).
 
     The copy of a single plain image is checked against that output (one more forward, without autograd):
-    None (with a warning) when they differ by more than SPECIALISE_TOLERANCE (relative max). A batch's copy
-    (N > 1, or inside vmap) is not: its rules are those checked at batch 1 and N enters only through shapes."""
-    facts = fold_static(gm, op_types, x)
-    fast, ref = _rebuild(gm, op_types, facts), facts.output
+    None (with a warning) when they differ by more than SPECIALISE_TOLERANCE (relative max), or when the copy
+    cannot be built. A batch's copy (N > 1, or inside vmap) is not checked: its rules are those checked at batch 1
+    and N enters only through shapes."""
+    x = inputs[0]
+    facts = fold_static(gm, op_types, *inputs)
+    ref = facts.output
+    try:
+        fast = _rebuild(gm, op_types, facts)
+    except Exception as err:  # noqa: BLE001  (the fast path is an optimisation: the full graph runs instead)
+        warnings.warn(f"the specialised graph cannot be built at input shape {tuple(x.shape)} ({type(err).__name__}: "
+                      f"{err}); running the full graph", stacklevel=3)
+        return None, ref
     if x.shape[0] > 1 or torch._C._functorch.is_batchedtensor(x):
         return fast, ref
     with torch.no_grad():
-        got, ref_values = fast(x.detach()), ref.detach()
-    scale = max(ref_values.abs().max().item(), 1e-12)
-    err = (got - ref_values).abs().max().item() / scale if got.shape == ref_values.shape else math.inf
+        try:
+            err = relative_gap(fast(*(i.detach() for i in inputs)), [r.detach() for r in _tensors(ref)])
+        except Exception:  # noqa: BLE001  (a copy that fails to run is a copy that differs)
+            err = math.inf
     if not err <= SPECIALISE_TOLERANCE:
         warnings.warn(f"the specialised graph differs from the full graph by {err:.1e} at input shape "
                       f"{tuple(x.shape)}; running the full graph", stacklevel=3)

@@ -23,7 +23,7 @@ import torch
 from ..device import full_float32, pick_device
 from . import cache
 from .adapters import Adapter, adapt
-from .convert import convert, op_table
+from .convert import convert, op_table, rebuild
 from .model import SRModel
 from .onnxfile import IOSpec, io_spec, read_onnx, sha256
 from .session import ort_session, run_probe, size_runner
@@ -62,7 +62,7 @@ def load_model(
     device: str | torch.device | None = None,
     verify: bool = True,
     value_range: float | str = "auto",
-    channel_order: str = "rgb",
+    channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
@@ -71,7 +71,8 @@ def load_model(
 
     ``value_range``: 'auto' (detected from onnxruntime runs on a bundled photo), or 1 / 255 for models fed
     0..1 / 0..255 images (inputs are scaled up, outputs down, so every attribution is with respect to the
-    [0, 1] image). ``channel_order``: 'bgr' for files that take and return BGR. ``probe_size``: (H, W) to
+    [0, 1] image). ``channel_order``: 'auto' (each end BGR where the graph reverses its channel axis, as
+    pre-processing pipelines do, else RGB), or 'rgb' / 'bgr' for both ends. ``probe_size``: (H, W) to
     start the probe-size search from. ``progress``: called with one line per load stage (reading, probing,
     converting, verifying) that runs longer than ``STAGE_NOTICE_S``. ``verify=False`` skips the onnxruntime
     checks of the conversion and of the file's precision. ``use_cache``: read and write the converted graph
@@ -101,10 +102,14 @@ def load_model(
     for note in [] if cached else file_notes:
         warnings.warn(note, stacklevel=2)
     if entry is None:
-        entry = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages)
-    prepared = onnx.load_from_string(entry.prepared)
-    graph = entry.graph.to(dev).eval().requires_grad_(False)
-    ops = op_table(prepared, entry.graph)
+        entry, graph = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages)
+        prepared = onnx.load_from_string(entry.prepared)
+    else:
+        with stages("rebuilding"):
+            prepared = onnx.load_from_string(entry.prepared)
+            graph = rebuild(prepared, path.name)
+    ops = op_table(prepared, graph)
+    graph = graph.to(dev).eval().requires_grad_(False)
     for note in entry.load_warnings:
         warnings.warn(note, stacklevel=2)
     with stages("verifying"):
@@ -116,7 +121,7 @@ def load_model(
         if not adapter.changed:
             gap = 0.0  # onnxruntime runs the file itself
     if use_cache and verify and not cached:
-        cache.write(entry_name, entry)  # verified entries only (read back onto the CPU)
+        cache.write(entry_name, entry)  # verified entries only
     return SRModel(
         path=path, sha256=file_sha, proto=prepared, graph=graph, op_table=ops, spec=spec, adapter=adapter,
         scale=entry.scale, offset=entry.offset, size_rule=entry.rule, units=entry.units, session=session, device=dev,
@@ -148,7 +153,7 @@ def probe_and_convert(
     value_range: float | str,
     probe_size: tuple[int, int] | None,
     stages: Stages,
-) -> cache.Entry:
+) -> tuple[cache.Entry, torch.fx.GraphModule]:
     """What onnxruntime tells about the file (size rule, output law, value range, the probe's output) and the
     converted graph: everything of a load but the verification."""
     with stages("probing"):
@@ -162,6 +167,6 @@ def probe_and_convert(
     with stages("converting"):
         graph, prepared = convert(core, path.name)
     return cache.Entry(
-        graph=graph, prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, units=units,
-        probe_size=size, probe=x, probe_output=y_ort, precision_gap=None, load_warnings=[units.note] if units.note else [],
-    )
+        prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, units=units, probe_size=size,
+        probe=x, probe_output=y_ort, precision_gap=None, load_warnings=[units.note] if units.note else [],
+    ), graph

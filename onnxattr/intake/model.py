@@ -111,6 +111,10 @@ class ModelFacts:
     device: str
     from_cache: bool
     load_seconds: dict[str, float]
+    file_input_name: str = ""  # the file's own input and output, shapes as it declares them (names where symbolic)
+    file_input_shape: tuple[int | str, ...] = ()
+    file_output_name: str = ""
+    file_output_shape: tuple[int | str, ...] = ()
 
     @property
     def file(self) -> str:
@@ -138,7 +142,8 @@ class ModelFacts:
             facts = cls(**values)
         except TypeError:
             return None
-        tuples = {k: tuple(getattr(facts, k)) for k in ("input_shape", "removed_at_output", "adapter_reasons", "probe_size")}
+        tuples = {k: tuple(getattr(facts, k)) for k in ("input_shape", "file_input_shape", "file_output_shape",
+                                                        "removed_at_output", "adapter_reasons", "probe_size")}
         fixed = tuple(facts.fixed_size) if facts.fixed_size else None
         return cls(**{**values, **tuples, "fixed_size": fixed})
 
@@ -194,8 +199,10 @@ class SRModel:
             output_range_source=self.output_range_source,
             value_range_scores={f"{k:g}": v for k, v in self.value_range_scores.items()},
             conversion_error=self.conversion_error, precision_gap=self.precision_gap, file_precision=a.precision,
-            input_layout=a.input_layout, output_layout=a.output_layout, input_dtype=a.input_dtype,
-            output_dtype=a.output_dtype, channel_order=a.channel_order, removed_at_output=tuple(a.removed),
+            file_input_name=a.input_name, file_input_shape=tuple(a.input_shape), file_output_name=a.output_name,
+            file_output_shape=tuple(a.output_shape), input_layout=a.input_layout, output_layout=a.output_layout,
+            input_dtype=a.input_dtype, output_dtype=a.output_dtype, channel_order=a.orders,
+            removed_at_output=tuple(a.removed),
             adapter_reasons=tuple(a.reasons), size_rule=self.size_rule.describe(), min_side=self.size_rule.min_side,
             multiple=self.size_rule.multiple, probe_size=self.probe_size, device=str(self.device),
             from_cache=self.from_cache, load_seconds=dict(self.load_seconds),

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
-from onnx import external_data_helper
+from onnx import external_data_helper, helper
 
+from ..errors import OnnxAttrError, error_line
 from ..paths import regular_file
-from ..errors import OnnxAttrError
 from ..limits import check_pixels
 
 
@@ -36,25 +37,49 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_external_data(proto: onnx.ModelProto, folder: Path) -> None:
-    """Refuse external-data locations that leave the model's own folder, then load them."""
+def external_data_problem(proto: onnx.ModelProto, folder: Path) -> str | None:
+    """What is wrong with the first external-data location of ``proto`` that onnxattr (and onnxruntime) will not
+    read, as '<the problem>; <the fix>': an absolute path, a path that leaves the model's own ``folder`` (symbolic
+    links followed), a missing file; None when every location is a file inside the folder. Nothing is opened."""
     root = folder.resolve()
     for tensor in external_data_helper._get_all_tensors(proto):
         if not external_data_helper.uses_external_data(tensor):
             continue
-        info = {e.key: e.value for e in tensor.external_data}
-        target = (root / info.get("location", "")).resolve()
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        target = (root / location).resolve()
+        if Path(location).is_absolute():
+            return (f"tensor {tensor.name!r} keeps its data at the absolute path {location!r}; external data is read "
+                    "only by a path relative to the model's folder: save the model with a relative location")
         if not target.is_relative_to(root) or target == root:
-            raise OnnxAttrError(
-                f"tensor {tensor.name!r} keeps its data at {info.get('location')!r}, outside the model's folder "
-                f"{str(root)!r}; move the data file next to the .onnx file"
-            )
+            via = "" if ".." in Path(location).parts else f" (a link to {str(target)!r})"
+            return (f"tensor {tensor.name!r} keeps its data at {location!r}{via}, outside the model's folder "
+                    f"{str(root)!r}; move the data file next to the .onnx file")
         if not target.is_file():
-            raise OnnxAttrError(
-                f"external data file {info.get('location')!r} of tensor {tensor.name!r} is missing; "
-                "put it next to the .onnx file"
-            )
-    external_data_helper.load_external_data_for_model(proto, str(root))
+            return (f"external data file {location!r} of tensor {tensor.name!r} is missing from the model's folder "
+                    f"{str(root)!r}; put it next to the .onnx file")
+    return None
+
+
+def _load_external_data(proto: onnx.ModelProto, folder: Path, name: str) -> None:
+    """Refuse external-data locations that leave the model's own folder (``external_data_problem``), then load
+    them; data that cannot be read (a file shorter than its offset and length say) is refused in one line."""
+    problem = external_data_problem(proto, folder)
+    if problem:
+        raise OnnxAttrError(problem)
+    external = [(t, {e.key: e.value for e in t.external_data}.get("location", ""))
+                for t in external_data_helper._get_all_tensors(proto) if external_data_helper.uses_external_data(t)]
+    try:
+        external_data_helper.load_external_data_for_model(proto, str(folder.resolve()))
+    except Exception as err:  # noqa: BLE001  (onnx raises ValidationError, OSError or ValueError here)
+        raise OnnxAttrError(f"{name}'s external data cannot be read (onnx: {error_line(err, 200)}); save the model "
+                            "with its data again") from err
+    for tensor, location in external:
+        if tensor.data_type == onnx.TensorProto.STRING:
+            continue
+        need = math.prod(tensor.dims) * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        if len(tensor.raw_data) != need:
+            raise OnnxAttrError(f"{name}'s external data cannot be read: tensor {tensor.name!r} needs {need} bytes, "
+                                f"{location!r} gives {len(tensor.raw_data)}; save the model with its data again")
 
 
 def read_onnx(path: str | Path, notes: list[str] | None = None) -> tuple[onnx.ModelProto, Path]:
@@ -74,7 +99,7 @@ def read_onnx(path: str | Path, notes: list[str] | None = None) -> tuple[onnx.Mo
         raise OnnxAttrError(f"{str(path)!r} is not an ONNX model ({type(err).__name__}); pass an .onnx file") from err
     if not proto.graph.node:
         raise OnnxAttrError(f"{str(path)!r} holds no ONNX graph; pass an exported .onnx model")
-    _check_external_data(proto, path.parent)
+    _load_external_data(proto, path.parent, path.name)
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as err:

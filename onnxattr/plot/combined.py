@@ -88,7 +88,7 @@ def combined(fig: Figure | SubFigure, ds: xr.Dataset, style: Style, runs: Sequen
         for r, panel in enumerate(panels):
             ax = axes[r, c]
             if panel == "saliency":
-                shown = ax.imshow(sal, cmap=cmap or SALIENCY_CMAP, vmin=0, vmax=1, interpolation="nearest")
+                ax.imshow(sal, cmap=cmap or SALIENCY_CMAP, vmin=0, vmax=1, interpolation="nearest")
                 mark(ax, win, color="black", lw=style.line * 0.7)
             else:
                 ax.imshow(overlay_aoi(lr, sal, scale), interpolation="nearest")

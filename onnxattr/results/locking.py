@@ -1,8 +1,9 @@
-"""Study stores on disk: one lock per store, temp names that say which process made them, the leftovers
-of killed writers cleaned, and a store folder replaced in one step.
+"""Study stores and result files on disk: one lock per store, temp names that say which process made them, the
+leftovers of killed writers cleaned, and a store folder replaced in one step.
 
-Every temp name is ``.NAME.PID-HEX.KIND`` beside (or inside) the store, so concurrent writers never share
-a name and a later run can tell a live writer's temp (kept) from a dead one's (removed). The lock is
+Every temp name is ``.NAME.PID-HEX.KIND[SUFFIX]`` (``paths.temp_path``) beside (or inside) the store or file, so
+concurrent writers never share a name and a later run can tell a live writer's temp (kept) from a dead one's (removed); a result file's temp
+ends in the file's own suffix (``.out.nc.PID-HEX.tmp.nc``), which its writer reads the format from. The lock is
 ``.NAME.lock`` beside the store, an ``flock`` that the system releases when its holder dies, so a
 killed run never leaves a stale lock.
 """
@@ -15,18 +16,14 @@ import os
 import re
 import shutil
 import sys
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{12}\.(?P<kind>tmp|old)$")
+from ..paths import temp_path
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{12}\.(?P<kind>tmp|old)(\.[^.]+)?$")
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
-
-
-def temp_path(path: Path, kind: str = "tmp") -> Path:
-    """A fresh hidden name beside ``path``: ``.NAME.PID-HEX.KIND`` (``kind`` is tmp or old)."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.{kind}")
 
 
 def lock_path(path: Path) -> Path:

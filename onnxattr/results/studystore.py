@@ -2,9 +2,12 @@
 cell (``study.cells.Cell``) with the parameters the study was made with (``cells/study.json``) and the facts of
 each model file loaded for it (``cells/model-SHA256[-verified].json``).
 
-``Study.open`` refuses a store made with other parameters (unless ``overwrite``), ``Study.kept`` reads
-the finished cells a run can keep, ``Study.write`` adds a cell as soon as it is computed and
-``Study.save`` replaces the assembled study in one step, keeping the cells. Every change is made under
+``Study.check`` refuses a store made with other parameters (unless ``overwrite``) and writes nothing, so a run
+checks everything else before ``Study.create`` makes the store (``Study.open`` does both); ``Study.kept`` reads
+the finished cells a run can keep, ``Study.write`` adds a cell as soon as it is computed and ``Study.save``
+replaces the assembled study in one step, keeping the cells. ``Study.discard`` removes a store the run made
+itself and left without a finished cell (a failed run leaves nothing behind; a store that existed before is
+kept as it is). Every change is made under
 the store's lock and through a temp name of the writing process (``locking``), so concurrent writers are
 safe and what a killed run leaves behind is cleaned by the next one. ``save_study`` and ``load_study`` write and
 read a study in one step.
@@ -22,8 +25,8 @@ import xarray as xr
 
 from ..errors import OnnxAttrError
 from ..extras import require_study_extra
-from ..paths import check_disk_space, existing_folder
-from .locking import clean_stale, locked, remove, replace_folder, temp_path
+from ..paths import check_disk_space, existing_folder, temp_path
+from .locking import clean_stale, lock_path, locked, remove, replace_folder
 
 STUDY_SUFFIX = ".zarr"
 CELLS = "cells"
@@ -69,25 +72,61 @@ def _link_tree(src: Path, dst: Path) -> None:
 class Study:
     """A study store at ``path`` (``.zarr``) opened for a run with these parameters."""
 
-    def __init__(self, path: Path, params: dict[str, Any]) -> None:
-        self.path, self.params = path, params
+    def __init__(self, path: Path, params: dict[str, Any], overwrite: bool = False) -> None:
+        self.path, self.params, self.overwrite = path, params, overwrite
         self.cells = path / CELLS
+        self.created = False  # this run made the store (``create``)
+
+    @classmethod
+    def check(cls, path: str | os.PathLike, params: dict[str, Any], overwrite: bool = False) -> Study:
+        """The store at ``path`` for a run with these parameters, checked, nothing written (no folder, no lock
+        file): refuses a path that holds no onnxattr study, and a study made with other parameters or one that
+        is not resumable, unless ``overwrite`` (then ``create`` replaces it)."""
+        study = cls(check_study_path(path), params, overwrite)
+        existing_folder(study.path, "study")
+        study._refuse_foreign()
+        if study._exists() and not overwrite:
+            study._check_existing(overwrite)
+        return study
+
+    def create(self) -> None:
+        """Make the store (or take over the one there): under its lock, dead writers' temps cleaned, an existing
+        store checked again (another run may have made it since) and, with ``overwrite``, removed; the
+        parameters written. ``created`` says whether this run made the folder."""
+        folder = existing_folder(self.path, "study")
+        with locked(self.path):
+            clean_stale(folder, self.path.name)
+            if self._exists():
+                self._check_existing(self.overwrite)
+            self.created = not self.path.exists()
+            self.cells.mkdir(parents=True, exist_ok=True)
+            if not (self.cells / PARAMS_FILE).exists():
+                _write_json(self.cells / PARAMS_FILE, self.params, self.path)
 
     @classmethod
     def open(cls, path: str | os.PathLike, params: dict[str, Any], overwrite: bool = False) -> Study:
-        """Open (or start) the store for a run; refuses a store made with other parameters, or one that
-        is not a resumable study, unless ``overwrite`` (then it is replaced). Cleans dead writers' temps."""
-        study = cls(check_study_path(path), params)
-        path, folder = study.path, existing_folder(study.path, "study")
-        study._refuse_foreign()  # before the lock: a refused path gets no lock file beside it
-        with locked(path):
-            clean_stale(folder, path.name)
-            if path.exists() and (not path.is_dir() or any(path.iterdir())):
-                study._check_existing(overwrite)
-            study.cells.mkdir(parents=True, exist_ok=True)
-            if not (study.cells / PARAMS_FILE).exists():
-                _write_json(study.cells / PARAMS_FILE, params, path)
+        """Open (or start) the store for a run: ``check``, then ``create``."""
+        study = cls.check(path, params, overwrite)
+        study.create()
         return study
+
+    def discard(self) -> bool:
+        """Remove the store, and its lock file, when this run made it and it holds no finished cell (a failed
+        run leaves nothing behind); a store that existed before, or one with finished cells, is kept as it is.
+        True when removed."""
+        if not self.created or (self.cells.is_dir() and any(self.cells.glob("*.nc"))):
+            return False
+        with locked(self.path):
+            gone = temp_path(self.path)  # renamed first: a kill while removing leaves a stale temp, not half a store
+            if self.path.exists():
+                self.path.rename(gone)
+            remove(gone)
+        lock_path(self.path).unlink(missing_ok=True)
+        self.created = False
+        return True
+
+    def _exists(self) -> bool:
+        return self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir()))
 
     def _refuse_foreign(self) -> None:
         """Refuse a path that exists and holds no onnxattr study (a file, or a folder of other things)."""

@@ -1,10 +1,12 @@
 """Cross-model studies: one attribution method on every model x image x window, with quality, fidelity and CKA.
 
 ``compare(models, images, window, method=...)`` plans the study (``plan``: windows, parameters, models, every
-window against every model x image), keeps the cells an earlier run of the same study finished (a ``.zarr``
-study store, ``results.studystore``), runs one Dask task per model x image for the missing windows (``tasks``,
+window against every model x image) and checks everything that can be checked before a store is made (the
+parameters, the store's own, the images, the scheduler, every model file loaded and verified, their scales, the
+windows), keeps the cells an earlier run of the same study finished (a ``.zarr`` study store,
+``results.studystore``), runs one Dask task per model x image for the missing windows (``tasks``,
 ``scheduler``), writes each finished cell into the store as its task ends, and assembles the Dataset
-(``assemble``). Per cell: the method's maps, the diffusion index of the saliency, PSNR/SSIM of the SR output
+(``assemble``). A store the run made itself is removed when the run fails before any cell is finished. Per cell: the method's maps, the diffusion index of the saliency, PSNR/SSIM of the SR output
 against the HR image (``hr=True``) and the remove-and-replace masking curves (``metrics.masking``); per model
 pair, the linear CKA of their saliency maps over the images and windows. See docs/compare.md for the layout.
 
@@ -67,9 +69,10 @@ def _now() -> np.datetime64:
     return np.datetime64(time.time_ns(), "ns")  # UTC
 
 
-def _model_facts(runner: Runner, plan: Plan, study: Study | None, threads: int | None) -> list[ModelFacts]:
-    """Every model's facts: from the study store where a model file was loaded before with these options, else by
-    loading it (once per worker); new ones are kept in the store."""
+def _model_facts(runner: Runner, plan: Plan, study: Study | None,
+                 threads: int | None) -> tuple[list[ModelFacts], list[ModelFacts]]:
+    """Every model's facts, and those found by this run: from the study store where a model file was loaded before
+    with these options (read only), else by loading it (once per worker)."""
     verified = bool(plan.load["verify"])
     known: dict[str, ModelFacts] = {}
     if study is not None:
@@ -80,11 +83,10 @@ def _model_facts(runner: Runner, plan: Plan, study: Study | None, threads: int |
                 known[p] = replace(facts, path=p)
     missing = [p for p in plan.models if p not in known]
     each = {"threads": task_threads(threads, runner.scheduler, len(missing)), "after": torch.get_num_threads()}
-    for p, facts in zip(missing, runner.run(model_facts, [{"path": p, "load": plan.load, **each} for p in missing])):
-        known[p] = replace(facts, path=p)
-        if study is not None:
-            study.save_model_facts(facts.sha256, verified, asdict(facts))
-    return [known[p] for p in plan.models]
+    new = [replace(f, path=p) for p, f in zip(missing, runner.run(
+        model_facts, [{"path": p, "load": plan.load, **each} for p in missing]))]
+    known.update({f.path: f for f in new})
+    return [known[p] for p in plan.models], new
 
 
 def _run_missing(runner: Runner, plan: Plan, cells: list[Cell], results: list[CellResult | None], keys: list[str],
@@ -180,7 +182,7 @@ def compare(
     value_range: float | str = "auto",
     verify: bool = True,
     progress: bool = False,
-    channel_order: str = "rgb",
+    channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     store: str | os.PathLike | None = None,
     overwrite: bool = False,
@@ -207,8 +209,9 @@ def compare(
     ``store``: a ``.zarr`` study store that resumes: each cell (model x image x window) is written into it as its
     task finishes, cells of an earlier run with the same model and image SHA-256, window and parameters are kept
     (a task computes the missing windows of one model x image), and the assembled study replaces the store's at
-    the end. A store made with other parameters is refused unless ``overwrite``. ``report`` gets one line saying
-    how many cells were kept. A failing cell does not stop the others: they complete (and are written), then
+    the end. A store made with other parameters is refused unless ``overwrite``; the store is made only once the
+    images, the scheduler, the models and the windows are checked, and a store this run made is removed when the
+    run then fails without finishing a cell. ``report`` gets one line saying how many cells were kept. A failing cell does not stop the others: they complete (and are written), then
     ``CellsFailed`` (a one-line ``OnnxAttrError``, the study in its ``dataset``) is raised.
 
     Dims: model, model2 (CKA), image, window (the most windows of an image; NaN-padded), channel, y, x
@@ -219,11 +222,24 @@ def compare(
             "probe_size": tuple(probe_size) if probe_size else None}
     plan = _plan(models, images, window, method, method_params, load, scheduler, hr, frame, ratios, seeds,
                  value_range, channel_order, labels)
-    study = Study.open(store, plan.params, overwrite) if store is not None else None
+    study = Study.check(store, plan.params, overwrite) if store is not None else None  # writes nothing yet
+    try:
+        return _study(plan, study, scheduler, threads, progress, report, cka_debiased)
+    except BaseException:
+        if study is not None:
+            study.discard()  # a store this run made and left without a finished cell
+        raise
+
+
+def _study(plan: Plan, study: Study | None, scheduler: str | None, threads: int | None, progress: bool,
+           report: Callable[[str], None] | None, cka_debiased: bool) -> xr.Dataset:
+    """``compare`` after the plan: the images, the scheduler, the models and the windows checked, then the store
+    made, the missing cells computed and the study assembled."""
+    hr, frame, method = plan.hr, plan.frame, plan.method
     sizes = {p: tuple(read_image(p).shape[2:]) for p in plan.images}
     runner = Runner(scheduler)
     try:
-        facts = _model_facts(runner, plan, study, threads)
+        facts, new = _model_facts(runner, plan, study, threads)
         check_models(facts, hr, frame)
         check_windows(facts, sizes, plan.windows, hr, frame)
         if hr:
@@ -234,6 +250,9 @@ def compare(
         keys = [c.key(digest(plan.params)) for c in cells]
         results: list[Any] = [None] * len(cells)
         if study is not None:
+            study.create()
+            for f in new:
+                study.save_model_facts(f.sha256, bool(plan.load["verify"]), asdict(f))
             kept = {k: cell for k, cell in study.kept(keys).items() if current(cell)}
             results = [decode(kept[k]) if k in kept else None for k in keys]
             if report is not None:

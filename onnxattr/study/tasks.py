@@ -32,7 +32,7 @@ def worker_model(
     device: str | None,
     value_range: float | str,
     verify: bool,
-    channel_order: str = "rgb",
+    channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
 ) -> SRModel:
     """The model at ``path``, loaded once per process (threads share it; onnxruntime and inference-only

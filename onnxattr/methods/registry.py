@@ -23,6 +23,8 @@ from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, DIFFU
 
 # Keyword arguments of a method that callers (compare, the CLI) set themselves: not method parameters.
 CALLER_ARGS = ("hr", "progress", "frame")
+# Attrs a method's checks may name that only some runs write (LAM's receptive field, with --receptive-field).
+OPTIONAL_ATTRS = ("receptive_field",)
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,29 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         variables={
             "step": Entry(("step",), "path step", "1", "i of the path point x_i; 0 is the baseline", optional=True),
             "baseline": BASELINE,
-            "path_objective": Entry(("window", "step"), "gradient detector along the path", "1",
-                                    "D(F(x_i)) at each path point, i = 0 the baseline", optional=True),
+            "path_objective": Entry(("window", "step"), "objective along the path", "1",
+                                    "D(F(x_i)) at each path point, i = 0 the baseline (attr objective: the D)",
+                                    optional=True),
+            "path_attribution": Entry(("window", "step"), "attribution mass of each path step", "1",
+                                      "sum over channels and pixels of dD/dx_i * (x_i - x_{i-1}); 0 at i = 0; the "
+                                      "cumulative sum ends at sum A", optional=True),
+            "path_increment": Entry(("step",), "path increment", "1",
+                                    "|x_i - x_{i-1}|_2 over channels and pixels; 0 at i = 0", optional=True),
             "diffusion_index": DIFFUSION_INDEX,
             "gini": GINI,
+            "saliency_pixels": Entry(W, "pixels below 95 % of the saliency mass", "1",
+                                     "LAM_Demo count_saliency_pixels: the largest saliency values whose running sum "
+                                     "stays below 95 % of the total (the smallest set reaching it has one more)",
+                                     optional=True),
+            "saliency_share": Entry(W, "share of pixels below 95 % of the saliency mass", "1",
+                                    "saliency_pixels / LR pixels", optional=True),
             "completeness_error": COMPLETENESS_ERROR,
-            "objective_input": Entry(W, "gradient detector at the input", "1", "D(F(x)) of the window"),
-            "objective_baseline": Entry(W, "gradient detector at the baseline", "1", "D(F(x_0)); NaN for the plain gradient"),
+            "objective_input": Entry(W, "objective at the input", "1", "D(F(x)) of the window"),
+            "objective_baseline": Entry(W, "objective at the baseline", "1", "D(F(x_0)); NaN for the plain gradient"),
         },
-        checks={"diffusion_index": "diffusion index", "gini": "Gini", "completeness_error": "completeness error"},
+        checks={"diffusion_index": "diffusion index", "gini": "Gini", "completeness_error": "completeness error",
+                "saliency_pixels": "pixels for 95 %", "reach": "reach (LR px)",
+                "receptive_field": "theoretical RF (LR px)"},
         run_only=("batch_size", "memory_fraction"),
         memory_share="memory_fraction",
     ),
@@ -168,7 +184,8 @@ def layout_problems(ds: Any) -> list[str]:
             if ds[var].attrs.get(key) != value:
                 out.append(f"{var}: attr {key} is {ds[var].attrs.get(key)!r}")
     out += [f"{var}: not in the schema" for var in ds.variables if var not in table]
-    required = STUDY_ATTRS if study else [*ATTRS, *(c for c in METHODS[name].checks if c not in table)]
+    required = STUDY_ATTRS if study else [*ATTRS, *(c for c in METHODS[name].checks
+                                                     if c not in table and c not in OPTIONAL_ATTRS)]
     out += [f"attr {a}: missing" for a in required if a not in ds.attrs]
     out += [f"attr {a}: 'none' string (unset values are left out)" for a, v in ds.attrs.items()
             if isinstance(v, str) and v == "none"]

@@ -30,6 +30,26 @@ if TYPE_CHECKING:  # torch, onnx and onnxruntime load when a command runs, not w
     from ..windows.geometry import Grid
 
 
+class ImagesCommand(click.Command):
+    """Lets ``--images a.png b.png`` take every value up to the next option (click options take one)."""
+
+    variadic = ("--images",)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        current = None
+        for a in args:
+            if a.startswith("-"):
+                current = a if a in self.variadic else None
+                if current is None:
+                    out.append(a)
+            elif current is not None:
+                out += [current, a]
+            else:
+                out.append(a)
+        return super().parse_args(ctx, out)
+
+
 @dataclass
 class Inputs:
     """A loaded model, its LR input (1, C, h, w) and, with --hr, the HR reference (1, C, H, W)."""

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from ..errors import OnnxAttrError
+from ..options import ERF_MASSES
 from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, DIFFUSION_INDEX, GINI, SCHEMA_VERSION,
                               STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
 
@@ -87,6 +88,18 @@ def _views() -> dict[str, Entry]:
     }
 
 
+def radius_name(share: float) -> str:
+    """The ERF variable holding the radius of ``share`` of the mass: erf_r20, erf_r50, erf_r95."""
+    return f"erf_r{round(100 * share)}"
+
+
+def _radii() -> dict[str, Entry]:
+    """The ERF's radii (``radius_name``), one per share of ``options.ERF_MASSES``."""
+    return {radius_name(t): Entry(W, f"ERF radius of {100 * t:g} % of the mass", "LR px",
+                                            f"smallest distance from the window's centre within which the ERF holds "
+                                            f"{100 * t:g} % of its mass") for t in ERF_MASSES}
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "lam", "Local attribution map (LAM) of an output window.", "onnxattr.methods.lam", "onnxattr.plot.lam",
@@ -153,6 +166,26 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         },
         checks={"diffusion_index": "diffusion index", "attributed_share": "attributed pixels (local)",
                 "global_attributed_share": "attributed pixels (global)"},
+    ),
+    Method(
+        "erf", "Effective receptive field (ERF) of an output pixel or window over images.", "onnxattr.methods.erf",
+        "onnxattr.plot.erf",
+        variables={
+            "corner": Entry(("corner",), "box corner", "", "x0, y0 (left, top) and x1, y1 (right, bottom), inclusive"),
+            "erf": Entry(("window", "y", "x"), "effective receptive field", "1",
+                         "mean over the images of sum_c |dD/dx_c|, D the output summed over the window and channels"),
+            **_radii(),
+            "diffusion_index": DIFFUSION_INDEX,
+            "outside_share": Entry(W, "ERF mass outside the theoretical field", "1",
+                                   "share of the ERF outside receptive_box (0 up to rounding); NaN where the field is not finite"),
+            "receptive_box": Entry(("window", "corner"), "theoretical receptive field of the window", "LR px",
+                                   "the LR pixels (indices) the window's output can depend on by the graph; NaN where the "
+                                   "field is unbounded or unknown"),
+        },
+        checks={**{radius_name(t): f"r{100 * t:g} (LR px)" for t in ERF_MASSES},
+                "receptive_field": "theoretical RF (LR px)", "outside_share": "ERF outside the RF"},
+        run_only=("batch_size", "memory_fraction"),
+        memory_share="memory_fraction",
     ),
 )}
 

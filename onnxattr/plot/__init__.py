@@ -71,16 +71,17 @@ def _missing(ds: xr.Dataset, err: Exception) -> OnnxAttrError | None:
 def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None = None, cmap: str | None = None,
          window: int | None = None) -> Figure:
     """The figure for a result, chosen by its ``method`` attr: of a method result with several windows the
-    atlas (``plot.atlas``) unless ``window`` (an index along the ``window`` dim) picks one window's figure; of
+    atlas (the figure module's ``atlas``, else ``plot.atlas``) unless ``window`` (an index along the ``window`` dim)
+    picks one window's figure; of
     a study, all its figures on one page."""
     _check_cmap(cmap)
     st = style_of(style)
     module = _module(ds)
     with matplotlib.rc_context(st.rc()):
         if window is None and ds.attrs.get("method") != "compare" and ds.sizes.get("window", 1) > 1:
-            from .atlas import draw as atlas
+            from .atlas import draw as generic
 
-            return atlas(ds)
+            return getattr(module, "atlas", generic)(ds)  # a method's own atlas (ERF: its radii), else the shared one
         try:
             return module.draw(one_window(ds, window or 0), st, panels, cmap)
         except (KeyError, AttributeError) as err:  # a missing variable (ds["input"], ds.input) or attr
@@ -88,6 +89,18 @@ def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None =
             if missing is None:
                 raise
             raise missing from None
+
+
+def draw_several(datasets: Sequence[xr.Dataset], style: str = "overview", cmap: str | None = None,
+                 window: int | None = None) -> Figure:
+    """Several results side by side (``plot.several``: ERFs in a row; two attribution results on one image and
+    window with the KDE difference of their areas of interest), window ``window`` (default 0) of each."""
+    from .several import draw as several
+
+    _check_cmap(cmap)
+    st = style_of(style)
+    with matplotlib.rc_context(st.rc()):
+        return several([one_window(ds, window or 0) for ds in datasets], st, cmap)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, style: str = "overview") -> Path:
@@ -101,7 +114,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, st
 
 
 def show(
-    ds: xr.Dataset,
+    ds: xr.Dataset | Sequence[xr.Dataset],
     path: str | os.PathLike,
     style: str = "overview",
     dpi: int = DEFAULT_DPI,
@@ -109,8 +122,15 @@ def show(
     cmap: str | None = None,
     window: int | None = None,
 ) -> list[Path]:
-    """Draw ``ds`` (``draw``) and save it to ``path``; the files written. A study in the paper style gives one
-    column-wide figure per panel (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), as ``plot.compare.save_figures``."""
+    """Draw ``ds`` (``draw``; several results: ``draw_several``) and save it to ``path``; the files written. A study
+    in the paper style gives one column-wide figure per panel (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), as
+    ``plot.compare.save_figures``."""
+    if not isinstance(ds, xr.Dataset):
+        if len(ds) > 1:
+            if panels:
+                raise OnnxAttrError("--panels chooses the panels of one result's figure; drop it to draw several results")
+            return [save_figure(draw_several(ds, style, cmap, window), path, dpi, style)]
+        ds = ds[0]
     module = _module(ds)
     if style == "paper" and hasattr(module, "save_figures"):
         _check_cmap(cmap)
@@ -118,4 +138,4 @@ def show(
     return [save_figure(draw(ds, style, panels, cmap, window), path, dpi, style)]
 
 
-__all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "save_figure", "show"]
+__all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "draw_several", "save_figure", "show"]

@@ -136,7 +136,7 @@ STUDY_VARIABLES: dict[str, Entry] = {
 # Attrs of every single-method result (method parameters and checks come on top, see docs/results.md).
 ATTRS: dict[str, str] = {
     "schema_version": "version of this layout (onnxattr.schema.SCHEMA_VERSION)",
-    "method": "lam, l2x or glam",
+    "method": "lam, l2x, glam or erf",
     "window_frame": "frame the windows were given in: hr (HR-image pixels) or sr (output pixels)",
     "model_file": "model file name",
     "model_sha256": "SHA-256 of the model file",

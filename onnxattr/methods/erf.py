@@ -182,8 +182,9 @@ def erf(
         for k, win in enumerate(wins):
             x0, y0, x1, y1 = window_box(lr_boxes, win.x, win.y, win.size)
             boxes[k] = (x0, y0, x1, y1)
-            inside = maps[k, int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].sum()
-            outside[k] = 1.0 - inside / maps[k].sum() if maps[k].sum() > 0 else np.nan
+            beyond = maps[k].copy()
+            beyond[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1] = 0
+            outside[k] = beyond.sum() / maps[k].sum() if maps[k].sum() > 0 else np.nan
     radii = np.stack([mass_radii(m, lr_centre(win, model.scale, model.offset), ERF_MASSES) for m, win in zip(maps, wins)])
     params = {
         "point": tuple(point) if point is not None else None, "image_count": n,

@@ -10,7 +10,8 @@ from __future__ import annotations
 FRAMES = ("hr", "sr")  # window coordinates: HR-image pixels (LR x scale) or output pixels
 
 PATHS = ("lam", "ig_blur", "ig_black", "i_gradient", "gradient")  # LAM's integration paths
-BASELINES = ("gaussian", "bilateral", "median")  # i_gradient's baseline: LAM_Demo IG_baseline 'gaus', 'bif', 'mean'
+BASELINES = ("gaussian", "bilateral", "median", "blur", "black")  # i_gradient's baseline: LAM_Demo IG_baseline
+# 'gaus', 'bif', 'mean', GaussianLinearPath's blur (--sigma, --kernel-size) and LinearPath's black
 OBJECTIVES = ("grad", "intensity", "gabor")  # the window's objective D: LAM_Demo attr_grad, attr_id, attr_gabor
 REDUCTIONS = ("sum", "mean")  # how D reduces the window (LAM_Demo reduce_func)
 SMOOTH_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")  # noise tunnel: mean, mean of squares, variance

@@ -146,6 +146,22 @@ def test_i_gradient_is_lam_demos_saliency_map_i_gradient(sample):
     np.testing.assert_allclose(ds["baseline"].values, base[0].numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("baseline", ["blur", "black"])
+def test_i_gradient_lines_are_gaussian_linear_path_and_linear_path(baseline):
+    """LAM_Demo GaussianLinearPath(1.2, m, 9) (baseline: the 9 x 9 kernel of sigma 1.2 + 1e-5, reflect-101) and
+    LinearPath(m) (black): points x' + linspace(0, 1, m) (I - x'), each weighted by (I - x') / m."""
+    from onnxattr.methods.paths import make_path
+
+    img = torch.rand(1, 3, 11, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    ax = np.arange(-4, 5)
+    k = np.exp(-(ax[:, None] ** 2 + ax[None] ** 2) / (2 * (1.2 + 1e-5) ** 2))
+    base = ndimage.correlate(img[0].numpy(), (k / k.sum())[None], mode="mirror") if baseline == "blur" else 0 * img[0].numpy()
+    route = make_path(img, "i_gradient", 5, 1.2, 9, baseline)
+    want = base + np.linspace(0, 1, 5)[:, None, None, None] * (img[0].numpy() - base)
+    np.testing.assert_allclose(route.points.numpy(), want, atol=1e-12)
+    np.testing.assert_allclose(route.weights.numpy(), np.broadcast_to((img[0].numpy() - base) / 5, want.shape), atol=1e-12)
+
+
 def test_path_results_add_up(sample):
     model, image = sample
     ds = lam(model, image, [(4, 4, 8), (14, 10, 6)], frame="sr", steps=6, batch_size=4)

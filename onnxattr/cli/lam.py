@@ -22,7 +22,8 @@ from .common import Inputs, method_command, objective_options, smooth_options
 )
 @click.option("--baseline", type=click.Choice(BASELINES), default="gaussian", show_default=True,
               help="Baseline of --path i_gradient: OpenCV's 7x7 Gaussian blur, bilateral filter (15, 90, 90) or 5x5 "
-              "median filter (LAM_Demo IG_baseline gaus, bif, mean).")
+              "median filter (LAM_Demo IG_baseline gaus, bif, mean), LAM's blur (--sigma, --kernel-size; "
+              "GaussianLinearPath) or black (LinearPath).")
 @objective_options
 @smooth_options
 @click.option("--receptive-field", is_flag=True,

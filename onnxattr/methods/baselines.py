@@ -5,9 +5,10 @@
   uses the fixed taps [1, 3.5, 7, 9, 7, 3.5, 1] / 32 (not a sampled Gaussian), separable, reflect-101 borders;
 * ``bilateral`` ('bif'): ``cv2.bilateralFilter(img, 15, 90, 90)``: the disc of radius 7, spatial weight
   exp(-r^2 / (2 90^2)), colour weight exp(-d^2 / (2 90^2)) with d the L1 distance over the channels (0..255 units),
-  reflect-101 borders (OpenCV reads the colour weight from a table; the exact exponential differs by < 1e-6 of 255);
+  reflect-101 borders (OpenCV interpolates the colour weight from a table; this takes the exponential itself);
 * ``median`` ('mean', which is a median filter): ``cv2.medianBlur(img, 5)``: the 5 x 5 median per channel,
-  replicated borders.
+  replicated borders;
+* ``blur`` and ``black``: the baselines of its ``GaussianLinearPath`` (LAM's Gaussian blur) and ``LinearPath``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import OnnxAttrError
 from ..options import BASELINES
-from .blur import correlate, reflect_101
+from .blur import blur, correlate, reflect_101
 
 GAUSSIAN_TAPS = (1.0, 3.5, 7.0, 9.0, 7.0, 3.5, 1.0)  # / 32: cv2.getGaussianKernel(7, 0)
 BILATERAL = {"diameter": 15, "sigma_color": 90.0, "sigma_space": 90.0}  # cv2.bilateralFilter(img, 15, 90, 90)
@@ -63,17 +64,22 @@ def bilateral(image: torch.Tensor, diameter: int = 15, sigma_color: float = 90.0
     return total / weights / 255.0
 
 
+OPENCV = {"gaussian": gaussian, "median": median, "bilateral": lambda image: bilateral(image, **BILATERAL)}
+
+
 def check_baseline(baseline: str) -> None:
     if baseline not in BASELINES:
         raise OnnxAttrError(f"baseline {baseline!r}: use one of {', '.join(BASELINES)} (LAM_Demo IG_baseline 'gaus', "
-                            "'bif', 'mean')")
+                            "'bif', 'mean', GaussianLinearPath's blur, LinearPath's black)")
 
 
-def make_baseline(image: torch.Tensor, baseline: str) -> torch.Tensor:
-    """The ``baseline`` image (one of ``BASELINES``) of ``image`` (1, C, H, W) in [0, 1], float64."""
+def make_baseline(image: torch.Tensor, baseline: str, sigma: float = 1.2, kernel_size: int = 9) -> torch.Tensor:
+    """The ``baseline`` image (one of ``BASELINES``) of ``image`` (1, C, H, W) in [0, 1], float64: an OpenCV filter
+    above, LAM's blur k(sigma) (*) I (``blur.blur``, GaussianLinearPath's baseline) or black (LinearPath's)."""
     check_baseline(baseline)
-    if baseline == "gaussian":
-        return gaussian(image)
-    if baseline == "median":
-        return median(image)
-    return bilateral(image, **BILATERAL)
+    img = image.to(torch.float64)
+    if baseline == "blur":
+        return blur(img, sigma, kernel_size)
+    if baseline == "black":
+        return torch.zeros_like(img)
+    return OPENCV[baseline](img)

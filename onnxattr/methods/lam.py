@@ -123,7 +123,7 @@ def check_params(
         raise OnnxAttrError(f"unknown path {path!r}; pick one of {', '.join(PATHS)}")
     if steps < 1:
         raise OnnxAttrError(f"steps={steps}: the path needs at least 1 step (the paper uses 50-100)")
-    if path in ("lam", "ig_blur"):
+    if path in ("lam", "ig_blur") or (path, baseline) == ("i_gradient", "blur"):
         check_blur(sigma, kernel_size)
     check_baseline(baseline)
     if baseline != "gaussian" and path != "i_gradient":

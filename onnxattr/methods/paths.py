@@ -5,9 +5,10 @@ Paths (``make_path``, from a baseline x_0 to the LR image I in m steps):
 * ``"lam"``: progressive blur, x_i = k(sigma (1 - i/m)) (*) I (eq. 3), baseline x_0 = k(sigma) (*) I;
 * ``"ig_blur"``: straight line from the blurred baseline, x_i = x_0 + (i/m) (I - x_0);
 * ``"ig_black"``: straight line from black, x_0 = 0 (integrated gradients);
-* ``"i_gradient"``: the authors' ``saliency_map_I_gradient``, the mean gradient over m points x' + a (I - x'),
-  a = 0, 1/(m-1), .., 1 (both ends), times (I - x'), with x' one of ``baselines.BASELINES`` (OpenCV's Gaussian
-  blur, bilateral or median filter); x_0 = x';
+* ``"i_gradient"``: the authors' ``saliency_map_I_gradient`` (and their ``GaussianLinearPath`` / ``LinearPath``
+  with ``saliency_map_PG``), the mean gradient over m points x' + a (I - x'), a = 0, 1/(m-1), .., 1 (both ends),
+  times (I - x'), with x' one of ``baselines.BASELINES`` (OpenCV's Gaussian blur, bilateral or median filter, LAM's
+  blur, black); x_0 = x';
 * ``"gradient"``: the plain gradient dD(F(I))/dI, one pass.
 
 ``path_attribution`` computes the right Riemann sum A_k = sum_{i=1..m} dD_k(F(x_i))/dx_i * (x_i - x_{i-1})
@@ -64,7 +65,7 @@ def make_path(image: torch.Tensor, path: str, steps: int, sigma: float, kernel_s
     if path == "gradient":
         return IntegrationPath(img, torch.ones_like(img), None)
     if path == "i_gradient":
-        base = make_baseline(img, baseline)
+        base = make_baseline(img, baseline, sigma, kernel_size)
         alphas = torch.linspace(0, 1, steps, dtype=torch.float64).reshape(-1, 1, 1, 1)
         points = base + alphas * (img - base)
         points[-1] = img[0]

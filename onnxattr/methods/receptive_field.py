@@ -24,6 +24,7 @@ and a node reaches it in one step (a global op: global pooling / channel attenti
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from dataclasses import dataclass
@@ -438,7 +439,8 @@ class BoxInterpreter(fx.Interpreter):
     def __init__(self, model: Any, size: tuple[int, int], before: tuple[Sides, int, int] | None = None) -> None:
         from onnx2torch.onnx_graph import OnnxGraph
 
-        super().__init__(model.graph)
+        # boxes are small CPU tensors: a model on another device is walked on a CPU copy of its graph
+        super().__init__(model.graph if model.device.type == "cpu" else copy.deepcopy(model.graph).cpu())
         self.model, self.size, self.before = model, size, before
         self.varying = varying_nodes(model.graph, model.op_type)
         graph = OnnxGraph(model.proto.graph)

@@ -52,12 +52,14 @@ def draw(datasets: Sequence[xr.Dataset], style: Style, cmap: str | None = None) 
     if "erf" in methods or "compare" in methods:
         raise OnnxAttrError(f"show draws several results of one kind side by side, not {', '.join(sorted(methods))}; "
                             "pass ERF results together, or attribution results (lam, l2x, glam) together")
+    pair = len(datasets) == 2
     names = [f"{ds.attrs['model_file']} ({ds.attrs['method']})" for ds in datasets]
-    panels = [Panel(name, np.asarray(ds["saliency"].values, dtype=np.float64), cmap=cmap or SALIENCY_CMAP,
+    panels = [Panel(f"{'AB'[k]}\n{name}" if pair else name, np.asarray(ds["saliency"].values, dtype=np.float64),
+                    cmap=cmap or SALIENCY_CMAP,
                     norm=Normalize(0, 1), label="|sum_c A| / max", window=window_lr(ds), group="saliency", ticks=[0, 0.5, 1])
-              for name, ds in zip(names, datasets)]
+              for k, (name, ds) in enumerate(zip(names, datasets))]
     title = "saliency side by side"
-    if len(datasets) == 2:
+    if pair:
         a, b = datasets
         why = same_image_and_window(a, b)
         if why is not None:
@@ -66,15 +68,14 @@ def draw(datasets: Sequence[xr.Dataset], style: Style, cmap: str | None = None) 
         sa, sb = (np.asarray(ds["saliency"].values, dtype=np.float64) for ds in datasets)
         win = window_lr(a)
         panels += [
-            Panel(f"area of interest A\n{names[0]}", area_of_interest(sa), cmap=cmap or SALIENCY_CMAP, norm=Normalize(0, 1),
+            Panel("area of interest A", area_of_interest(sa), cmap=cmap or SALIENCY_CMAP, norm=Normalize(0, 1),
                   label="KDE / max", window=win, group="kde", ticks=[0, 0.5, 1]),
-            Panel(f"area of interest B\n{names[1]}", area_of_interest(sb), cmap=cmap or SALIENCY_CMAP, norm=Normalize(0, 1),
+            Panel("area of interest B", area_of_interest(sb), cmap=cmap or SALIENCY_CMAP, norm=Normalize(0, 1),
                   label="KDE / max", window=win, group="kde", ticks=[0, 0.5, 1]),
             Panel("KDE difference (LAM_Demo)", kde_difference(sa, sb), cmap=cmap or "seismic", norm=Normalize(-1, 1),
                   label=f"Zb - {BLEND:g} (Za - Zb) / max", window=win, ticks=[-1, 0, 1]),
         ]
-        title = (f"A = {names[0]}, B = {names[1]}: saliency, areas of interest and their difference "
-                 "(red: B's area, blue: where A's exceeds it)")
+        title = "KDE difference of two maps (LAM_Demo plot_diff_of_attrs_kde): red B's area, blue where A's exceeds it"
     cols = min(len(panels), style.max_columns)
     fig = figure_for(style, -(-len(panels) // cols), cols, extra=0.5 if style.name == "paper" else 0.8)
     draw_panels(fig, panels, style, cols)

@@ -10,7 +10,7 @@ from .common import check_output_path, reported
 
 
 @click.command(name="show")
-@click.argument("results", nargs=-1, required=True, type=click.Path())
+@click.argument("results", nargs=-1, required=True, type=click.Path(), metavar="RESULT")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="Figure file (.png, or .pdf/.svg for a vector figure).")
 @click.option("--style", type=click.Choice(STYLE_NAMES), default="overview", show_default=True,

@@ -550,29 +550,32 @@ def _largest_side(boxes: torch.Tensor) -> float:
     return float(torch.maximum(hi_y - lo_y + 1, hi_x - lo_x + 1).max())
 
 
-def receptive_field(model: Any) -> ReceptiveField:
-    """The theoretical receptive field of ``model`` (cached on it): evaluated on square inputs of ``SIDES`` px (as
-    the model's size rule allows) until one output pixel reaches fewer pixels than the whole input."""
-    def compute() -> ReceptiveField:
-        rule = model.size_rule
-        tried = [tuple(model.fixed_size)] if model.fixed_size else [rule.fit(n, n) for n in SIDES if min(rule.fit(n, n)) >= rule.min_side]
-        h = w = 0
-        before: tuple[Sides, int, int] | None = None
-        for h, w in tried:
-            try:
-                boxes, sides = output_boxes(model, h, w, before)
-            except NoBoxRule as err:
-                return ReceptiveField(float("nan"), "unknown", first_line(err).removeprefix("receptive field: "))
-            except GlobalNode as node:
-                return ReceptiveField(INF, "unbounded", f"global node {first_line(node)}: it reaches the whole input at "
-                                      f"{w}x{h} and at {before[2]}x{before[1]}")
-            side = _largest_side(boxes)
-            if side < min(h, w):
-                return ReceptiveField(side, "finite", "")
-            before = (sides, h, w)
-        return ReceptiveField(float(min(h, w)), "at least", f"every output pixel reaches the whole {w}x{h} input")
+def find_field(model: Any) -> ReceptiveField:
+    """The theoretical receptive field of ``model``, evaluated on square inputs of ``SIDES`` px (as the model's size
+    rule allows) until one output pixel reaches fewer pixels than the whole input (``receptive_field`` caches it)."""
+    rule = model.size_rule
+    tried = [tuple(model.fixed_size)] if model.fixed_size else [rule.fit(n, n) for n in SIDES if min(rule.fit(n, n)) >= rule.min_side]
+    h = w = 0
+    before: tuple[Sides, int, int] | None = None
+    for h, w in tried:
+        try:
+            boxes, sides = output_boxes(model, h, w, before)
+        except NoBoxRule as err:
+            return ReceptiveField(float("nan"), "unknown", first_line(err).removeprefix("receptive field: "))
+        except GlobalNode as node:
+            assert before is not None
+            return ReceptiveField(INF, "unbounded", f"global node {first_line(node)}: it reaches the whole input at "
+                                  f"{w}x{h} and at {before[2]}x{before[1]}")
+        side = _largest_side(boxes)
+        if side < min(h, w):
+            return ReceptiveField(side, "finite", "")
+        before = (sides, h, w)
+    return ReceptiveField(float(min(h, w)), "at least", f"every output pixel reaches the whole {w}x{h} input")
 
-    return memory.cached(model, "receptive-field", compute)
+
+def receptive_field(model: Any) -> ReceptiveField:
+    """The theoretical receptive field of ``model`` (``find_field``), computed once per model."""
+    return memory.cached(model, "receptive-field", lambda: find_field(model))
 
 
 def window_box(boxes: torch.Tensor, x: int, y: int, size: int) -> tuple[float, float, float, float]:

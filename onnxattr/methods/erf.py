@@ -128,6 +128,20 @@ def gradient_magnitudes(model: SRModel, images: torch.Tensor, wins: Sequence[Win
     return combine(out.reshape(k, items // copies, copies, *images.shape[1:]), smooth_type, dim=2)
 
 
+def _within_field(model: SRModel, maps: np.ndarray, wins: Sequence[Window]) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's theoretical box (x0, y0, x1, y1; LR pixel indices) at the maps' input size and the share of its
+    ERF map (K, h, w) outside it (NaN for a zero map)."""
+    lr_boxes, _ = output_boxes(model, *maps.shape[1:])
+    boxes = np.array([window_box(lr_boxes, win.x, win.y, win.size) for win in wins])
+    outside = np.full(len(wins), np.nan)
+    for k, (x0, y0, x1, y1) in enumerate(boxes.astype(int)):
+        beyond = maps[k].copy()
+        beyond[y0 : y1 + 1, x0 : x1 + 1] = 0
+        if maps[k].sum() > 0:
+            outside[k] = beyond.sum() / maps[k].sum()
+    return boxes, outside
+
+
 def erf(
     model: SRModel,
     image: torch.Tensor,
@@ -175,16 +189,8 @@ def erf(
     with torch.no_grad():
         output = model(image[:1]).detach()
     field = receptive_field(model)
-    boxes = np.full((len(wins), 4), np.nan)
-    outside = np.full(len(wins), np.nan)
-    if field.kind == "finite":
-        lr_boxes, _ = output_boxes(model, h, w)
-        for k, win in enumerate(wins):
-            x0, y0, x1, y1 = window_box(lr_boxes, win.x, win.y, win.size)
-            boxes[k] = (x0, y0, x1, y1)
-            beyond = maps[k].copy()
-            beyond[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1] = 0
-            outside[k] = beyond.sum() / maps[k].sum() if maps[k].sum() > 0 else np.nan
+    boxes, outside = _within_field(model, maps, wins) if field.kind == "finite" else (
+        np.full((len(wins), 4), np.nan), np.full(len(wins), np.nan))
     radii = np.stack([mass_radii(m, lr_centre(win, model.scale, model.offset), ERF_MASSES) for m, win in zip(maps, wins)])
     params = {
         "point": tuple(point) if point is not None else None, "image_count": n,

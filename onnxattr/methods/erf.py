@@ -123,8 +123,6 @@ def gradient_magnitudes(model: SRModel, images: torch.Tensor, wins: Sequence[Win
         out[:, start : start + batch] = window_gradients(d, x).detach().cpu().to(torch.float64).abs()
         if on_batch is not None:
             on_batch(x.shape[0])
-    if copies == 1:
-        return out
     return combine(out.reshape(k, items // copies, copies, *images.shape[1:]), smooth_type, dim=2)
 
 

@@ -391,7 +391,7 @@ def glam(
     chosen, skipped = choose_layers(model, layers, pattern)
     copies = smooth if active(noise) else 1
     _require_memory(model, image, chosen, len(wins), copies)
-    if copies == 1 and not active(noise):
+    if not active(noise):
         output, local_layers, local, global_layers, global_, (t0, t1, t2) = maps(
             model, image.to(model.device, torch.float32), chosen, wins, size, variation, objective, reduce)
     else:

@@ -202,8 +202,8 @@ def lam(
     with tqdm(total=route.points.shape[0], unit="step", desc="lam", disable=None if progress else True,
               leave=False) as bar:  # drawn on a terminal only
         res = path_attribution(model, route.points, route.weights, d_of, batch, bar.update, copies=copies)
-    attribution = res.attribution[:, 0] if copies == 1 else combine(res.attribution, smooth_type, dim=1)
-    if copies > 1 or active(noise):
+    attribution = combine(res.attribution, smooth_type, dim=1) if active(noise) else res.attribution[:, 0]
+    if active(noise):  # the output of the image itself, not of its last noisy copy
         with torch.no_grad():
             output = model(image).detach()
     else:
@@ -222,15 +222,10 @@ def lam(
     return build_dataset(
         model=model, image=image, output=output, method="lam", windows=wins, frame=frame, params=params,
         elapsed_s=time.perf_counter() - t0, attribution=attribution, window_checks=window_checks,
-        checks=rf_attrs(model) if receptive_field else None,
+        checks=theoretical_field(model).attrs() if receptive_field else None,
         data_vars=data_vars, coords={"step": np.arange(steps + 1)} if route.baseline is not None else None,
         hr=align_hr(hr, model.offset, out_hw) if hr is not None else None, layout=METHODS["lam"].variables,
     )
-
-
-def rf_attrs(model: SRModel) -> dict[str, Any]:
-    """The theoretical receptive field's attrs (``receptive_field.receptive_field``)."""
-    return theoretical_field(model).attrs()
 
 
 def _route(routes: list[IntegrationPath]) -> IntegrationPath:

@@ -210,8 +210,9 @@ def test_lam_and_l2x_refuse_blurs_that_give_nan(capsys, files, flag):
 @pytest.mark.parametrize(
     "param, fragment",
     [
-        ("nosuch=1", "lam has no parameter 'nosuch'; its parameters are steps, sigma, kernel_size, path, batch_size, "
-                     "memory_fraction (--param KEY=VALUE)"),
+        ("nosuch=1", "lam has no parameter 'nosuch'; its parameters are steps, sigma, kernel_size, path, baseline, "
+                     "objective, reduce, smooth, noise, smooth_type, seed, receptive_field, batch_size, memory_fraction "
+                     "(--param KEY=VALUE)"),
         ("steps=0", "steps=0: the path needs at least 1 step"),
         ("steps=abc", "lam parameter steps='abc' should be a whole number (default 50)"),
         ("sigma=inf", "lam parameter sigma='inf' should be a number"),
@@ -262,7 +263,7 @@ def test_show_on_a_result_it_cannot_draw(capsys, files, lam_result):
     onnxattr.save(odd, files["dir"] / "odd.nc")
     fig = files["dir"] / "f.png"
     assert_fails(cli(capsys, "show", files["dir"] / "odd.nc", "-o", fig), 2,
-                 "no figure for results of method 'gradcam' (known: lam, l2x, glam, compare and combined runs)")
+                 "no figure for results of method 'gradcam' (known: lam, l2x, glam, erf, compare and combined runs)")
     onnxattr.save(ds.drop_vars("input"), files["dir"] / "noinput.nc")
     assert_fails(cli(capsys, "show", files["dir"] / "noinput.nc", "-o", fig), 2,
                  "the lam result lacks 'input', which its figure needs; pass a complete result written by onnxattr")

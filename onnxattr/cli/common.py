@@ -19,7 +19,7 @@ import click
 
 from ..errors import OnnxAttrError
 from ..methods.registry import METHODS, SHARED_CHECKS
-from ..options import FRAMES
+from ..options import FRAMES, OBJECTIVES, REDUCTIONS, SMOOTH_TYPES
 from ..paths import check_writable
 from ..windows.csvfile import check_duplicates, read_windows, rows_for_images
 
@@ -28,6 +28,26 @@ if TYPE_CHECKING:  # torch, onnx and onnxruntime load when a command runs, not w
 
     from ..intake import SRModel
     from ..windows.geometry import Grid
+
+
+class ImagesCommand(click.Command):
+    """Lets ``--images a.png b.png`` take every value up to the next option (click options take one)."""
+
+    variadic = ("--images",)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        current = None
+        for a in args:
+            if a.startswith("-"):
+                current = a if a in self.variadic else None
+                if current is None:
+                    out.append(a)
+            elif current is not None:
+                out += [current, a]
+            else:
+                out.append(a)
+        return super().parse_args(ctx, out)
 
 
 @dataclass
@@ -100,6 +120,28 @@ def window_options(f: Callable) -> Callable:
         help="Window: column, row, side of the top-left corner (repeatable).",
     )(f)
     return f
+
+
+def objective_options(f: Callable) -> Callable:
+    """--objective grad|intensity|gabor, --reduce sum|mean: the window's objective D (LAM_Demo attr_grad, attr_id,
+    attr_gabor and its reduce)."""
+    f = click.option("--reduce", type=click.Choice(REDUCTIONS), default="sum", show_default=True,
+                     help="Reduce the window by its sum or mean (LAM_Demo reduce_func).")(f)
+    return click.option(
+        "--objective", type=click.Choice(OBJECTIVES), default="grad", show_default=True,
+        help="D on the window: grad = LAM's gradient detector (attr_grad), intensity = the output (attr_id), gabor = "
+        "the 21-px Gabor response centred on each window pixel (attr_gabor).")(f)
+
+
+def smooth_options(f: Callable) -> Callable:
+    """--smooth N --noise SIGMA [--smooth-type] [--seed]: SmoothGrad / VarGrad over noisy copies of the input."""
+    f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise of --smooth.")(f)
+    f = click.option("--smooth-type", type=click.Choice(SMOOTH_TYPES), default="smoothgrad", show_default=True,
+                     help="Combine the copies' maps: mean (SmoothGrad), mean of squares, or variance (VarGrad).")(f)
+    f = click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="SIGMA",
+                     help="Standard deviation of the Gaussian noise of --smooth, in [0, 1] image units (e.g. 0.1).")(f)
+    return click.option("--smooth", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+                        help="SmoothGrad: the map averaged over N noisy copies of the input (with --noise).")(f)
 
 
 def window_spec(
@@ -287,6 +329,8 @@ def _jsonable(v: Any) -> Any:
 
 
 def _number(v: Any) -> str:
+    if isinstance(v, float) and v == math.inf:
+        return "unbounded"
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
 
 

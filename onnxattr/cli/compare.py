@@ -14,28 +14,7 @@ from ..errors import CellsFailed, OnnxAttrError
 from ..methods.registry import METHODS
 from ..options import DEFAULT_RATIOS, DEFAULT_SEEDS, FORMATS, FRAMES
 from ..windows.csvfile import read_windows, rows_for_images
-from .common import stage_line, check_output_path, finish, model_options, reported
-
-VARIADIC = ("--images",)
-
-
-class _Command(click.Command):
-    """Lets ``--images a.png b.png`` take every value up to the next option (click options take one)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        out: list[str] = []
-        current = None
-        for a in args:
-            if a.startswith("-"):
-                current = a if a in VARIADIC else None
-                if current is None:
-                    out.append(a)
-            elif current is not None:
-                out += [current, a]
-            else:
-                out.append(a)
-        return super().parse_args(ctx, out)
-
+from .common import ImagesCommand, stage_line, check_output_path, finish, model_options, reported
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     """KEY=VALUE strings -> {key: value}, values read as Python literals (numbers, True) or kept as text."""
@@ -85,7 +64,7 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
     return {p: ws for p, ws in per.items() if ws}  # compare names an image left without windows
 
 
-@click.command(name="compare", cls=_Command)
+@click.command(name="compare", cls=ImagesCommand)
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--images", "images", multiple=True, required=True, metavar="IMG...", help="Image files (LR, or HR with --hr).")
 @click.option("--window", nargs=3, type=int, multiple=True, metavar="X Y SIZE",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..options import DEFAULT_LAYERS, VARIATIONS
-from .common import method_command
+from .common import method_command, objective_options, smooth_options
 
 
 @method_command(
@@ -19,8 +19,13 @@ from .common import method_command
 )
 @click.option("--pattern", default=None, help="Regex on node names (fx or ONNX) to narrow the layers.")
 @click.option("--variation", type=click.Choice(VARIATIONS), default="abs", show_default=True, help="Variation term of eqs. 2 and 5.")
-def command(inputs, window, frame, progress, layers, pattern, variation):
+@objective_options
+@smooth_options
+def command(inputs, window, frame, progress, layers, pattern, variation, objective, reduce, smooth, noise, smooth_type,
+            seed):
     from ..methods.glam import glam
 
     op_types = [t.strip() for t in layers.split(",") if t.strip()]
-    return glam(inputs.model, inputs.image, window, frame=frame, layers=op_types, pattern=pattern, variation=variation, hr=inputs.hr)
+    return glam(inputs.model, inputs.image, window, frame=frame, layers=op_types, pattern=pattern, variation=variation,
+                objective=objective, reduce=reduce, smooth=smooth, noise=noise, smooth_type=smooth_type, seed=seed,
+                hr=inputs.hr)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from ..options import TARGETS, UNKNOWN_OPS
-from .common import Inputs, method_command
+from .common import Inputs, method_command, objective_options
 
 
 def _params(options: dict) -> dict:
     """The command's options as L2X's parameters: --pixel and --channel as ``pixel``, --float32 as ``dtype``."""
     pixel, channel = options["pixel"], options["channel"]
     return {"sigma": options["sigma"], "kernel_size": options["kernel_size"], "target": options["target"],
+            "objective": options["objective"], "reduce": options["reduce"],
             "pixel": (*pixel, *([] if channel is None else [channel])) if pixel else None,
             "unknown_ops": options["unknown_ops"], "dtype": "float32" if options["single"] else "float64"}
 
@@ -21,7 +22,9 @@ def _params(options: dict) -> dict:
     check=_params,
 )
 @click.option("--target", default="detector", show_default=True, type=click.Choice(TARGETS),
-              help="detector: LAM's gradient detector on the window; sum: window sum; pixel: one SR value (--pixel).")
+              help="detector: the window objective (--objective, LAM's gradient detector by default); sum: window sum; "
+              "pixel: one SR value (--pixel).")
+@objective_options
 @click.option("--pixel", nargs=2, type=int, default=None, metavar="X Y",
               help="Output pixel (column, row; in --frame) for --target pixel.")
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="Channel of --pixel [default: sum of channels].")
@@ -30,9 +33,10 @@ def _params(options: dict) -> dict:
 @click.option("--unknown-ops", default="error", show_default=True, type=click.Choice(UNKNOWN_OPS),
               help="Ops without a rule: fail, or use their plain gradient (approximate; see completeness_error).")
 @click.option("--float32", "single", is_flag=True, help="Propagate in float32 (faster; completeness limited by rounding).")
-def command(inputs: Inputs, window, frame, progress, target, pixel, channel, sigma, kernel_size, unknown_ops, single):
+def command(inputs: Inputs, window, frame, progress, target, objective, reduce, pixel, channel, sigma, kernel_size,
+            unknown_ops, single):
     from ..methods.l2x import l2x
 
-    params = _params({"sigma": sigma, "kernel_size": kernel_size, "target": target, "pixel": pixel, "channel": channel,
-                      "unknown_ops": unknown_ops, "single": single})
+    params = _params({"sigma": sigma, "kernel_size": kernel_size, "target": target, "objective": objective,
+                      "reduce": reduce, "pixel": pixel, "channel": channel, "unknown_ops": unknown_ops, "single": single})
     return l2x(inputs.model, inputs.image, window, frame=frame, hr=inputs.hr, **params)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..options import DEFAULT_MEMORY_FRACTION, PATHS
-from .common import Inputs, method_command
+from ..options import BASELINES, DEFAULT_MEMORY_FRACTION, PATHS
+from .common import Inputs, method_command, objective_options, smooth_options
 
 
 @method_command(
@@ -16,17 +16,31 @@ from .common import Inputs, method_command
 @click.option("--kernel-size", default=9, show_default=True, type=click.IntRange(min=1), help="Side of the Gaussian kernel.")
 @click.option(
     "--path", "path", default="lam", show_default=True, type=click.Choice(PATHS),
-    help="lam: progressive blur; ig_blur / ig_black: straight line from the blurred / black image; gradient: one pass.",
+    help="lam: progressive blur; ig_blur / ig_black: straight line from the blurred / black image; i_gradient: the "
+    "mean gradient between --baseline and the image times their difference (LAM_Demo saliency_map_I_gradient); "
+    "gradient: one pass.",
 )
+@click.option("--baseline", type=click.Choice(BASELINES), default="gaussian", show_default=True,
+              help="Baseline of --path i_gradient: OpenCV's 7x7 Gaussian blur, bilateral filter (15, 90, 90) or 5x5 "
+              "median filter (LAM_Demo IG_baseline gaus, bif, mean), LAM's blur (--sigma, --kernel-size; "
+              "GaussianLinearPath) or black (LinearPath).")
+@objective_options
+@smooth_options
+@click.option("--receptive-field", is_flag=True,
+              help="Add the graph's theoretical receptive field (LAM_Demo calculate_RF, from every op; seconds for a "
+              "transformer).")
 @click.option("--batch-size", default=None, type=click.IntRange(min=1), help="Path points per pass [default: from the memory budget].")
 @click.option(
     "--memory-fraction", default=DEFAULT_MEMORY_FRACTION, show_default=True, type=click.FloatRange(0, 1, min_open=True),
     help="Share of free RAM (or CUDA memory) the batch may use.",
 )
-def command(inputs: Inputs, window, frame, progress, steps, sigma, kernel_size, path, batch_size, memory_fraction):
+def command(inputs: Inputs, window, frame, progress, steps, sigma, kernel_size, path, baseline, objective, reduce,
+            smooth, noise, smooth_type, seed, receptive_field, batch_size, memory_fraction):
     from ..methods.lam import lam
 
     return lam(
         inputs.model, inputs.image, window, frame=frame, steps=steps, sigma=sigma, kernel_size=kernel_size, path=path,
-        batch_size=batch_size, memory_fraction=memory_fraction, progress=progress, hr=inputs.hr,
+        baseline=baseline, objective=objective, reduce=reduce, smooth=smooth, noise=noise, smooth_type=smooth_type,
+        seed=seed, receptive_field=receptive_field, batch_size=batch_size, memory_fraction=memory_fraction,
+        progress=progress, hr=inputs.hr,
     )

@@ -11,11 +11,12 @@ size and normalised, n(m) = |m| / max |m| (0 stays 0). Then
 * map        G = r(n(C) + n(V)),  r(m) = (m - min(m, 0)) / (max - min(m, 0)) in [0, 1]
 
 Local map (eqs. 1-2): g_i = d T_ROI / d fea_i from ONE backward of LAM's gradient detector on the
-window. Global map (eqs. 3-5): for consecutive chosen layers i, j = i + 1,
+window (or another objective of the LAM toolbox: ``windows.detector``). Global map (eqs. 3-5): for consecutive chosen layers i, j = i + 1,
 g_{j->i} = d T_Global(fea_j) / d fea_i with T_Global = sum of the gradient map of the whole fea_j,
 and eq. 4 fea_global_j = fea_j x key_{j->i}; all pairs come from ONE forward in which every chosen
 layer's output re-enters as a detached leaf, and ONE backward of sum_j T_Global(fea_j).
-``docs/glam.md`` lists every choice the paper leaves open.
+``docs/glam.md`` lists every choice the paper leaves open. With ``smooth`` / ``noise`` (``smooth``) both passes run on
+N noisy copies and the per-layer maps are combined before the consensus and variation.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from ..errors import OnnxAttrError
 from ..intake import NodeInfo, SRModel
 from ..options import DEFAULT_LAYERS, VARIATIONS
 from ..results.build import build_dataset
-from ..windows.detector import gradient_map, window_detectors
+from ..windows.detector import check_objective, check_objective_windows, gradient_map, window_objectives
 from ..windows.geometry import Window, WindowSpec, align_hr, resolve_windows
 from . import memory
 from .registry import METHODS
+from .smooth import active, check_smooth, combine, noisy_copies
 
 # float32 maps at the SR size per window and layer: to_output's maps, their stack, glocal's normalised copies.
 MAP_VALUES = 3
@@ -229,10 +231,12 @@ def attributed_share(m: torch.Tensor) -> float:
 
 # ------------------------------------------------------------------ passes on a model
 def local_keys(
-    model: SRModel, x: torch.Tensor, layers: Sequence[Layer], windows: Sequence[Window]
+    model: SRModel, x: torch.Tensor, layers: Sequence[Layer], windows: Sequence[Window], objective: str = "grad",
+    reduce: str = "sum",
 ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
-    """One forward, then ONE backward per window of T_ROI = gradient_detector(output, window) (eq. 1):
-    the SR output and, per window, key_i = channel_key(d T_ROI / d fea_i) for every layer (eq. 2 before resizing)."""
+    """One forward, then ONE backward per window of T_ROI = the window objective (eq. 1: LAM's gradient detector;
+    ``windows.detector.window_objectives``): the SR output and, per window, key_i = channel_key(d T_ROI / d fea_i) for
+    every layer (eq. 2 before resizing)."""
     names = [l.name for l in layers]
     acts: dict[str, torch.Tensor] = {}
 
@@ -244,7 +248,7 @@ def local_keys(
     x = x.to(model.device, torch.float32).detach().requires_grad_(True)
     with torch.enable_grad():
         out = model.run(x, names, record)
-        d = window_detectors(out, windows)[0]
+        d = window_objectives(out, windows, objective, reduce)[0]
         wrt = [acts[n] for n in names]
         keys = []
         for k in range(len(windows)):
@@ -281,18 +285,24 @@ def global_products(model: SRModel, x: torch.Tensor, layers: Sequence[Layer], si
     return products
 
 
+def views(local_layers: torch.Tensor, global_layers: torch.Tensor, kind: str) -> tuple[tuple, tuple]:
+    """The glocal (G, n(C), n(V)) of each window's layer maps (K, L, H, W) and of the global ones (L - 1, H, W)."""
+    local = tuple(torch.stack(v) for v in zip(*(glocal(m, kind) for m in local_layers)))
+    return local, glocal(global_layers, kind)
+
+
 def maps(
-    model: SRModel, x: torch.Tensor, layers: Sequence[Layer], windows: Sequence[Window], size: tuple[int, int], kind: str
+    model: SRModel, x: torch.Tensor, layers: Sequence[Layer], windows: Sequence[Window], size: tuple[int, int], kind: str,
+    objective: str = "grad", reduce: str = "sum",
 ) -> tuple[torch.Tensor, torch.Tensor, tuple, torch.Tensor, tuple, tuple[float, float, float]]:
     """Both passes: (output, local_layers (K, L, H, W), glocal of each window's layers, global_layers (L - 1, H, W),
     their glocal, (t0, t1, t2) the times before, between and after them)."""
     t0 = time.perf_counter()
-    output, keys = local_keys(model, x, layers, windows)
+    output, keys = local_keys(model, x, layers, windows, objective, reduce)
     local_layers = torch.stack([torch.stack([to_output(k, size) for k in per_window]) for per_window in keys])
-    local = tuple(torch.stack(v) for v in zip(*(glocal(m, kind) for m in local_layers)))
     t1 = time.perf_counter()
     global_layers = torch.stack([scale_unit(p.abs()) for p in global_products(model, x, layers, size)])
-    global_ = glocal(global_layers, kind)
+    local, global_ = views(local_layers, global_layers, kind)
     return output, local_layers, local, global_layers, global_, (t0, t1, time.perf_counter())
 
 
@@ -308,23 +318,29 @@ def _law(model: SRModel, layers: Sequence[Layer]) -> memory.PeakLaw:
     return memory.cached(model, "glam-" + ",".join(l.name for l in layers), lambda: memory.fit_law(measure, model.size_rule))
 
 
-def estimate(model: SRModel, height: int, width: int, layers: Sequence[Layer], *, windows: int) -> int:
-    """Peak bytes of ``glam`` for an h x w image, L = len(``layers``) and K = ``windows``:
+def estimate(model: SRModel, height: int, width: int, layers: Sequence[Layer], *, windows: int, copies: int = 1) -> int:
+    """Peak bytes of ``glam`` for an h x w image, L = len(``layers``), K = ``windows`` and G = ``copies`` (noisy
+    copies, ``smooth``):
 
-        G(h, w) + 4 MAP_VALUES (K - 1) L H W
+        G(h, w) + 4 MAP_VALUES (K - 1) L H W + 4 (G + 1) (K + 1) L H W  (the last term only with G > 1)
 
     with G the law of both passes for one window (``_law``) and H x W the SR size: each further window adds its
-    L keys resized to the SR size and their normalised copies."""
+    L keys resized to the SR size and their normalised copies; each copy keeps its layer maps until they combine."""
     oh, ow = model.output_size(height, width)
-    return _law(model, layers)(height, width) + 4 * MAP_VALUES * (windows - 1) * len(layers) * oh * ow
+    kept = 4 * (copies + 1) * (windows + 1) * len(layers) * oh * ow if copies > 1 else 0
+    return _law(model, layers)(height, width) + 4 * MAP_VALUES * (windows - 1) * len(layers) * oh * ow + kept
 
 
 # ------------------------------------------------------------------ the method
-def check_params(*, layers: Iterable[str] | str | None, pattern: str | None, variation: str, **_: object) -> dict[str, Any]:
+def check_params(*, layers: Iterable[str] | str | None, pattern: str | None, variation: str, objective: str = "grad",
+                 reduce: str = "sum", smooth: int = 1, noise: float = 0.0, smooth_type: str = "smoothgrad",
+                 **_: object) -> dict[str, Any]:
     """One-line errors for GL-AM parameters no run can use (checked before any model loads); the parameters,
     ``layers`` given as one comma-separated string split into op types."""
     if variation not in VARIATIONS:
         raise OnnxAttrError(f"variation {variation!r}: use one of {', '.join(VARIATIONS)}")
+    check_objective(objective, reduce)
+    check_smooth(smooth, noise, smooth_type)
     if isinstance(layers, str):
         layers = [t.strip() for t in layers.split(",") if t.strip()]
     if pattern is not None:
@@ -332,7 +348,8 @@ def check_params(*, layers: Iterable[str] | str | None, pattern: str | None, var
             re.compile(pattern)
         except (re.error, TypeError) as err:
             raise OnnxAttrError(f"pattern {pattern!r} is not a regular expression ({err}); e.g. pattern='body\\.1'") from None
-    return {"layers": layers, "pattern": pattern, "variation": variation}
+    return {"layers": layers, "pattern": pattern, "variation": variation, "objective": objective, "reduce": reduce,
+            "smooth": smooth, "noise": noise, "smooth_type": smooth_type}
 
 
 def glam(
@@ -344,6 +361,12 @@ def glam(
     layers: Iterable[str] | None = None,
     pattern: str | None = None,
     variation: str = "abs",
+    objective: str = "grad",
+    reduce: str = "sum",
+    smooth: int = 1,
+    noise: float = 0.0,
+    smooth_type: str = "smoothgrad",
+    seed: int = 0,
     hr: torch.Tensor | None = None,
 ) -> xr.Dataset:
     """GL-AM local and global maps of ``image`` (1, C, h, w) in [0, 1] for the output window(s) ``window``.
@@ -352,25 +375,36 @@ def glam(
     default, or 'sr' output pixels; see ``windows.geometry``); the local maps share one forward and take one
     backward per window. ``layers``: ONNX op types to explain (default Conv, ConvTranspose, Gemm, MatMul;
     nodes without an image-shaped output are skipped), ``pattern``: regex on node names, ``variation``:
-    'abs' | 'signed'. Returns the shared Dataset plus ``local``, ``local_consensus``, ``local_variation``
+    'abs' | 'signed'. ``objective`` / ``reduce``: the local view's T_ROI (``windows.detector``; the global view's
+    T_Global is the paper's). ``smooth`` N / ``noise`` sigma: both passes on N noisy copies (seeded by ``seed``), each
+    layer's map combined by ``smooth_type`` before the consensus and variation. Returns the shared Dataset plus ``local``, ``local_consensus``, ``local_variation``
     (window, Y, X), ``local_layers`` (window, layer, Y, X) and the window-free ``global``,
     ``global_consensus``, ``global_variation`` (Y, X), ``global_layers`` (global_layer, Y, X); see docs/glam.md.
     """
-    layers = check_params(layers=layers, pattern=pattern, variation=variation)["layers"]
+    layers = check_params(layers=layers, pattern=pattern, variation=variation, objective=objective, reduce=reduce,
+                          smooth=smooth, noise=noise, smooth_type=smooth_type)["layers"]
     model.check_input(image)
     size = model.output_size(*image.shape[2:])
     wins = resolve_windows(window, model.offset, *size, frame=frame)
+    check_objective_windows(objective, wins, *size)
     chosen, skipped = choose_layers(model, layers, pattern)
-    _require_memory(model, image, chosen, len(wins))
-    output, local_layers, local, global_layers, global_, (t0, t1, t2) = maps(
-        model, image.to(model.device, torch.float32), chosen, wins, size, variation)
+    copies = smooth if active(noise) else 1
+    _require_memory(model, image, chosen, len(wins), copies)
+    if not active(noise):
+        output, local_layers, local, global_layers, global_, (t0, t1, t2) = maps(
+            model, image.to(model.device, torch.float32), chosen, wins, size, variation, objective, reduce)
+    else:
+        output, local_layers, local, global_layers, global_, (t0, t1, t2) = _smoothed(
+            model, image, chosen, wins, size, variation, objective, reduce, (smooth, noise, smooth_type, seed))
     lr_hw = tuple(image.shape[2:])
     lr_local = torch.stack([to_lr(m, lr_hw) for m in local[0]])
     c = image.shape[1]
     names = [l.name for l in chosen]
     return build_dataset(
         model=model, image=image, output=output, method="glam", windows=wins, frame=frame,
-        params={"layers": ", ".join(layers or DEFAULT_LAYERS), "pattern": pattern, "variation": variation},
+        params={"layers": ", ".join(layers or DEFAULT_LAYERS), "pattern": pattern, "variation": variation,
+                "objective": objective, "reduce": reduce,
+                **({"smooth": smooth, "noise": noise, "smooth_type": smooth_type, "seed": seed} if active(noise) else {})},
         elapsed_s=t2 - t0, attribution=(lr_local / c)[:, None].expand(-1, c, -1, -1),
         window_checks={
             "attributed_share": [attributed_share(m) for m in lr_local],
@@ -403,9 +437,28 @@ def glam(
 _PARTS = ("", "_consensus", "_variation")  # the (G, n(C), n(V)) of ``glocal``, as variable name suffixes
 
 
-def _require_memory(model: SRModel, image: torch.Tensor, layers: Sequence[Layer], windows: int) -> None:
+def _smoothed(model: SRModel, image: torch.Tensor, layers: Sequence[Layer], windows: Sequence[Window],
+              size: tuple[int, int], kind: str, objective: str, reduce: str, smoothing: tuple[int, float, str, int]
+              ) -> tuple[torch.Tensor, torch.Tensor, tuple, torch.Tensor, tuple, tuple[float, float, float]]:
+    """``maps`` on the noisy copies (``smooth.noisy_copies``; one pass pair each, GL-AM runs one image at a time),
+    every layer map combined over the copies by the smooth type, then the views; the output of the image itself and
+    the summed local and global times."""
+    smooth, noise, smooth_type, seed = smoothing
+    runs = [maps(model, x[None].to(model.device, torch.float32), layers, windows, size, kind, objective, reduce)
+            for x in noisy_copies(image, smooth, noise, seed)]
+    local_layers = combine(torch.stack([r[1] for r in runs]), smooth_type)
+    global_layers = combine(torch.stack([r[3] for r in runs]), smooth_type)
+    local, global_ = views(local_layers, global_layers, kind)
+    t_local = sum(r[5][1] - r[5][0] for r in runs)
+    t_global = sum(r[5][2] - r[5][1] for r in runs)
+    with torch.no_grad():
+        output = model(image.to(model.device, torch.float32)).detach()
+    return output, local_layers, local, global_layers, global_, (0.0, t_local, t_local + t_global)
+
+
+def _require_memory(model: SRModel, image: torch.Tensor, layers: Sequence[Layer], windows: int, copies: int = 1) -> None:
     """Refuse, before any pass, work whose ``estimate`` exceeds the free memory (one line with the fixes)."""
-    memory.require(estimate(model, *image.shape[2:], layers, windows=windows), memory.free_memory(model.device),
+    memory.require(estimate(model, *image.shape[2:], layers, windows=windows, copies=copies), memory.free_memory(model.device),
                    f"GL-AM of {windows} window(s) and {len(layers)} layers for a {image.shape[3]}x{image.shape[2]} image",
                    ["explain fewer windows", "choose fewer layers (--layers / --pattern)", "crop the image (--crop)",
                     *memory.device_fix(model.device)], model.device)
@@ -430,6 +483,7 @@ __all__ = [
     "rescale",
     "resize",
     "scale_unit",
+    "views",
     "to_lr",
     "to_output",
     "variation",

@@ -1,6 +1,7 @@
 """Local attribution maps (LAM; Gu & Dong, CVPR 2021, Sec. 3.3-4) and their path-integral neighbours.
 
-For an SR network F, the gradient detector D on an output window (``windows.detector``, eq. 1) and a path
+For an SR network F, the gradient detector D on an output window (``windows.detector``, eq. 1; or the authors'
+toolbox's other objectives, the window's intensity and its Gabor response) and a path
 x_0 -> x_m from a baseline to the LR image I (``paths``), the attribution is the right Riemann sum of the path
 integral (eq. 2, discretised as eq. 4 and the authors' code):
 
@@ -28,12 +29,15 @@ from ..errors import OnnxAttrError
 from ..intake import SRModel
 from ..options import DEFAULT_MEMORY_FRACTION, PATHS
 from ..results.build import build_dataset
-from ..windows.detector import window_detectors
+from ..windows.detector import check_objective, check_objective_windows, window_objectives
 from ..windows.geometry import Window, WindowSpec, align_hr, resolve_windows
 from . import memory
+from .baselines import check_baseline
 from .blur import check_blur
 from .paths import IntegrationPath, PathResult, make_path, path_attribution, path_bytes
+from .receptive_field import receptive_field as theoretical_field
 from .registry import METHODS
+from .smooth import active, check_smooth, combine, noisy_copies
 
 # Default caps on the batch on a CPU: beyond ~10 images, or ~256 MiB of activations (the forward + backward
 # law P(h, w) times the batch), a pass costs more per step as its tensors leave the caches. Measured on the
@@ -46,39 +50,42 @@ CPU_BATCH_BYTES = 256 * 2**20
 GRADIENT_BYTES = 20
 
 
-def estimate(model: SRModel, height: int, width: int, *, steps: int, path: str, windows: int, batch: int) -> int:
-    """Peak bytes of ``lam`` on the model's device for an h x w image, K = ``windows``, n = ``batch``:
+def estimate(model: SRModel, height: int, width: int, *, steps: int, path: str, windows: int, batch: int,
+             copies: int = 1) -> int:
+    """Peak bytes of ``lam`` on the model's device for an h x w image, K = ``windows``, n = ``batch``, G = ``copies``
+    (noisy copies, ``smooth``):
 
-        n P(h, w) + GRADIENT_BYTES K n C h w + 8 K C h w  (+ ``path_bytes`` on the CPU, where the path lives too)
+        n P(h, w) + GRADIENT_BYTES K n C h w + 8 K G C h w  (+ G ``path_bytes`` on the CPU, where the paths live too)
 
-    with P the model's forward + backward law (``memory.pass_law``) and 8 K C h w the float64 sum A."""
+    with P the model's forward + backward law (``memory.pass_law``) and 8 K G C h w the float64 sums A of every copy."""
     c = model.in_channels
-    need = batch * memory.pass_law(model)(height, width) + (GRADIENT_BYTES * batch + 8) * windows * c * height * width
-    return need + (path_bytes(c, height, width, steps, path) if model.device.type == "cpu" else 0)
+    need = batch * memory.pass_law(model)(height, width) + (GRADIENT_BYTES * batch + 8 * copies) * windows * c * height * width
+    return need + (copies * path_bytes(c, height, width, steps, path) if model.device.type == "cpu" else 0)
 
 
 def choose_batch(model: SRModel, height: int, width: int, *, steps: int, path: str, windows: int,
-                 batch_size: int | None, memory_fraction: float) -> int:
+                 batch_size: int | None, memory_fraction: float, copies: int = 1) -> int:
     """Path points per pass, checked against the free memory (``memory.free_memory``) before anything is allocated.
 
     ``batch_size`` is kept when ``estimate`` says it fits in the free memory, else refused naming the batch that
-    fits. By default: the largest batch that fits in ``memory_fraction`` of it, at most the path's points (and
+    fits. By default: the largest batch that fits in ``memory_fraction`` of it, at most the paths' points (and
     on a CPU ``CPU_MAX_BATCH`` and ``CPU_BATCH_BYTES`` of activations), with a warning when memory lowers it below
     that; refused when even one point does not fit. On CUDA the path (on the CPU) is checked against the CPU's free memory first.
     """
-    m = 1 if path == "gradient" else steps
+    m = (1 if path == "gradient" else steps) * copies
     dev, cpu, c = model.device, torch.device("cpu"), model.in_channels
     image = f"a {width}x{height} image"
+    paths = copies * path_bytes(c, height, width, steps, path)
     if dev.type != "cpu":
-        memory.require(path_bytes(c, height, width, steps, path), memory.free_memory(cpu),
-                       f"LAM's {steps}-step {path} path for {image}", ["pass fewer steps (--steps)", "crop the image (--crop)"], cpu)
+        memory.require(paths, memory.free_memory(cpu), f"LAM's {steps}-step {path} path for {image}",
+                       ["pass fewer steps (--steps)", "crop the image (--crop)"], cpu)
 
     def need(n: int) -> int:
-        return estimate(model, height, width, steps=steps, path=path, windows=windows, batch=n)
+        return estimate(model, height, width, steps=steps, path=path, windows=windows, batch=n, copies=copies)
 
     def refuse(n: int, smaller: int) -> None:
         fixes = [f"pass --batch-size {smaller}"] if smaller else []
-        if dev.type == "cpu" and 2 * path_bytes(c, height, width, steps, path) > need(n):
+        if dev.type == "cpu" and 2 * paths > need(n):
             fixes.append("pass fewer steps (--steps)")
         memory.require(need(n), free, f"LAM at batch {n} for {image}",
                        [*fixes, "crop the image (--crop)", *memory.device_fix(dev)], dev)
@@ -105,7 +112,9 @@ def choose_batch(model: SRModel, height: int, width: int, *, steps: int, path: s
 
 
 def check_params(
-    *, path: str, steps: int, sigma: float, kernel_size: int, batch_size: int | None, memory_fraction: float, **_: object
+    *, path: str, steps: int, sigma: float, kernel_size: int, batch_size: int | None, memory_fraction: float,
+    baseline: str = "gaussian", objective: str = "grad", reduce: str = "sum", smooth: int = 1, noise: float = 0.0,
+    smooth_type: str = "smoothgrad", **_: object
 ) -> dict[str, object]:
     """One-line errors for LAM parameters no run can use (checked before any model loads); the parameters."""
     fraction = memory_fraction
@@ -113,14 +122,21 @@ def check_params(
         raise OnnxAttrError(f"unknown path {path!r}; pick one of {', '.join(PATHS)}")
     if steps < 1:
         raise OnnxAttrError(f"steps={steps}: the path needs at least 1 step (the paper uses 50-100)")
-    if path in ("lam", "ig_blur"):
+    if path in ("lam", "ig_blur") or (path, baseline) == ("i_gradient", "blur"):
         check_blur(sigma, kernel_size)
+    check_baseline(baseline)
+    if baseline != "gaussian" and path != "i_gradient":
+        raise OnnxAttrError(f"baseline {baseline!r} is the baseline of --path i_gradient (LAM_Demo saliency_map_I_gradient); "
+                            f"pass --path i_gradient, or drop --baseline for --path {path}")
+    check_objective(objective, reduce)
+    check_smooth(smooth, noise, smooth_type)
     if batch_size is not None and batch_size < 1:
         raise OnnxAttrError(f"batch size {batch_size} must be at least 1 (or leave it unset)")
     if not 0 < fraction <= 1:
         raise OnnxAttrError(f"memory fraction {fraction} must lie in (0, 1]")
     return {"path": path, "steps": steps, "sigma": sigma, "kernel_size": kernel_size, "batch_size": batch_size,
-            "memory_fraction": memory_fraction}
+            "memory_fraction": memory_fraction, "baseline": baseline, "objective": objective, "reduce": reduce,
+            "smooth": smooth, "noise": noise, "smooth_type": smooth_type}
 
 
 def lam(
@@ -133,6 +149,14 @@ def lam(
     sigma: float = 1.2,
     kernel_size: int = 9,
     path: str = "lam",
+    baseline: str = "gaussian",
+    objective: str = "grad",
+    reduce: str = "sum",
+    smooth: int = 1,
+    noise: float = 0.0,
+    smooth_type: str = "smoothgrad",
+    seed: int = 0,
+    receptive_field: bool = False,
     batch_size: int | None = None,
     memory_fraction: float = DEFAULT_MEMORY_FRACTION,
     progress: bool = False,
@@ -143,63 +167,110 @@ def lam(
     ``window``: (x, y, size), several, or a ``Grid``, in the HR frame (``frame='hr'``, HR-image
     pixels) or the output's (``frame='sr'``); see ``windows.geometry``. For each window k
     A_k = sum_{i=1..m} dD_k(F(x_i))/dx_i * (x_i - x_{i-1}) (eq. 4 as the authors' code computes it) along
-    the path ``path`` (see ``paths``); the forwards are shared by all windows. ``batch_size``
-    points run per pass; by default as many as fit in ``memory_fraction`` of the free RAM (or free CUDA
-    memory) by ``estimate``, at most ``CPU_MAX_BATCH`` on a CPU (``choose_batch``). ``hr``:
-    the HR image (HR frame or already aligned with the output). Returns the shared result layout plus
-    ``baseline`` (channel, y, x) and ``path_objective`` (window, step) = D_k(F(x_i)), i = 0..m; per
-    window ``completeness_error``, ``objective_input``
-    and ``objective_baseline``; attrs: the parameters, the batch size used and ``elapsed_s``.
+    the path ``path`` (see ``paths``; ``baseline`` is the baseline of 'i_gradient'); the forwards are shared by all
+    windows. D is ``objective`` ('grad' LAM's gradient detector, 'intensity', 'gabor'; ``windows.detector``)
+    reduced by ``reduce`` ('sum', 'mean'). ``smooth`` N > 1 or ``noise`` sigma > 0: the map of N noisy copies
+    (``smooth``, seeded by ``seed``), combined by ``smooth_type``, their paths in the same batches.
+    ``receptive_field``: add the graph's theoretical receptive field (``receptive_field``; a graph walk, seconds for a
+    transformer). ``batch_size`` points run per pass; by default as many as fit in ``memory_fraction`` of the free RAM
+    (or free CUDA memory) by ``estimate``, at most ``CPU_MAX_BATCH`` on a CPU (``choose_batch``). ``hr``: the HR image
+    (HR frame or already aligned with the output). Returns the shared result layout plus ``baseline`` (channel, y, x)
+    and the path results (window, step): ``path_objective`` D_k(F(x_i)) and ``path_attribution`` the attribution mass
+    of step i (0 at the baseline, summing to sum A_k), with ``path_increment`` |x_i - x_{i-1}| (step); per window
+    ``completeness_error``, ``objective_input`` and ``objective_baseline`` (DI, Gini, reach and the 95 % mass pixels
+    of the saliency come from ``build_dataset``, as for every method); attrs: the parameters, the batch size used and ``elapsed_s``.
     """
     t0 = time.perf_counter()
     model.check_input(image)
     check_params(path=path, steps=steps, sigma=sigma, kernel_size=kernel_size, batch_size=batch_size,
-                 memory_fraction=memory_fraction)
+                 memory_fraction=memory_fraction, baseline=baseline, objective=objective, reduce=reduce, smooth=smooth,
+                 noise=noise, smooth_type=smooth_type)
     out_hw = model.output_size(image.shape[2], image.shape[3])
     wins = resolve_windows(window, model.offset, *out_hw, frame=frame)
+    check_objective_windows(objective, wins, *out_hw)
     _, _, h, w = image.shape
+    copies = smooth if active(noise) else 1
     batch = choose_batch(model, h, w, steps=steps, path=path, windows=len(wins), batch_size=batch_size,
-                         memory_fraction=memory_fraction)
-    route = make_path(image, path, steps, sigma, kernel_size)
+                         memory_fraction=memory_fraction, copies=copies)
+    starts = noisy_copies(image, smooth, noise, seed) if active(noise) else image
+    route = _route([make_path(x[None], path, steps, sigma, kernel_size, baseline) for x in starts])
+
+    def d_of(out: torch.Tensor) -> torch.Tensor:
+        return window_objectives(out, wins, objective, reduce)
+
     with tqdm(total=route.points.shape[0], unit="step", desc="lam", disable=None if progress else True,
               leave=False) as bar:  # drawn on a terminal only
-        res = path_attribution(model, route.points, route.weights, lambda out: window_detectors(out, wins), batch,
-                               bar.update)
+        res = path_attribution(model, route.points, route.weights, d_of, batch, bar.update, copies=copies)
+    attribution = combine(res.attribution, smooth_type, dim=1) if active(noise) else res.attribution[:, 0]
+    if active(noise):  # the output of the image itself, not of its last noisy copy
+        with torch.no_grad():
+            output = model(image).detach()
+    else:
+        output = res.last_output
     params = {
-        "path": path, "steps": steps, "sigma": sigma, "kernel_size": kernel_size, "batch_size": batch,
-        "batch_size_requested": batch_size, "memory_fraction": memory_fraction,
-        "memory_estimate_bytes": estimate(model, h, w, steps=steps, path=path, windows=len(wins), batch=batch),
+        "path": path, "steps": steps, "sigma": sigma, "kernel_size": kernel_size,
+        "baseline": baseline if path == "i_gradient" else None, "objective": objective, "reduce": reduce,
+        **({"smooth": smooth, "noise": noise, "smooth_type": smooth_type, "seed": seed} if active(noise) else {}),
+        "batch_size": batch, "batch_size_requested": batch_size, "memory_fraction": memory_fraction,
+        "memory_estimate_bytes": estimate(model, h, w, steps=steps, path=path, windows=len(wins), batch=batch,
+                                          copies=copies),
         "batch_mode": model.batch_mode,
     }
-    window_checks, data_vars = _checks(model, wins, route, res)
+    window_checks, data_vars = _checks(model, wins, route, res, attribution, d_of, batch,
+                                       smooth_type if active(noise) else "smoothgrad")
     return build_dataset(
-        model=model, image=image, output=res.last_output, method="lam", windows=wins, frame=frame, params=params,
-        elapsed_s=time.perf_counter() - t0, attribution=res.attribution, window_checks=window_checks,
+        model=model, image=image, output=output, method="lam", windows=wins, frame=frame, params=params,
+        elapsed_s=time.perf_counter() - t0, attribution=attribution, window_checks=window_checks,
+        checks=theoretical_field(model).attrs() if receptive_field else None,
         data_vars=data_vars, coords={"step": np.arange(steps + 1)} if route.baseline is not None else None,
         hr=align_hr(hr, model.offset, out_hw) if hr is not None else None, layout=METHODS["lam"].variables,
     )
 
 
-def _checks(model: SRModel, wins: list[Window], route: IntegrationPath, res: PathResult
-            ) -> tuple[dict[str, Any], dict[str, tuple[tuple[str, ...], Any]]]:
-    """The per-window checks of a LAM result (completeness error, D at the input and at the baseline; DI, Gini
-    and reach of the saliency come from ``build_dataset``, as for every method) and the path variables
-    (``path_objective`` D_k(F(x_i)), i = 0..m, and ``baseline``).
+def _route(routes: list[IntegrationPath]) -> IntegrationPath:
+    """One path, or the paths of several copies one after the other (baselines stacked)."""
+    if len(routes) == 1:
+        return routes[0]
+    base = [r.baseline for r in routes]
+    return IntegrationPath(torch.cat([r.points for r in routes]), torch.cat([r.weights for r in routes]),
+                           None if base[0] is None else torch.cat(base))  # type: ignore[arg-type]
 
-    completeness_error = |sum A_k - (D_k(F(I)) - D_k(F(x_0)))| / |D_k(F(I)) - D_k(F(x_0))|: one extra forward, of
-    the baseline; NaN for the plain gradient (no baseline) and where the gap is 0."""
-    d_input = res.values[:, -1].numpy()
-    k = len(wins)
+
+def _checks(model: SRModel, wins: list[Window], route: IntegrationPath, res: PathResult, attribution: torch.Tensor,
+            d_of: Any, batch: int, smooth_type: str) -> tuple[dict[str, Any], dict[str, tuple[tuple[str, ...], Any]]]:
+    """The per-window checks of a LAM result (DI, Gini and 95 % pixels of the saliency, completeness error, D at the
+    input and at the baseline) and the path variables: ``path_objective`` D_k(F(x_i)), ``path_attribution`` the mass
+    of step i (0 at i = 0), ``path_increment`` |x_i - x_{i-1}|_2 (i = 0..m, means over the G copies) and ``baseline``.
+
+    completeness_error = |sum A_k - (D_k(F(I)) - D_k(F(x_0)))| / |D_k(F(I)) - D_k(F(x_0))| (means over the copies): one
+    extra forward per copy, of its baseline; NaN for the plain gradient (no baseline), where the gap is 0, and for
+    smoothgrad_sq / vargrad (no completeness)."""
+    k, copies = len(wins), res.attribution.shape[1]
+    m = res.values.shape[1] // copies
+    values = res.values.reshape(k, copies, m)
+    d_input = values[:, :, -1].mean(dim=1).numpy()
     d_base, completeness = np.full(k, np.nan), np.full(k, np.nan)
     data_vars: dict[str, tuple[tuple[str, ...], Any]] = {}
     if route.baseline is not None:
         with torch.no_grad():
-            d_base = window_detectors(model(route.baseline), wins)[0].cpu().double().numpy()
-        with np.errstate(divide="ignore", invalid="ignore"):  # a non-finite objective is refused (results.finite)
-            gap = d_input - d_base
-            total = res.attribution.sum(dim=(1, 2, 3)).numpy()
-            completeness = np.where(gap != 0, np.abs(total - gap) / np.abs(gap), np.nan)
-        data_vars["path_objective"] = (("window", "step"), np.concatenate([d_base[:, None], res.values.numpy()], axis=1))
-        data_vars["baseline"] = (("channel", "y", "x"), route.baseline[0])
+            d_bases = torch.cat([d_of(model(route.baseline[i : i + batch])) for i in range(0, copies, batch)])
+        d_bases = d_bases.cpu().double().T  # (K, G)
+        d_base = d_bases.mean(dim=1).numpy()
+        if smooth_type == "smoothgrad":
+            with np.errstate(divide="ignore", invalid="ignore"):  # a non-finite objective is refused (results.finite)
+                gap = d_input - d_base
+                total = attribution.sum(dim=(1, 2, 3)).numpy()
+                completeness = np.where(gap != 0, np.abs(total - gap) / np.abs(gap), np.nan)
+
+        def per_step(first: torch.Tensor, points: torch.Tensor) -> np.ndarray:
+            """Step 0's values (rows, G, 1) and every point's (rows, G m) as (rows, m + 1), the mean over the copies."""
+            return torch.cat([first, points.reshape(-1, copies, m)], dim=2).mean(dim=1).numpy()
+
+        zero = torch.zeros(k, copies, 1, dtype=torch.float64)
+        norms = route.weights.reshape(copies * m, -1).norm(dim=1)
+        data_vars["path_objective"] = (("window", "step"), per_step(d_bases[:, :, None], values))
+        data_vars["path_attribution"] = (("window", "step"), per_step(zero, res.masses))
+        data_vars["path_increment"] = (("step",), per_step(zero[:1], norms[None])[0])
+        data_vars["baseline"] = (("channel", "y", "x"), route.baseline.mean(dim=0))
     checks = {"completeness_error": completeness, "objective_input": d_input, "objective_baseline": d_base}
     return checks, data_vars

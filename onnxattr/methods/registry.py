@@ -18,13 +18,17 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from ..errors import OnnxAttrError
+from ..options import ERF_MASSES
 from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, SCHEMA_VERSION, STUDY_ATTRS, STUDY_COORDS,
                               STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
 
 # The checks every result with an attribution holds (``results.build``), reported before each method's own ``checks``.
-SHARED_CHECKS = {"diffusion_index": "diffusion index", "gini": "Gini", "reach": "reach (LR px)"}
+SHARED_CHECKS = {"diffusion_index": "diffusion index", "gini": "Gini", "reach": "reach (LR px)",
+                 "saliency_pixels": "pixels for 95 %"}
 # Keyword arguments of a method that callers (compare, the CLI) set themselves: not method parameters.
 CALLER_ARGS = ("hr", "progress", "frame")
+# Attrs a method's checks may name that only some runs write (LAM's receptive field, with --receptive-field).
+OPTIONAL_ATTRS = ("receptive_field",)
 
 
 @dataclass(frozen=True)
@@ -87,19 +91,37 @@ def _views() -> dict[str, Entry]:
     }
 
 
+def radius_name(share: float) -> str:
+    """The ERF variable holding the radius of ``share`` of the mass: erf_r20, erf_r50, erf_r95."""
+    return f"erf_r{round(100 * share)}"
+
+
+def _radii() -> dict[str, Entry]:
+    """The ERF's radii (``radius_name``), one per share of ``options.ERF_MASSES``."""
+    return {radius_name(t): Entry(W, f"ERF radius of {100 * t:g} % of the mass", "LR px",
+                                            f"smallest distance from the window's centre within which the ERF holds "
+                                            f"{100 * t:g} % of its mass") for t in ERF_MASSES}
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "lam", "Local attribution map (LAM) of an output window.", "onnxattr.methods.lam", "onnxattr.plot.lam",
         variables={
             "step": Entry(("step",), "path step", "1", "i of the path point x_i; 0 is the baseline", optional=True),
             "baseline": BASELINE,
-            "path_objective": Entry(("window", "step"), "gradient detector along the path", "1",
-                                    "D(F(x_i)) at each path point, i = 0 the baseline", optional=True),
+            "path_objective": Entry(("window", "step"), "objective along the path", "1",
+                                    "D(F(x_i)) at each path point, i = 0 the baseline (attr objective: the D)",
+                                    optional=True),
+            "path_attribution": Entry(("window", "step"), "attribution mass of each path step", "1",
+                                      "sum over channels and pixels of dD/dx_i * (x_i - x_{i-1}); 0 at i = 0; the "
+                                      "cumulative sum ends at sum A", optional=True),
+            "path_increment": Entry(("step",), "path increment", "1",
+                                    "|x_i - x_{i-1}|_2 over channels and pixels; 0 at i = 0", optional=True),
             "completeness_error": COMPLETENESS_ERROR,
-            "objective_input": Entry(W, "gradient detector at the input", "1", "D(F(x)) of the window"),
-            "objective_baseline": Entry(W, "gradient detector at the baseline", "1", "D(F(x_0)); NaN for the plain gradient"),
+            "objective_input": Entry(W, "objective at the input", "1", "D(F(x)) of the window"),
+            "objective_baseline": Entry(W, "objective at the baseline", "1", "D(F(x_0)); NaN for the plain gradient"),
         },
-        checks={"completeness_error": "completeness error"},
+        checks={"completeness_error": "completeness error", "receptive_field": "theoretical RF (LR px)"},
         run_only=("batch_size", "memory_fraction"),
         memory_share="memory_fraction",
     ),
@@ -137,6 +159,25 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         checks={"attributed_share": "attributed pixels (local)",
                 "global_attributed_share": "attributed pixels (global)"},
     ),
+    Method(
+        "erf", "Effective receptive field (ERF) of an output pixel or window over images.", "onnxattr.methods.erf",
+        "onnxattr.plot.erf",
+        variables={
+            "corner": Entry(("corner",), "box corner", "", "x0, y0 (left, top) and x1, y1 (right, bottom), inclusive"),
+            "erf": Entry(("window", "y", "x"), "effective receptive field", "1",
+                         "mean over the images of sum_c |dD/dx_c|, D the output summed over the window and channels"),
+            **_radii(),
+            "outside_share": Entry(W, "ERF mass outside the theoretical field", "1",
+                                   "share of the ERF outside receptive_box (0 up to rounding); NaN where the field is not finite"),
+            "receptive_box": Entry(("window", "corner"), "theoretical receptive field of the window", "LR px",
+                                   "the LR pixels (indices) the window's output can depend on by the graph; NaN where the "
+                                   "field is unbounded or unknown"),
+        },
+        checks={**{radius_name(t): f"r{100 * t:g} (LR px)" for t in ERF_MASSES},
+                "receptive_field": "theoretical RF (LR px)", "outside_share": "ERF outside the RF"},
+        run_only=("batch_size", "memory_fraction"),
+        memory_share="memory_fraction",
+    ),
 )}
 
 
@@ -167,7 +208,8 @@ def layout_problems(ds: Any) -> list[str]:
             if ds[var].attrs.get(key) != value:
                 out.append(f"{var}: attr {key} is {ds[var].attrs.get(key)!r}")
     out += [f"{var}: not in the schema" for var in ds.variables if var not in table]
-    required = STUDY_ATTRS if study else [*ATTRS, *(c for c in METHODS[name].checks if c not in table)]
+    required = STUDY_ATTRS if study else [*ATTRS, *(c for c in METHODS[name].checks
+                                                     if c not in table and c not in OPTIONAL_ATTRS)]
     out += [f"attr {a}: missing" for a in required if a not in ds.attrs]
     out += [f"attr {a}: 'none' string (unset values are left out)" for a, v in ds.attrs.items()
             if isinstance(v, str) and v == "none"]

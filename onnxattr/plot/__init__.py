@@ -94,16 +94,17 @@ def _atlas_wanted(ds: xr.Dataset, window: int | None) -> bool:
 def draw(ds: xr.Dataset, style: str | Style = "overview", panels: Sequence[str] | None = None, cmap: str | None = None,
          window: int | None = None, width: str | None = None) -> Figure:
     """The figure for a result, chosen by its ``method`` attr: of a method result with several windows the
-    atlas (``plot.atlas``) unless ``window`` (an index along the ``window`` dim) picks one window's figure; of
-    a study, all its figures on one page; of combined runs, the runs side by side on window ``window`` (default
-    the first). ``width``: 'single' or 'double' journal columns for the paper style."""
+    atlas (the figure module's ``atlas``, else ``plot.atlas``) unless ``window`` (an index along the ``window`` dim)
+    picks one window's figure; of a study, all its figures on one page; of combined runs, the runs side by side on
+    window ``window`` (default the first). ``width``: 'single' or 'double' journal columns for the paper style."""
     _check_cmap(cmap)
     st = style_of(style, width)
     module = _module(ds)
     with matplotlib.rc_context(st.rc()):
         if _atlas_wanted(ds, window):
-            from .atlas import draw as atlas
+            from .atlas import draw as generic
 
+            atlas = getattr(module, "atlas", generic)  # a method's own atlas (ERF: its radii), else the shared one
             return _guarded(ds, lambda: atlas(ds, st))
         return _guarded(ds, lambda: module.draw(one_window(ds, window or 0), st, panels, cmap))
 
@@ -119,6 +120,18 @@ def figures(ds: xr.Dataset, style: str | Style = "overview", panels: Sequence[st
         with matplotlib.rc_context(st.rc()):
             return _guarded(ds, lambda: module.pages(one_window(ds, window or 0), st, panels, cmap))
     return [("", draw(ds, st, panels, cmap, window))]
+
+
+def draw_several(datasets: Sequence[xr.Dataset], style: str | Style = "overview", cmap: str | None = None,
+                 window: int | None = None, width: str | None = None) -> Figure:
+    """Several results side by side (``plot.several``: ERFs in a row; two attribution results on one image and
+    window with the KDE difference of their areas of interest), window ``window`` (default 0) of each."""
+    from .several import draw as several
+
+    _check_cmap(cmap)
+    st = style_of(style, width)
+    with matplotlib.rc_context(st.rc()):
+        return several([one_window(ds, window or 0) for ds in datasets], st, cmap)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DEFAULT_DPI, style: str | Style = "overview") -> Path:
@@ -140,7 +153,7 @@ def named(path: Path, name: str) -> Path:
 
 
 def show(
-    ds: xr.Dataset,
+    ds: xr.Dataset | Sequence[xr.Dataset],
     path: str | os.PathLike,
     style: str = "overview",
     dpi: int = DEFAULT_DPI,
@@ -149,12 +162,19 @@ def show(
     window: int | None = None,
     width: str | None = None,
 ) -> list[Path]:
-    """Draw ``ds`` and save it to ``path``; the files written. In the paper style a study gives one figure per panel
-    (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), and a figure too large for the page splits into pages named
-    in order (FIG-grid-1.pdf, FIG-grid-2.pdf); ``width`` 'double' draws paper figures two columns wide."""
+    """Draw ``ds`` (several results: ``draw_several``) and save it to ``path``; the files written. In the paper style
+    a study gives one figure per panel (FIG.pdf -> FIG-grid.pdf, FIG-masking.pdf, ...), and a figure too large for
+    the page splits into pages named in order (FIG-grid-1.pdf, FIG-grid-2.pdf); ``width`` 'double' draws paper
+    figures two columns wide."""
     st = style_of(style, width)
+    if not isinstance(ds, xr.Dataset):
+        if len(ds) > 1:
+            if panels:
+                raise OnnxAttrError("--panels chooses the panels of one result's figure; drop it to draw several results")
+            return [save_figure(draw_several(ds, st, cmap, window), path, dpi, st)]
+        ds = ds[0]
     return [save_figure(fig, named(Path(path), name), dpi, st)
             for name, fig in figures(ds, st, panels, cmap, window)]
 
 
-__all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "figures", "save_figure", "show"]
+__all__ = ["DEFAULT_DPI", "FORMATS", "STYLES", "draw", "draw_several", "figures", "save_figure", "show"]

@@ -39,10 +39,13 @@ def cell_side(ds: xr.Dataset) -> float:
     return side
 
 
-def _map(ax, ds: xr.Dataset, background: np.ndarray, name: str, title: str, fig: Figure, style: Style) -> None:
-    values = ds[name].values.astype(np.float64)
+def cell_map(ax, ds: xr.Dataset, background: np.ndarray, values: np.ndarray, title: str, fig: Figure,
+             style: Style = STYLES["overview"], norm: Normalize | None = None) -> None:
+    """One atlas panel: each window a cell coloured by its value (``viridis``; ``norm`` default: the values' range)
+    over the dimmed image, with a colorbar."""
+    values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
-    norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
+    norm = norm or Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
     cmap = colormaps["viridis"]
     ax.imshow(0.35 * background + 0.65 * background.mean(axis=2, keepdims=True), interpolation="nearest")
     side = cell_side(ds)
@@ -75,7 +78,7 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"]) -> Figure:
         mark(axes[0], (float(w.window_x_sr), float(w.window_y_sr), float(w.window_size)), color="white", lw=0.5)
     bare(axes[0], wrap(f"{'HR (aligned)' if 'hr' in ds else 'SR output'} and the windows", chars(style, side)))
     for ax, name in zip(axes[1:], names):
-        _map(ax, ds, background, name, wrap(ATLAS[name], chars(style, side)), fig, style)
+        cell_map(ax, ds, background, ds[name].values, wrap(ATLAS[name], chars(style, side)), fig, style)
     for ax in axes[n:]:
         ax.set_axis_off()
     lo, hi = int(ds.window_size.min()), int(ds.window_size.max())

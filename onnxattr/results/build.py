@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 
 from ..arrays import to_numpy
-from ..metrics import diffusion_index, gini, reach, sr_quality
+from ..metrics import diffusion_index, gini, reach, saliency_pixels, sr_quality
 from ..metrics import saliency as saliency_map
 from ..windows.geometry import Window, align_hr, lr_centre, window_coords
 from .finite import check_result
@@ -33,7 +33,7 @@ from .schema import COORDS, SCHEMA_VERSION, VARIABLES, Entry, describe
 
 CHANNEL_NAMES = {1: ["Y"], 3: ["R", "G", "B"]}
 # Per-window measures of the saliency computed here for every result with an attribution: no method passes its own.
-SALIENCY_MEASURES = ("diffusion_index", "gini", "reach")
+SALIENCY_MEASURES = ("diffusion_index", "gini", "reach", "saliency_pixels", "saliency_share")
 # A completeness error above this (a tenth of the explained change missing) is warned about. LAM's path sum falls
 # about as 1 / steps (measured on the samples: 0.04-0.11 at 20 steps, 0.01-0.03 at 50, <= 0.015 at 100).
 COMPLETENESS_LIMIT = 0.1
@@ -100,12 +100,16 @@ def sr_coords(h: int, w: int, offset: int) -> dict[str, np.ndarray]:
 
 def saliency_measures(sal: np.ndarray, windows: Sequence[Window], scale: int, offset: int
                       ) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-    """DI, Gini and reach of each window's saliency map (K, h, w) (``metrics.gini``): the one definition every
-    method's result carries. DI = (1 - G) * 100 (LAM eq. 6); reach from the window's centre in LR pixels."""
+    """DI, Gini, reach and the 95 % mass pixels of each window's saliency map (K, h, w) (``metrics``): the one
+    definition every method's result carries. DI = (1 - G) * 100 (LAM eq. 6); reach from the window's centre in LR
+    pixels; ``saliency_pixels`` LAM_Demo's count_saliency_pixels, ``saliency_share`` the same over the LR pixels."""
+    pixels = np.array([saliency_pixels(m) for m in sal])
     return {
         "diffusion_index": (("window",), np.array([diffusion_index(m) for m in sal])),
         "gini": (("window",), np.array([gini(m) for m in sal])),
         "reach": (("window",), np.array([reach(m, lr_centre(w, scale, offset)) for m, w in zip(sal, windows)])),
+        "saliency_pixels": (("window",), pixels),
+        "saliency_share": (("window",), pixels / sal[0].size),
     }
 
 

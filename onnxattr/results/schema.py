@@ -78,6 +78,10 @@ VARIABLES: dict[str, Entry] = {
                              "a uniform map, about 100 / n for one concentrated on n pixels; NaN for a zero map"),
     "gini": Entry(W, "Gini index", "1", "G = sum_i (2i - n - 1) a_i / (n sum_i a_i) over the saliency map's n values "
                   "sorted ascending (LAM eq. 5, the LAM code's Gini); NaN for a zero map"),
+    "saliency_pixels": Entry(W, "pixels below 95 % of the saliency mass", "1",
+                             "LAM_Demo count_saliency_pixels: the largest saliency values whose running sum stays below "
+                             "95 % of the total (the smallest set reaching it has one more); NaN for a zero map"),
+    "saliency_share": Entry(W, "share of pixels below 95 % of the saliency mass", "1", "saliency_pixels / LR pixels"),
 }
 
 # Variables several methods hold (their registry entries name them).
@@ -150,7 +154,7 @@ STUDY_VARIABLES: dict[str, Entry] = {
 # Attrs of every single-method result (method parameters and checks come on top, see docs/results.md).
 ATTRS: dict[str, str] = {
     "schema_version": "version of this layout (onnxattr.schema.SCHEMA_VERSION)",
-    "method": "lam, l2x or glam",
+    "method": "lam, l2x, glam or erf",
     "window_frame": "frame the windows were given in: hr (HR-image pixels) or sr (output pixels)",
     "model_file": "model file name",
     "model_label": "the model's name in figures (--label; default: the file name without .onnx)",

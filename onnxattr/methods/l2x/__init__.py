@@ -19,6 +19,7 @@ from ..blur import blur, check_blur
 from ...errors import OnnxAttrError
 from ...options import UNKNOWN_OPS
 from ...results.build import build_dataset
+from ...windows.detector import check_objective, check_objective_windows
 from ...windows.geometry import Window, WindowSpec, align_hr, hr_shift, resolve_windows
 from ..registry import METHODS
 from .objective import TARGETS, make_objective
@@ -91,13 +92,18 @@ def estimate(model: Any, height: int, width: int, *, windows: int, dtype: torch.
 
 
 def check_params(
-    *, sigma: float, kernel_size: int, target: str, pixel: Any, unknown_ops: str, dtype: Any, **_: object
+    *, sigma: float, kernel_size: int, target: str, pixel: Any, unknown_ops: str, dtype: Any, objective: str = "grad",
+    reduce: str = "sum", **_: object
 ) -> dict[str, Any]:
     """One-line errors for L2X parameters no run can use (checked before any model loads); the parameters,
     ``dtype`` given as 'float32' / 'float64' turned into the torch dtype."""
     check_blur(sigma, kernel_size)
     if target not in TARGETS:
         raise OnnxAttrError(f"unknown L2X target {target!r}; choose one of {', '.join(TARGETS)}")
+    check_objective(objective, reduce)
+    if target != "detector" and (objective, reduce) != ("grad", "sum"):
+        raise OnnxAttrError(f"--objective / --reduce choose the window objective of --target detector, not of target "
+                            f"{target!r}; pass --target detector (--target sum is --objective intensity)")
     if target == "pixel" and (pixel is None or len(pixel) not in (2, 3)):
         raise OnnxAttrError("target 'pixel' needs pixel=(x, y) or (x, y, channel) (CLI --pixel X Y [--channel C])")
     if target != "pixel" and pixel is not None:
@@ -109,7 +115,7 @@ def check_params(
     if dtype not in DTYPES.values():
         raise OnnxAttrError(f"dtype={dtype!r}: L2X propagates in float32 or float64")
     return {"sigma": sigma, "kernel_size": kernel_size, "target": target, "pixel": pixel, "unknown_ops": unknown_ops,
-            "dtype": dtype}
+            "dtype": dtype, "objective": objective, "reduce": reduce}
 
 
 def pixel_window(pixel: Sequence[int], offset: int, out_shape: tuple[int, ...], frame: str) -> tuple[Window, int | None]:
@@ -139,6 +145,8 @@ def l2x(
     sigma: float = 1.2,
     kernel_size: int = 9,
     target: str = "detector",
+    objective: str = "grad",
+    reduce: str = "sum",
     pixel: Sequence[int] | None = None,
     unknown_ops: str = "error",
     hr: torch.Tensor | None = None,
@@ -147,8 +155,9 @@ def l2x(
     """L2X attribution of ``target`` on the SR output of ``image`` (1, C, h, w) in [0, 1].
 
     ``window``: (x, y, size), several, or a ``target.Grid``, in ``frame`` ('hr' HR-image pixels, the
-    default, or 'sr' output pixels; see ``target``). ``target``: ``detector`` (LAM's gradient detector D
-    on each window, the default, so L2X and LAM answer the same question), ``sum`` (output summed over
+    default, or 'sr' output pixels; see ``target``). ``target``: ``detector`` (the window objective D, LAM's
+    gradient detector by default, so L2X and LAM answer the same question; ``objective`` 'intensity' or 'gabor' and
+    ``reduce`` 'mean' as ``windows.detector``, linear and so exact), ``sum`` (output summed over
     window and channels) or ``pixel`` (one SR value: ``pixel=(x, y)`` summed over channels or
     ``(x, y, channel)``, in ``frame``; no window). All windows share one forward of x and x_ref and take
     one backward each. The reference is ``blur(image, sigma, kernel_size)`` (LAM's kernel).
@@ -161,14 +170,16 @@ def l2x(
     """
     start = time.perf_counter()
     dtype = check_params(sigma=sigma, kernel_size=kernel_size, target=target, pixel=pixel, unknown_ops=unknown_ops,
-                         dtype=dtype)["dtype"]
+                         dtype=dtype, objective=objective, reduce=reduce)["dtype"]
     model.check_input(image)
     x = image.to(model.device, torch.float32)
     x_ref = blur(x, sigma, kernel_size)
     oh, ow = model.output_size(x.shape[2], x.shape[3])
     wins, channel = _targets(model, window, target, pixel, (1, x.shape[1], oh, ow), frame)
+    if target == "detector":
+        check_objective_windows(objective, wins, oh, ow)
     _require_memory(model, x, len(wins), dtype)
-    run = propagate(model, x, x_ref, make_objective(target, wins, channel), unknown_ops, dtype)
+    run = propagate(model, x, x_ref, make_objective(target, wins, channel, objective, reduce), unknown_ops, dtype)
     dx = (x - x_ref).to(run.multiplier.dtype)
     attribution = (run.multiplier * dx)[:, 0]
     t, t_ref = run.target.x.double().cpu().numpy(), run.target.ref.double().cpu().numpy()
@@ -177,6 +188,7 @@ def l2x(
         model=model, image=x, output=run.output.x, method="l2x", windows=wins, frame=frame,
         params={
             "sigma": float(sigma), "kernel_size": int(kernel_size), "target": target,
+            **({"objective": objective, "reduce": reduce} if target == "detector" else {}),
             "pixel": tuple(pixel) if pixel is not None else None, "unknown_ops": unknown_ops,
             "dtype": str(dtype).removeprefix("torch."),
         },

@@ -1,5 +1,6 @@
 """The explained quantity t on the SR output, written with the L2X primitives so that its own
-nonlinearities (squares and square roots of LAM's detector) also keep completeness exact."""
+nonlinearities (squares and square roots of LAM's detector) also keep completeness exact; the other objectives of
+the LAM toolbox (the window's intensity, its Gabor response) and the mean reduction are linear."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from ...errors import OnnxAttrError
 from ...options import TARGETS
-from ...windows.detector import detector_region, sqrt_zero_grad
+from ...windows.detector import check_objective, detector_region, gabor_response, margin, sqrt_zero_grad
 from ...windows.geometry import Window
 from .primitives import Pair, linear, rescale, square
 
@@ -31,6 +32,12 @@ def window_sum(out: Pair, window: Window) -> Pair:
     return linear(lambda t: t[:, :, y : y + s, x : x + s].sum(), out)
 
 
+def gabor_window(out: Pair, window: Window) -> Pair:
+    """t = sum over the window of the Gabor response centred on each window pixel (``windows.detector``; linear)."""
+    m, y, x, s = margin("gabor"), window.y, window.x, window.size
+    return linear(lambda t: gabor_response(t)[:, y - m : y - m + s, x - m : x - m + s].sum(), out)
+
+
 def pixel_value(out: Pair, window: Window, channel: int | None) -> Pair:
     """t = O[channel, y, x] at the window's top-left pixel, or its sum over channels (``channel`` None)."""
     y, x = window.y, window.x
@@ -39,11 +46,24 @@ def pixel_value(out: Pair, window: Window, channel: int | None) -> Pair:
     return linear(lambda t: t[0, channel, y, x], out)
 
 
-def make_objective(target: str, windows: Sequence[Window], channel: int | None = None) -> Callable[[Pair], Pair]:
+WINDOW_OBJECTIVES: dict[str, Callable[[Pair, Window], Pair]] = {"grad": detector, "intensity": window_sum,
+                                                              "gabor": gabor_window}
+
+
+def make_objective(target: str, windows: Sequence[Window], channel: int | None = None, objective: str = "grad",
+                   reduce: str = "sum") -> Callable[[Pair], Pair]:
     """output Pair -> Pair of the K windows' targets (K,) for ``target`` in detector | sum | pixel
-    (``pixel``: the value at each 1-px window, channel ``channel`` or summed over channels)."""
+    (``detector``: the window objective ``objective`` reduced by ``reduce``, as ``windows.detector.window_objectives``;
+    ``pixel``: the value at each 1-px window, channel ``channel`` or summed over channels)."""
     if target == "detector":
-        one: Callable[[Pair, Window], Pair] = detector
+        check_objective(objective, reduce)
+
+        def one(out: Pair, window: Window) -> Pair:
+            value = WINDOW_OBJECTIVES[objective](out, window)
+            if reduce == "mean":
+                n = window.size**2 * (1 if objective == "gabor" else out.x.shape[1])
+                return linear(lambda t: t / n, value)
+            return value
     elif target == "sum":
         one = window_sum
     elif target == "pixel":

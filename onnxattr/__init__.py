@@ -1,4 +1,4 @@
-"""onnxattr: attribution maps (LAM, L2X, GL-AM) for super-resolution networks exported to ONNX.
+"""onnxattr: attribution maps (LAM, L2X, GL-AM, CEM) for super-resolution networks exported to ONNX.
 
 The top-level names are imported on first use (PEP 562), so ``import onnxattr`` and the CLI's help
 load neither torch nor onnx; ``onnxattr.lam(...)`` works as if imported eagerly.
@@ -15,7 +15,7 @@ from .version import __version__
 _EXPORTS = {
     "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "read_image": "image",
     "SRModel": "intake.model", "load_model": "intake.load", "Window": "windows.geometry", "Grid": "windows.geometry",
-    "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "compare": "study.compare",
+    "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "cem": "methods.cem", "compare": "study.compare",
     "load": "results.files", "save": "results.files", "combine": "results.combine",
     "load_study": "results.studystore", "save_study": "results.studystore",
 }
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .image import read_image
     from .intake.load import load_model
     from .intake.model import SRModel
+    from .methods.cem import cem
     from .methods.glam import glam
     from .methods.l2x import l2x
     from .methods.lam import lam

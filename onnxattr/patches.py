@@ -9,6 +9,7 @@ photos are public domain / CC0 crops of scikit-image's astronaut, coffee and che
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,10 @@ POOL_STREAM = 2  # the pool's generator: default_rng([seed, POOL_STREAM]) (CEM's
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
+@lru_cache(maxsize=8)
 def bundled_pool(block: int, channels: int, seed: int, size: int = POOL_SIZE) -> torch.Tensor:
-    """``size`` patches (N, C, block, block) in [0, 1] cut at seeded random positions from the bundled photos."""
+    """``size`` patches (N, C, block, block) in [0, 1] cut at seeded random positions from the bundled photos (made
+    once per arguments; do not modify it)."""
     images = [read_image(DATA / name, channels=channels)[0] for name in POOL_IMAGES]
     counts = np.array([max(im.shape[1] - block + 1, 0) * max(im.shape[2] - block + 1, 0) for im in images])
     if counts.sum() == 0:

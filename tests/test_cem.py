@@ -41,6 +41,14 @@ class MeanMix(TinySR):
         return super().forward(x) + 0.2 * x.mean(dim=(2, 3), keepdim=True)
 
 
+class Ramp(TinySR):
+    """TinySR times a ramp across the output's columns: local, but not shift-equivariant (a crop sees another ramp)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return y * (0.9 + 0.2 * torch.arange(y.shape[-1], dtype=y.dtype) / y.shape[-1])
+
+
 def with_output_op(src: Path, out: Path, op: str, **attrs) -> Path:
     """``src`` with ``op`` applied to its output (e.g. Shrink with lambd=0: the identity, but no converter has it)."""
     proto = onnx.load(src)
@@ -58,7 +66,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {"tiny": tiny, "fp16": fp16_file(tiny, d / "fp16.onnx", keep_io_types=False),
-                "u8": uint8_bgr_file(tiny, d / "u8bgr.onnx"), "mean": export(MeanMix(), d, "mean"),
+                "u8": uint8_bgr_file(tiny, d / "u8bgr.onnx"), "mean": export(MeanMix(), d, "mean"), "ramp": export(Ramp(), d, "ramp"),
                 "shrink": with_output_op(tiny, d / "shrink.onnx", "Shrink", lambd=0.0, bias=0.0)}
 
 
@@ -165,6 +173,16 @@ def test_known_causal_structure(files, pair):
     assert measure_field(lambda t: torch.from_numpy(mean.run_ort(t.numpy())), lr, 2, 0) is None
     unbounded = onnxattr.cem(mean, lr, (16, 16, 8), hr=hr, block=BLOCK, coarse=1, fine=0)
     assert np.isnan(unbounded.attrs["receptive_field"]) and int(unbounded.field_blocks[0]) == e.size - 4
+
+
+def test_a_model_that_is_not_shift_equivariant_runs_on_the_whole_image(files, pair):
+    lr, hr = pair
+    model = onnxattr.load_model(files["ramp"], forward_only=True)
+    kw = dict(hr=hr, block=BLOCK, coarse=1, fine=0, seed=SEED)
+    with pytest.warns(UserWarning, match="not shift-equivariant there.*whole image"):
+        ds = onnxattr.cem(model, lr, (16, 16, 8), **kw)
+    assert np.isnan(ds.attrs["receptive_field"])
+    np.testing.assert_array_equal(ds.effect_blocks.values, onnxattr.cem(model, lr, (16, 16, 8), field="full", **kw).effect_blocks.values)
 
 
 def test_a_file_no_converter_takes_gets_cem(files, pair):

@@ -21,8 +21,9 @@ from .common import STYLES, Panel, Style, as_rgb, choose, draw_panels, figure_fo
 BOUND = 2.5  # dB, the authors' bound for SR
 POWER = 1 / 1.2  # the authors' custom_mapping
 WINDOW_FILL = "lime"
-PANELS = ("input", "effect", "sr", "hr")
+PANELS = ("input", "effect", "overlay", "sr", "hr")
 DEFAULT = {"overview": PANELS, "paper": ("input", "effect", "sr", "hr")}
+LR_SHARE = 0.1  # the authors' figure: 0.9 map + 0.1 image
 
 
 def effect_norm(bound: float = BOUND) -> FuncNorm:
@@ -39,7 +40,8 @@ def effect_norm(bound: float = BOUND) -> FuncNorm:
 
 def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str] | None = None, cmap: str | None = None) -> Figure:
     """Panels: LR input + window (LR px), the effect map on the LR grid (``seismic`` on +-2.5 dB through the
-    authors' power 1/1.2 mapping, the window green), the SR crop of the window and, with HR, the HR crop."""
+    authors' power 1/1.2 mapping, the window green), the map over the input (the authors' 0.9 / 0.1 blend), the SR
+    crop of the window and, with HR, the HR crop."""
     lr = as_rgb(ds["input"])
     paper = style.name == "paper"
     win = window_lr(ds)
@@ -47,12 +49,14 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
     colours = colormaps[cmap or "seismic"].with_extremes(bad=WINDOW_FILL)
     effect = np.asarray(ds["effect"].values, dtype=np.float64)
     ticks = [-BOUND, -1.0, 0.0, 1.0, BOUND]
+    blend = (1 - LR_SHARE) * colours(effect_norm()(np.ma.masked_invalid(effect)))[..., :3] + LR_SHARE * lr
     available = {
         "input": Panel("LR input" if paper else f"LR input {lr.shape[1]}x{lr.shape[0]}, window (LR px)", lr, window=win),
         "effect": Panel("causal effect" if paper else f"causal effect, {int(ds.attrs['block'])} px blocks", effect,
                         cmap=colours, norm=effect_norm(), label="effect (dB)" if paper else
                         f"PSNR drop of the window (dB), red helps, blue hurts, |e| > {BOUND:g} clipped",
                         window=win, ticks=ticks, tick_labels=[f"{t:g}" for t in ticks]),
+        "overlay": Panel("over the input" if paper else f"over the input ({LR_SHARE:g} of it, as the authors)", blend),
         **hr_panels(ds, x, y, size, short=paper),
     }
     chosen = choose(available, panels, DEFAULT[style.name])

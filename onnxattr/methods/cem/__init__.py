@@ -35,6 +35,7 @@ from ...options import DEFAULT_MEMORY_FRACTION
 from ...patches import POOL_IMAGES, POOL_SIZE, bundled_pool, patch_files, read_patches
 from ...results.build import build_dataset
 from ...windows.geometry import Window, WindowSpec, align_hr, resolve_windows
+from .. import memory
 from ..registry import METHODS
 from . import effects
 from .effects import Summary, summarise, window_psnr
@@ -111,12 +112,12 @@ class Crops:
     holding its unperturbed window PSNRs; a crop that fails the check is replaced by the whole image, with a warning."""
 
     def __init__(self, run: Runner, x: torch.Tensor, full: torch.Tensor, grid: BlockGrid, wins: Sequence[Window],
-                 refs: Sequence[torch.Tensor], radius: int | None, rule: Any, model_name: str) -> None:
+                 refs: Sequence[np.ndarray], radius: int | None, rule: Any, model_name: str) -> None:
         self.run, self.x, self.full, self.grid, self.wins, self.refs = run, x, full, grid, wins, refs
         self.radius, self.rule, self.model_name = radius, rule, model_name
         self.rects: dict[frozenset[int], Rect] = {}
         self.p0: dict[Rect, dict[int, float]] = {}
-        self.forwards = 0
+        self.forwards, self.failed = 0, False
 
     def window_out(self, out: torch.Tensor, k: int, rect: Rect) -> torch.Tensor:
         w, s = self.wins[k], self.grid.scale
@@ -128,7 +129,7 @@ class Crops:
             rect = crop_for(self.grid, [self.wins[k] for k in windows], self.radius, self.rule)
             whole = (0, self.grid.height, 0, self.grid.width)
             if rect != whole:
-                out = self.run.forward(self.x[:, :, rect[0] : rect[1], rect[2] : rect[3]])
+                out = self.run.forward(self.x[:, :, rect[0] : rect[1], rect[2] : rect[3]].to(self.run.feed))
                 self.forwards += 1
                 gap = max(float((self.window_out(out, k, rect).cpu() - self.window_out(self.full, k, whole).cpu()).abs().max())
                           for k in windows)
@@ -136,7 +137,7 @@ class Crops:
                     warnings.warn(f"{self.model_name}: the receptive-field crop {rect} changes the window output by "
                                   f"{gap:.2g} (the model is not shift-equivariant there); CEM runs on the whole image",
                                   stacklevel=4)
-                    rect, out = whole, self.full
+                    rect, out, self.failed = whole, self.full, True
             else:
                 out = self.full
             self.rects[windows] = rect
@@ -158,23 +159,26 @@ def run_stage(crops: Crops, items: list[tuple[int, int, int, frozenset[int]]], d
     groups: dict[Rect, list[tuple[int, int, int, frozenset[int]]]] = {}
     for item in items:
         groups.setdefault(crops.rect(item[3]), []).append(item)
-    used, pixels, dev = 0, 0, run.device
-    blocks = blocks.to(dev)
+    used, pixels = 0, 0
+    # batches are built in NumPy on the CPU (right after an onnxruntime run torch's threads wake slowly), else on the device
+    on_cpu = run.feed.type == "cpu"
+    blocks = blocks.numpy() if on_cpu else blocks.to(run.feed)
     for rect, group in groups.items():
         y0, y1, x0, x1 = rect
-        base = crops.x[:, :, y0:y1, x0:x1].to(dev)
+        base = crops.x[:, :, y0:y1, x0:x1]
+        base = np.ascontiguousarray(base.numpy()) if on_cpu else base.to(run.feed)
         out_hw = (grid.scale * (y1 - y0) + grid.offset, grid.scale * (x1 - x0) + grid.offset)
         n = choose_batch(run, (y1 - y0, x1 - x0), out_hw, base.shape[1], len(group), batch_size, memory_fraction)
         used = max(used, n)
         for start in range(0, len(group), n):
             chunk = group[start : start + n]
-            batch = base.repeat(len(chunk), 1, 1, 1)
+            batch = np.repeat(base, len(chunk), axis=0) if on_cpu else base.repeat(len(chunk), 1, 1, 1)
             for i, (r, c, d, _) in enumerate(chunk):
                 a, b_, e, f = grid.rect(r, c)
                 batch[i, :, a - y0 : b_ - y0, e - x0 : f - x0] = blocks[draws[r, c, d], :, : b_ - a, : f - e]
-            out = run.forward(batch)
+            out = run.forward(torch.as_tensor(batch))
             for k in sorted(set().union(*(item[3] for item in chunk))):
-                psnr = window_psnr(crops.window_out(out, k, rect), crops.refs[k]).numpy()
+                psnr = window_psnr(crops.window_out(out, k, rect), crops.refs[k])
                 for i, (r, c, d, concerned) in enumerate(chunk):
                     if k in concerned:
                         stage.psnr[k, r, c, d] = psnr[i]
@@ -182,6 +186,15 @@ def run_stage(crops: Crops, items: list[tuple[int, int, int, frozenset[int]]], d
             pixels += len(chunk) * (y1 - y0) * (x1 - x0)
             bar.update(len(chunk))
     return stage, used, pixels
+
+
+def receptive_field(model: SRModel, x: torch.Tensor) -> int | None:
+    """``field.measure_field`` on the model's float32 core in onnxruntime (no uint8 or float16 rounding hides a change),
+    once per model and image size."""
+    def measure() -> int | None:
+        return measure_field(lambda t: torch.from_numpy(model.run_ort(t.numpy())), x, model.scale, model.offset)
+
+    return memory.cached(model, f"cem-field-{x.shape[2]}x{x.shape[3]}", measure)
 
 
 def _refuse_infinite(p0: np.ndarray, stages: Sequence[Stage], wins: Sequence[Window]) -> None:
@@ -249,19 +262,24 @@ def cem(
     blocks = lr_blocks(pool, s)
     run = runner(model, backend)
     x = image.detach().float().cpu()
-    full = run.forward(x)
+    full = run.forward(x.to(run.feed))
     if not torch.isfinite(full).all():
         raise OnnxAttrError(f"{name} outputs NaN or Inf on this image in {run.name}; check the image and --value-range")
     refs = [effects.to_u8(hr_aligned[0, :, v.y : v.y + v.size, v.x : v.x + v.size].float().cpu()) for v in wins]
     p0 = np.array([float(window_psnr(full[:, :, v.y : v.y + v.size, v.x : v.x + v.size], ref)[0])
                    for v, ref in zip(wins, refs)])
     _refuse_infinite(p0, [], wins)
-    radius = (measure_field(lambda t: torch.from_numpy(model.run_ort(t.numpy())), x, s, model.offset)
-              if field == "auto" else None)
+    radius = receptive_field(model, x) if field == "auto" else None
+    crops = Crops(run, x, full, grid, wins, refs, radius, model.size_rule, name)
+    for k in range(len(wins)):  # each window's own crop, checked against the full image
+        crops.rect(frozenset([k]))
+    checked = crops.forwards
+    if crops.failed:  # a model that is not shift-equivariant: no field, no crops
+        radius = None
+        crops = Crops(run, x, full, grid, wins, refs, radius, model.size_rule, name)
     rows, cols = grid.shape
     in_window = np.stack([grid.window_mask(v) for v in wins])
     concerned = np.stack([grid.field_mask(v, radius) for v in wins])
-    crops = Crops(run, x, full, grid, wins, refs, radius, model.size_rule, name)
     rng = {stage: np.random.default_rng([seed, stream]) for stage, stream in DRAW_STREAMS.items()}
     draws_c = rng["coarse"].integers(len(blocks), size=(rows, cols, coarse))
     draws_f = rng["fine"].integers(len(blocks), size=(rows, cols, fine))
@@ -296,7 +314,7 @@ def cem(
     }
     checks = {
         "runner": run.name, "receptive_field": float("nan") if radius is None else radius,
-        "forwards": forwards, "forwards_plain": plain, "crop_forwards": crops.forwards,
+        "forwards": forwards, "forwards_plain": plain, "crop_forwards": checked + crops.forwards,
         "cost_share": (pixels_c + pixels_f) / max(plain * h * w, 1),
         "graph_error": getattr(model, "graph_error", None),
     }
@@ -309,16 +327,14 @@ def _dataset(model: SRModel, image: torch.Tensor, full: torch.Tensor, wins: list
              lr_effect: np.ndarray, blocks_effect: np.ndarray, selected: np.ndarray, concerned: np.ndarray,
              summaries: list[Summary], p0: np.ndarray, grid: BlockGrid, hr: torch.Tensor) -> xr.Dataset:
     """The result in the shared layout with CEM's variables (``methods.registry``)."""
-    by = np.array
     block_y, block_x = grid.centres()
     blocks = ("window", "block_y", "block_x")
     data_vars = {
         "effect": (("window", "y", "x"), lr_effect.astype(np.float32)),
         "effect_blocks": (blocks, blocks_effect),
         "fine_stage": (blocks, selected.astype(np.int8)),
-        "positive_blocks": (("window",), by([m.positive for m in summaries])),
-        "negative_blocks": (("window",), by([m.negative for m in summaries])),
-        "zero_blocks": (("window",), by([m.zero for m in summaries])),
+        **{f"{sign}_blocks": (("window",), np.array([getattr(m, sign) for m in summaries]))
+           for sign in ("positive", "negative", "zero")},
         "field_blocks": (("window",), concerned.sum(axis=(1, 2))),
     }
     window_checks = {

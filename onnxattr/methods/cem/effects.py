@@ -17,16 +17,19 @@ import numpy as np
 import torch
 
 
-def to_u8(x: torch.Tensor) -> torch.Tensor:
-    """round(clip(x, 0, 1) * 255) in x's float type (float32 outputs: the authors' float32 NumPy steps), as float64."""
-    return torch.round(x.clamp(0, 1) * 255).double()
+def to_u8(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """round(clip(x, 0, 1) * 255) in x's float type (float32 outputs: the authors' float32 NumPy steps; NumPy rounds
+    half to even), as float64."""
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+    return np.round(np.clip(x, 0, 1) * x.dtype.type(255)).astype(np.float64)
 
 
-def window_psnr(out: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """PSNR (dB) of each output window (n, C, S, S) in [0, 1] units against ``reference`` (C, S, S) uint8 values as
-    float64; inf where equal."""
-    mse = ((to_u8(out) - reference.to(out.device)) ** 2).mean(dim=(1, 2, 3))
-    return (20 * torch.log10(255 / mse.sqrt())).cpu()
+def window_psnr(out: torch.Tensor | np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """PSNR (dB) of each output window (n, C, S, S) in [0, 1] units against ``reference`` (C, S, S), uint8 values as
+    float64; inf where equal. NumPy on the CPU: right after an onnxruntime run, torch's threads wake slowly."""
+    mse = ((to_u8(out) - reference) ** 2).mean(axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):
+        return 20 * np.log10(255 / np.sqrt(mse))
 
 
 def fine_selected(p0: np.ndarray | float, coarse: np.ndarray, tol: float) -> np.ndarray:

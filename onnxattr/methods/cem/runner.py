@@ -40,11 +40,13 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class Runner:
-    """A forward ((n, C, h, w) in [0, 1] -> (n, C, H, W) in [0, 1] units), its name, the device its memory lives on,
-    whether a batch is one call, and the per-image peak law (measured on first use; None where unmeasurable)."""
+    """A forward ((n, C, h, w) in [0, 1] on ``feed`` -> (n, C, H, W) in [0, 1] units), its name, the device its
+    memory lives on, whether a batch is one call, and the per-image peak law (measured on first use; None where
+    unmeasurable)."""
 
     name: str
     device: torch.device
+    feed: torch.device
     batched: bool
     forward: Forward
     measure: Callable[[], memory.PeakLaw | None]
@@ -171,10 +173,10 @@ def runner(model: SRModel, backend: str = "auto") -> Runner:
     on_gpu = session is not None and "CUDAExecutionProvider" in session.get_providers()
     if backend == "torch" or (backend == "auto" and model.device.type == "cuda" and not on_gpu and model.graph is not None):
         model.fast  # noqa: B018  (a model without a graph refuses here, in one line)
-        return Runner(f"torch graph on {model.device}", model.device, True, lambda x: _no_grad(model, x),
+        return Runner(f"torch graph on {model.device}", model.device, model.device, True, lambda x: _no_grad(model, x),
                       lambda: memory.cached(model, "cem-torch-forward", lambda: _torch_law(model)))
     device = model.device if on_gpu else torch.device("cpu")
-    return Runner(f"onnxruntime {session.get_providers()[0]} on {model.path.name}", device, batched,
+    return Runner(f"onnxruntime {session.get_providers()[0]} on {model.path.name}", device, torch.device("cpu"), batched,
                   ort_forward(model, session, batched),
                   lambda: memory.cached(model, f"cem-onnxruntime-{device.type}", lambda: _ort_law(model, device)))
 

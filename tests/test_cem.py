@@ -196,7 +196,7 @@ def test_a_file_no_converter_takes_gets_cem(files, pair):
                         coarse=COARSE, fine=2, seed=SEED)
     np.testing.assert_array_equal(ds.effect_blocks.values, twin.effect_blocks.values)  # Shrink(0) is the identity
     assert "Shrink" in ds.attrs["graph_error"]
-    with pytest.raises(OnnxAttrError, match="has no torch graph .* LAM, L2X and GL-AM need one"):
+    with pytest.raises(OnnxAttrError, match="has no torch graph .* LAM, L2X, GL-AM and CEM's torch backend need one"):
         onnxattr.lam(model, lr, (16, 16, 8), steps=2)
 
 

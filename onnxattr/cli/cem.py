@@ -10,7 +10,8 @@ from .common import Inputs, method_command
 
 @method_command(
     "cem", help="Causal effect map (CEM) of an output window: the change of its PSNR against the HR image when "
-    "input blocks are replaced by natural-image patches (forward passes only, onnxruntime on the file).",
+    "input blocks are replaced by natural-image patches (forward passes only: onnxruntime on the file, or the torch "
+    "graph on CUDA when onnxruntime has no CUDA provider).",
 )
 @click.option("--block", default=8, show_default=True, type=int, help="Block side b in HR px (a multiple of the scale).")
 @click.option("--coarse", default=3, show_default=True, type=int, help="Coarse draws K_c on every block.")
@@ -21,19 +22,17 @@ from .common import Inputs, method_command
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the patch pool and every draw.")
 @click.option("--field", default="auto", show_default=True, type=click.Choice(["auto", "full"]),
               help="auto: measure the receptive field (blocks outside it are 0; forwards on crops); full: every block, whole image.")
-@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "torch"]),
-              help="onnxruntime on the file, or the torch graph; auto: onnxruntime unless on CUDA without its CUDA provider.")
 @click.option("--batch-size", default=None, type=click.IntRange(min=1), help="Interventions per forward [default: from the memory law].")
 @click.option(
     "--memory-fraction", default=DEFAULT_MEMORY_FRACTION, show_default=True, type=click.FloatRange(0, 1, min_open=True),
     help="Share of free RAM (or CUDA memory) a batch may use.",
 )
-def command(inputs: Inputs, window, frame, progress, block, coarse, fine, tol, patches, seed, field, backend, batch_size,
+def command(inputs: Inputs, window, frame, progress, block, coarse, fine, tol, patches, seed, field, batch_size,
             memory_fraction):
     from ..methods.cem import cem
 
     return cem(
         inputs.model, inputs.image, window, frame=frame, block=block, coarse=coarse, fine=fine, tol=tol, patches=patches,
-        seed=seed, field=field, backend=backend, batch_size=batch_size, memory_fraction=memory_fraction,
+        seed=seed, field=field, batch_size=batch_size, memory_fraction=memory_fraction,
         progress=progress, hr=inputs.hr,
     )

@@ -22,8 +22,8 @@ class ForwardModel(SRModel):
         self.graph_error = graph_error
 
     def refusal(self) -> OnnxAttrError:
-        return OnnxAttrError(f"{self.path.name} has no torch graph ({self.graph_error}): LAM, L2X and GL-AM need one; "
-                             "load it with load_model(path) (forward_only=False), or use CEM, which runs in onnxruntime")
+        return OnnxAttrError(f"{self.path.name} has no torch graph ({self.graph_error}): LAM, L2X, GL-AM and CEM's "
+                             "torch backend need one; load it with load_model(path), not forward_only")
 
     @property
     def batch_mode(self) -> str:

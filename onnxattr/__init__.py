@@ -1,5 +1,5 @@
-"""onnxattr: attribution maps (LAM, L2X, GL-AM) and effective receptive fields for super-resolution networks exported
-to ONNX.
+"""onnxattr: attribution maps (LAM, L2X, GL-AM, CEM) and effective receptive fields for super-resolution networks
+exported to ONNX.
 
 The top-level names are imported on first use (PEP 562), so ``import onnxattr`` and the CLI's help
 load neither torch nor onnx; ``onnxattr.lam(...)`` works as if imported eagerly.
@@ -16,7 +16,7 @@ from .version import __version__
 _EXPORTS = {
     "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "read_image": "image",
     "SRModel": "intake.model", "load_model": "intake.load", "Window": "windows.geometry", "Grid": "windows.geometry",
-    "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "erf": "methods.erf",
+    "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "cem": "methods.cem", "erf": "methods.erf",
     "receptive_field": "methods.receptive_field", "compare": "study.compare",
     "load": "results.files", "save": "results.files", "combine": "results.combine",
     "load_study": "results.studystore", "save_study": "results.studystore",
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .image import read_image
     from .intake.load import load_model
     from .intake.model import SRModel
+    from .methods.cem import cem
     from .methods.erf import erf
     from .methods.glam import glam
     from .methods.l2x import l2x

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "onnxattr"
 
 # Bottom to top: a module may import from its own layer or the layers below (docs/architecture.md).
 LAYERS = [
-    {"errors", "version", "options", "limits", "paths", "arrays", "device", "image", "extras", "converters"},
+    {"errors", "version", "options", "limits", "paths", "arrays", "device", "image", "extras", "converters", "patches"},
     {"intake"},
     {"windows"},
     {"metrics"},

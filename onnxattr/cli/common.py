@@ -216,6 +216,7 @@ def load(
     channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     threads: int | None = None,
+    forward_only: bool = False,
 ) -> SRModel:
     """load_model with the CLI's options (threads set first); slow load stages are announced on stderr."""
     from ..device import set_threads
@@ -230,6 +231,7 @@ def load(
         channel_order=channel_order,
         probe_size=tuple(probe_size) if probe_size else None,
         progress=stage_line,
+        forward_only=forward_only,
     )
 
 
@@ -245,12 +247,13 @@ def prepare_inputs(
     channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
     threads: int | None = None,
+    forward_only: bool = False,
 ) -> Inputs:
-    """Load the model and the image (LR, or LR made from HR), cropped to the model's fixed input size, or to
-    the largest size its size rule takes, if asked."""
+    """Load the model (``forward_only``: see ``load_model``) and the image (LR, or LR made from HR), cropped to the
+    model's fixed input size, or to the largest size its size rule takes, if asked."""
     from ..image import crop, downscale, hr_warnings, read_image
 
-    model = load(model_path, device, value_range, no_verify, channel_order, probe_size, threads)
+    model = load(model_path, device, value_range, no_verify, channel_order, probe_size, threads, forward_only)
     image = read_image(image_path, channels=model.in_channels)
     given = f"{image.shape[3]}x{image.shape[2]}"
     hr_image = None
@@ -427,11 +430,15 @@ def method_command(name: str, help: str, check: Callable[[dict[str, Any]], dict[
             out_path = check_output_path(out)
             if label is not None and not label.strip():
                 raise OnnxAttrError("--label is empty; give the model a name, or leave --label out")
-            METHODS[name].check_params(**(check(kw) if check is not None else kw))
+            m = METHODS[name]
+            m.check_params(**(check(kw) if check is not None else kw))
+            if m.needs_hr and not hr:
+                raise OnnxAttrError(f"{name} measures against the HR image: pass IMAGE as the HR image with --hr (the "
+                                    "LR input is then its bicubic downscale by the model's scale)")
             spec = window_spec(window, windows_file, grid, stride, image)
             inputs = prepare_inputs(
                 model, image, device=device, value_range=value_range, no_verify=no_verify, hr=hr, crop_at=crop,
-                channel_order=channel_order, probe_size=probe_size, threads=threads,
+                channel_order=channel_order, probe_size=probe_size, threads=threads, forward_only=m.forward_only,
             )
             ds = f(inputs, spec, frame=frame, progress=not quiet, **kw)
             if label is not None:

@@ -41,7 +41,7 @@ from . import (  # noqa: F401  (imported for their converter registrations)
 )
 from .export import export_onnx  # noqa: E402
 
-__all__ = ["build", "export_onnx", "prepare", "to_torch"]
+__all__ = ["build", "export_onnx", "prepare", "to_torch", "unsupported_op"]
 
 # onnx2torch's Slice indexes with a list, which torch flags on every call; the result is right.
 warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", module="onnx2torch")
@@ -113,6 +113,37 @@ def _schema_version(op_type: str, domain: str, opset: int) -> int:
         return opset
 
 
+def _converted_versions(op_type: str, domain: str) -> tuple[int, ...]:
+    """The definitions of an op that some registered converter handles."""
+    return tuple(sorted({d.version for d in _CONVERTER_REGISTRY if d.domain == domain and d.operation_type == op_type
+                         and _schema_version(d.operation_type, d.domain, d.version) == d.version}))
+
+
+def unsupported_op(model: onnx.ModelProto) -> UnsupportedOpError | None:
+    """Without converting: the UnsupportedOpError for the first node of ``model``'s main graph whose op no converter
+    is registered for (ops of the model's local functions are looked up in their bodies), else None. Converters
+    that refuse a node's particular attributes are found only by converting (``to_torch``)."""
+    opsets = {entry.domain: entry.version for entry in model.opset_import}
+    local = {(f.domain, f.name): f for f in model.functions}
+    nodes, expanded = list(model.graph.node), set()
+    while nodes:
+        node = nodes.pop(0)
+        key = (node.domain, node.op_type)
+        if key in local:
+            if key not in expanded:  # a function's body is checked once, however often it is called
+                expanded.add(key)
+                nodes[:0] = list(local[key].node)
+            continue
+        opset = opsets.get(node.domain, 1)
+        try:
+            get_converter(node.op_type, opset, node.domain)
+        except NotImplementedError:
+            return UnsupportedOpError(node.op_type, _schema_version(node.op_type, node.domain, opset),
+                                      node.name or node.output[0], "no converter is registered", opset,
+                                      _converted_versions(node.op_type, node.domain))
+    return None
+
+
 def _first_unsupported(model: onnx.ModelProto, err: NotImplementedError) -> Exception:
     """The UnsupportedOpError for the first node whose converter is missing or refuses it, naming the file's
     opset, the op's definition in force and the definitions we do convert."""
@@ -121,9 +152,7 @@ def _first_unsupported(model: onnx.ModelProto, err: NotImplementedError) -> Exce
     for name, node in graph.nodes.items():
         opset = opsets.get(node.domain, 1)
         version = _schema_version(node.operation_type, node.domain, opset)
-        converted = tuple(sorted({d.version for d in _CONVERTER_REGISTRY if d.domain == node.domain
-                                  and d.operation_type == node.operation_type
-                                  and _schema_version(d.operation_type, d.domain, d.version) == d.version}))
+        converted = _converted_versions(node.operation_type, node.domain)
         label = node.name or name
         try:
             convert_node = get_converter(node.operation_type, opset, node.domain)

@@ -21,9 +21,11 @@ import onnxruntime as ort
 import torch
 
 from ..device import full_float32, pick_device
+from ..errors import OnnxAttrError, first_line
 from . import cache
 from .adapters import Adapter, adapt
 from .convert import convert, op_table, rebuild
+from .forward import ForwardModel
 from .model import SRModel
 from .onnxfile import IOSpec, io_spec, read_onnx, sha256
 from .session import ort_session, run_probe, size_runner
@@ -66,6 +68,7 @@ def load_model(
     probe_size: tuple[int, int] | None = None,
     progress: Callable[[str], None] | None = None,
     use_cache: bool = True,
+    forward_only: bool = False,
 ) -> SRModel:
     """Load an ONNX SR model as a verified torch graph.
 
@@ -77,8 +80,10 @@ def load_model(
     converting, verifying) that runs longer than ``STAGE_NOTICE_S``. ``verify=False`` skips the onnxruntime
     checks of the conversion and of the file's precision. ``use_cache``: read and write the converted graph
     in the user's cache (``intake.cache``; a cached load skips the probes and the conversion, and still
-    runs the conversion check on the probe).
+    runs the conversion check on the probe). ``forward_only``: for forward-only work (CEM), see ``load_forward``.
     """
+    if forward_only:
+        return load_forward(path, device, value_range, channel_order, probe_size, progress, use_cache)
     name = Path(path).name
     value_range = check_value_range(value_range)
     stages = Stages(name, progress)
@@ -129,6 +134,58 @@ def load_model(
     )
 
 
+def load_forward(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    value_range: float | str = "auto",
+    channel_order: str = "auto",
+    probe_size: tuple[int, int] | None = None,
+    progress: Callable[[str], None] | None = None,
+    use_cache: bool = True,
+) -> SRModel:
+    """The model for work that only runs it forward (CEM), as onnxruntime runs the file on ``device``.
+
+    Where onnxruntime runs on the device (the CPU, or CUDA with its CUDA provider) the file is read, adapted and
+    probed (sizes, output law, units) but not converted: a ``ForwardModel``, whose ``graph_error`` says so, or names
+    the first op no converter handles (warned once: LAM, L2X and GL-AM cannot run on it). Else (CUDA without
+    onnxruntime's CUDA provider) the verified torch graph (``load_model``) runs on the device, and a file the
+    conversion refuses falls back to onnxruntime on the CPU, with the reason warned once.
+    """
+    name = Path(path).name
+    value_range = check_value_range(value_range)
+    stages = Stages(name, progress)
+    dev = pick_device(device)
+    reason = None
+    with stages("reading"):
+        proto, path = read_onnx(path)
+        core, adapter = adapt(proto, path.name, channel_order)
+        spec = io_spec(core, path.name)
+        file_sha = sha256(path)
+        session = ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
+    if dev.type == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        try:
+            return load_model(path, dev, True, value_range, channel_order, probe_size, progress, use_cache)
+        except OnnxAttrError as err:
+            reason = first_line(err)
+    entry, _ = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages, convert_graph=False)
+    for note in entry.load_warnings:
+        warnings.warn(note, stacklevel=3)
+    if reason is None:
+        from ..converters import unsupported_op  # the op table only: nothing is converted
+
+        found = unsupported_op(core)
+        reason = first_line(found) if found is not None else None
+    if reason is not None:
+        where = "onnxruntime on the CPU" if dev.type == "cuda" else "onnxruntime"
+        warnings.warn(f"{name} has no torch graph ({reason}): LAM, L2X and GL-AM cannot run on it; forward-only "
+                      f"methods (CEM) run it in {where}", stacklevel=3)
+    return ForwardModel(
+        graph_error=reason or "loaded forward-only, not converted", path=path, sha256=file_sha, proto=core, spec=spec,
+        adapter=adapter, scale=entry.scale, offset=entry.offset, size_rule=entry.rule, units=entry.units,
+        session=session, device=dev, probe=entry.probe, precision_gap=None, load_seconds=stages.seconds,
+    )
+
+
 def _precision_gap(path: Path, adapter: Adapter, entry: cache.Entry, device: torch.device) -> float | None:
     """The file's precision gap (``verify.precision_gap``), measured once per cache entry; its warning is given
     when measured and kept with the entry's warnings for later loads. None when the core is the file."""
@@ -153,9 +210,11 @@ def probe_and_convert(
     value_range: float | str,
     probe_size: tuple[int, int] | None,
     stages: Stages,
-) -> tuple[cache.Entry, torch.fx.GraphModule]:
+    convert_graph: bool = True,
+) -> tuple[cache.Entry, torch.fx.GraphModule | None]:
     """What onnxruntime tells about the file (size rule, output law, value range, the probe's output) and the
-    converted graph: everything of a load but the verification."""
+    converted graph: everything of a load but the verification (``convert_graph=False``: no graph, the core as
+    ``prepared``)."""
     with stages("probing"):
         fixed = (spec.height, spec.width) if spec.height and spec.width else None
         rule, runs = find_sizes(size_runner(session, spec), fixed, path.name, probe_size)
@@ -164,8 +223,10 @@ def probe_and_convert(
         units = value_range_of(value_range, adapter, session, spec, size, scale, offset, path.name)
         quantize = (lambda x: np.round(x * 255) / 255) if adapter.input_dtype == "uint8" else (lambda x: x)
         x, y_ort = run_probe(spec, session, (units.input, units.output), path.name, size, prep=quantize)
-    with stages("converting"):
-        graph, prepared = convert(core, path.name)
+    graph, prepared = None, core
+    if convert_graph:
+        with stages("converting"):
+            graph, prepared = convert(core, path.name)
     return cache.Entry(
         prepared=prepared.SerializeToString(), rule=rule, scale=scale, offset=offset, units=units, probe_size=size,
         probe=x, probe_output=y_ort, precision_gap=None, load_warnings=[units.note] if units.note else [],

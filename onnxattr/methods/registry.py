@@ -19,8 +19,8 @@ from typing import Any, Callable, Mapping
 
 from ..errors import OnnxAttrError
 from ..options import ERF_MASSES
-from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, SCHEMA_VERSION, STUDY_ATTRS, STUDY_COORDS,
-                              STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
+from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, HR_PX, SCHEMA_VERSION,
+                              STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
 
 # The checks every result with an attribution holds (``results.build``), reported before each method's own ``checks``.
 SHARED_CHECKS = {"diffusion_index": "diffusion index", "gini": "Gini", "reach": "reach (LR px)",
@@ -42,6 +42,9 @@ class Method:
     variables or attrs that say how far to trust a result, with their labels. ``run_only``: parameters that change
     how the method runs, not its result (a study keeps cells computed with other values). ``memory_share``: the
     parameter giving the share of free memory one call may take, divided among tasks that run side by side.
+    ``needs_hr``: the method measures against the HR image (refused without it, before any model loads).
+    ``forward_only``: the method runs the model forward only (models load without conversion: ``load_model``'s
+    ``forward_only``).
     """
 
     name: str
@@ -52,6 +55,8 @@ class Method:
     checks: Mapping[str, str] = field(default_factory=dict)
     run_only: tuple[str, ...] = ()
     memory_share: str | None = None
+    needs_hr: bool = False
+    forward_only: bool = False
 
     def implementation(self) -> ModuleType:
         """The method's module (imported on first use)."""
@@ -78,6 +83,34 @@ class Method:
     def table(self) -> dict[str, Entry]:
         """The whole layout of its results: the shared coordinates and variables and its own."""
         return {**COORDS, **VARIABLES, **self.variables}
+
+
+def _cem() -> dict[str, Entry]:
+    """CEM's variables: the effect maps, the block grid, the counts and the range of each window."""
+    blocks = ("window", "block_y", "block_x")
+    ends = {f"effect_{end}_{axis}": Entry(W, f"block of the effect {end}", HR_PX,
+                                          f"{'column' if axis == 'x' else '-(row)'} of the nominal centre of the first "
+                                          f"block (row-major) holding effect_{end}, as block_{axis}")
+            for end in ("max", "min") for axis in ("x", "y")}
+    counts = {f"{sign}_blocks": Entry(W, f"{sign} blocks", "1", f"blocks outside the window whose effect is {rule}")
+              for sign, rule in (("positive", "> 0 (they help)"), ("negative", "< 0 (they hurt)"),
+                                 ("zero", "0 (|effect| < tol, or outside the receptive field)"))}
+    return {
+        "block_y": Entry(("block_y",), "block row", HR_PX, "nominal centre of block row r, -(r + 0.5) b, in the shared HR frame"),
+        "block_x": Entry(("block_x",), "block column", HR_PX, "nominal centre of block column c, (c + 0.5) b"),
+        "effect": Entry(("window", "y", "x"), "causal effect", "dB",
+                        "PSNR_0 - mean PSNR with the pixel's block replaced, on the LR grid; NaN on the window's own blocks"),
+        "effect_blocks": Entry(blocks, "causal effect per block", "dB",
+                               "PSNR_0 - mean_k PSNR_k of the window with the block replaced by patch k; NaN on its own blocks"),
+        "fine_stage": Entry(blocks, "fine stage", "1", "1 where a coarse draw moved the PSNR by >= tol: K_f fine draws"),
+        **counts,
+        "field_blocks": Entry(W, "blocks in the field", "1", "blocks intervened on: in the receptive field, not the window's"),
+        "psnr_window": Entry(W, "window PSNR", "dB", "PSNR_0: uint8-rounded output vs HR on the window, unperturbed"),
+        "effect_max": Entry(W, "largest effect", "dB", "largest block effect outside the window"),
+        "effect_min": Entry(W, "smallest effect", "dB", "smallest block effect outside the window"),
+        "effect_range": Entry(W, "effect range", "dB", "effect_max - effect_min"),
+        **ends,
+    }
 
 
 def _views() -> dict[str, Entry]:
@@ -177,6 +210,17 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                 "receptive_field": "theoretical RF (LR px)", "outside_share": "ERF outside the RF"},
         run_only=("batch_size", "memory_fraction"),
         memory_share="memory_fraction",
+    ),
+    Method(
+        "cem", "Causal effect map (CEM) of an output window: PSNR change when input blocks are replaced.",
+        "onnxattr.methods.cem", "onnxattr.plot.cem",
+        variables=_cem(),
+        checks={"positive_blocks": "positive blocks", "negative_blocks": "negative blocks",
+                "effect_range": "effect range (dB)", "psnr_window": "window PSNR (dB)", "forwards": "forwards"},
+        run_only=("field", "backend", "batch_size", "memory_fraction"),
+        memory_share="memory_fraction",
+        needs_hr=True,
+        forward_only=True,
     ),
 )}
 

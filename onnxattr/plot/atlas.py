@@ -26,6 +26,8 @@ ATLAS = {
     "attributed_share": "attributed pixel share",
     "objective_input": "detector D on the window",
     "target_value": "target t on the window",
+    "effect_range": "CEM effect range (dB)",
+    "psnr_window": "window PSNR vs HR (dB)",
 }
 
 

@@ -87,8 +87,6 @@ VARIABLES: dict[str, Entry] = {
 # Variables several methods hold (their registry entries name them).
 BASELINE = Entry(LR, "baseline image", "1",
                  "the reference input the attribution is measured from: LAM's path start x_0, L2X's x_ref", optional=True)
-DIFFUSION_INDEX = VARIABLES["diffusion_index"]  # every result with an attribution holds both (``results.build``)
-GINI = VARIABLES["gini"]
 COMPLETENESS_ERROR = Entry(W, "completeness error", "1",
                            "|sum A - (t(x) - t(baseline))| / |t(x) - t(baseline)|; NaN for the plain gradient")
 

@@ -147,6 +147,10 @@ def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLik
     (none twice), the labels and the windows."""
     m = method(method_name)
     method_params = check_method_params(method_name, method_params)
+    if m.needs_hr and not hr:
+        raise OnnxAttrError(f"{method_name} measures against the HR image: pass HR images with --hr (API hr=True); each "
+                            "model gets their bicubic downscale")
+    load = {**load, "forward_only": m.forward_only}
     require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
     if not models or not images:
         raise OnnxAttrError("compare needs at least one model and one image")

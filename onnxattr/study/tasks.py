@@ -34,15 +34,16 @@ def worker_model(
     verify: bool,
     channel_order: str = "auto",
     probe_size: tuple[int, int] | None = None,
+    forward_only: bool = False,
 ) -> SRModel:
     """The model at ``path``, loaded once per process (threads share it; onnxruntime and inference-only
-    torch graphs are safe to call from several threads)."""
-    key = (str(Path(path).resolve()), device, str(value_range), bool(verify), channel_order, probe_size)
+    torch graphs are safe to call from several threads); ``forward_only`` as ``load_model``'s."""
+    key = (str(Path(path).resolve()), device, str(value_range), bool(verify), channel_order, probe_size, forward_only)
     with _MODELS_LOCK:
         if key not in _MODELS:
             try:
                 _MODELS[key] = load_model(path, device=device, verify=verify, value_range=value_range,
-                                          channel_order=channel_order, probe_size=probe_size)
+                                          channel_order=channel_order, probe_size=probe_size, forward_only=forward_only)
             except OnnxAttrError as err:  # subclasses with other __init__ signatures do not unpickle on a client
                 raise OnnxAttrError(str(err)) from None
         return _MODELS[key]

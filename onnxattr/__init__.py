@@ -15,7 +15,8 @@ from .version import __version__
 _EXPORTS = {
     "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "read_image": "image",
     "SRModel": "intake.model", "load_model": "intake.load", "Window": "windows.geometry", "Grid": "windows.geometry",
-    "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "compare": "study.compare",
+    "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "check": "checks.report",
+    "compare": "study.compare",
     "load": "results.files", "save": "results.files", "combine": "results.combine",
     "load_study": "results.studystore", "save_study": "results.studystore",
 }
@@ -36,6 +37,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .checks.report import check
     from .errors import OnnxAttrError, UnsupportedOpError
     from .image import read_image
     from .intake.load import load_model

@@ -18,8 +18,9 @@ from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from ..errors import OnnxAttrError
-from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, DIFFUSION_INDEX, GINI, SCHEMA_VERSION,
-                              STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
+from ..results.schema import (ATTRS, BASELINE, CHECK_ATTRS, CHECK_COORDS, CHECK_VARIABLES, COMPLETENESS_ERROR, COORDS,
+                              DIFFUSION_INDEX, GINI, SCHEMA_VERSION, STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES,
+                              WLR, Entry, W)
 
 # Keyword arguments of a method that callers (compare, the CLI) set themselves: not method parameters.
 CALLER_ARGS = ("hr", "progress", "frame")
@@ -149,14 +150,14 @@ def method(name: str) -> Method:
 
 
 def layout_problems(ds: Any) -> list[str]:
-    """How ``ds`` (a single-method result or a study) departs from its layout: missing or unknown names, wrong dims,
-    missing attrs; empty when it matches."""
+    """How ``ds`` (a single-method result, a study or a check report) departs from its layout: missing or unknown
+    names, wrong dims, missing attrs; empty when it matches."""
     out = []
     name = str(ds.attrs.get("method"))
-    if name not in (*METHODS, "compare"):
-        return [f"method {name!r} is not one of {', '.join(METHODS)} or compare"]
-    study = name == "compare"
-    table = {**STUDY_COORDS, **STUDY_VARIABLES} if study else METHODS[name].table()
+    kinds = {"compare": ({**STUDY_COORDS, **STUDY_VARIABLES}, STUDY_ATTRS), "check": ({**CHECK_COORDS, **CHECK_VARIABLES}, CHECK_ATTRS)}
+    if name not in (*METHODS, *kinds):
+        return [f"method {name!r} is not one of {', '.join(METHODS)}, {' or '.join(kinds)}"]
+    table = kinds[name][0] if name in kinds else METHODS[name].table()
     for var, entry in table.items():
         if var not in ds.variables:
             if not entry.optional:
@@ -168,7 +169,7 @@ def layout_problems(ds: Any) -> list[str]:
             if ds[var].attrs.get(key) != value:
                 out.append(f"{var}: attr {key} is {ds[var].attrs.get(key)!r}")
     out += [f"{var}: not in the schema" for var in ds.variables if var not in table]
-    required = STUDY_ATTRS if study else [*ATTRS, *(c for c in METHODS[name].checks if c not in table)]
+    required = kinds[name][1] if name in kinds else [*ATTRS, *(c for c in METHODS[name].checks if c not in table)]
     out += [f"attr {a}: missing" for a in required if a not in ds.attrs]
     out += [f"attr {a}: 'none' string (unset values are left out)" for a, v in ds.attrs.items()
             if isinstance(v, str) and v == "none"]

@@ -26,16 +26,18 @@ from ..paths import write_atomically
 from .common import STYLES, style_of
 
 STUDY = "compare"  # the ``method`` attr of a study, drawn by ``plot.compare``
+CHECK = "check"  # the ``method`` attr of a check report (``onnxattr.checks``), drawn by ``plot.check``
 
 
 def _module(ds: xr.Dataset):
-    """The figure module of a result: its method's (``methods.registry``), or ``plot.compare`` for a study."""
+    """The figure module of a result: its method's (``methods.registry``), ``plot.compare`` for a study or
+    ``plot.check`` for a check report."""
     method = str(ds.attrs.get("method", ""))
-    if method == STUDY:
-        return importlib.import_module(f"{__name__}.compare")
+    if method in (STUDY, CHECK):
+        return importlib.import_module(f"{__name__}.{method}")
     if method not in METHODS:
         raise OnnxAttrError(
-            f"no figure for results of method {method!r} (known: {', '.join([*METHODS, STUDY])}); "
+            f"no figure for results of method {method!r} (known: {', '.join([*METHODS, STUDY, CHECK])}); "
             "pass a result written by onnxattr"
         )
     return importlib.import_module(METHODS[method].figure)
@@ -72,11 +74,14 @@ def draw(ds: xr.Dataset, style: str = "overview", panels: Sequence[str] | None =
          window: int | None = None) -> Figure:
     """The figure for a result, chosen by its ``method`` attr: of a method result with several windows the
     atlas (``plot.atlas``) unless ``window`` (an index along the ``window`` dim) picks one window's figure; of
-    a study, all its figures on one page."""
+    a study, all its figures on one page; of a check report, every method's checks (maps of window ``window``)."""
     _check_cmap(cmap)
     st = style_of(style)
     module = _module(ds)
     with matplotlib.rc_context(st.rc()):
+        if ds.attrs.get("method") == CHECK:
+            one_window(ds, window or 0)  # refuses a window the report lacks
+            return module.draw(ds, st, panels, cmap, window or 0)
         if window is None and ds.attrs.get("method") != "compare" and ds.sizes.get("window", 1) > 1:
             from .atlas import draw as atlas
 

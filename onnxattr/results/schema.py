@@ -101,8 +101,10 @@ STUDY_COORDS: dict[str, Entry] = {
     "reference": Entry(("reference",), "masking reference", "", "what the masked output is compared with: sr (unmasked output) or hr"),
     "order": Entry(("order",), "masking order", "", "attribution: most attributed pixels first; random: random order"),
     "ratio": Entry(("ratio",), "mask ratio", "1", "share of LR pixels replaced"),
-    "check_curve": Entry(("check_curve",), "check curve", "", "deletion or insertion (compare --checks, docs/check.md)"),
-    "check_order": Entry(("check_order",), "check pixel order", "", "map: the map's; random_order and random_map: the controls"),
+    "check_curve": Entry(("check_curve",), "check curve", "", "deletion or insertion (compare --checks, docs/check.md)",
+                         optional=True),
+    "check_order": Entry(("check_order",), "check pixel order", "", "map: the map's; random_order and random_map: the controls",
+                         optional=True),
 }
 STUDY_VARIABLES: dict[str, Entry] = {
     "input": Entry(("model", "image", "channel", "y", "x"), "LR input", "1", "each model's input, NaN-padded to the largest"),

@@ -58,6 +58,7 @@ class Plan:
     frame: str
     ratios: tuple[float, ...]
     seeds: int
+    checks: bool = False
 
 
 def _now() -> np.datetime64:
@@ -95,7 +96,7 @@ def _run_missing(runner: Runner, plan: Plan, cells: list[Cell], results: list[Ce
     tasks = list(todo.values())
     each = {"threads": task_threads(threads, runner.scheduler, len(tasks)), "after": torch.get_num_threads()}
     common = {"load": plan.load, "method_name": plan.method, "hr": plan.hr, "frame": plan.frame,
-              "ratios": plan.ratios, "seeds": plan.seeds, "params": plan.method_params}
+              "ratios": plan.ratios, "seeds": plan.seeds, "params": plan.method_params, "checks": plan.checks}
     jobs = [{"model_path": cells[ns[0]].model, "image_path": cells[ns[0]].image,
              "windows": [cells[n].window for n in ns], **each, **common} for ns in tasks]
     from tqdm.auto import tqdm
@@ -137,7 +138,7 @@ def _fill_failed(plan: Plan, facts: list[ModelFacts], cells: list[Cell], results
 def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLike],
           window: WindowSpec | Mapping[str, WindowSpec], method_name: str, method_params: dict[str, Any],
           load: dict[str, Any], scheduler: str | None, hr: bool, frame: str, ratios: Sequence[float], seeds: int,
-          value_range: float | str, channel_order: str) -> Plan:
+          value_range: float | str, channel_order: str, checks: bool = False) -> Plan:
     """Check everything that needs no model: the method and its parameters, the optional packages, the files
     (none twice) and the windows."""
     m = method(method_name)
@@ -150,13 +151,14 @@ def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLik
     distinct_paths(model_paths, "model")
     windows = image_windows(window, image_paths)
     params = study_params(method_name, {**m.defaults(), **method_params}, hr=hr, frame=frame, ratios=list(ratios),
-                          seeds=seeds, value_range=str(value_range), channel_order=channel_order)
+                          seeds=seeds, value_range=str(value_range), channel_order=channel_order,
+                          **({"checks": True} if checks else {}))  # studies without checks keep their digests
     share = m.memory_share
     if share and scheduler in (None, "threads", "local") and not ({share, *m.run_only} & set(method_params)):
         # the method sizes its work from free memory; tasks run side by side, one per core: share the budget
         method_params = {**method_params, share: m.defaults()[share] / (os.cpu_count() or 1)}
     return Plan(model_paths, image_paths, windows, load, method_name, method_params, params, hr, frame,
-                tuple(ratios), seeds)
+                tuple(ratios), seeds, checks)
 
 
 def compare(
@@ -181,6 +183,7 @@ def compare(
     store: str | os.PathLike | None = None,
     overwrite: bool = False,
     report: Callable[[str], None] | None = None,
+    checks: bool = False,
     **method_params: Any,
 ) -> xr.Dataset:
     """Run ``method`` on every model x image x window and gather maps and measures in one Dataset.
@@ -189,7 +192,9 @@ def compare(
     of them for every image, or a mapping image (path, file name or stem) -> window(s), in HR pixels
     (``frame='hr'``, see ``plan``) or SR pixels (``frame='sr'``). ``hr``: the images are HR;
     each model gets their bicubic downscale by its scale, and PSNR/SSIM are measured against them.
-    ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
+    ``ratios``, ``seeds``: masking curves. ``checks``: also the deletion and insertion curves' AUCs of every
+    cell's map with their controls (``checks.faithfulness``, ``seeds`` of each; docs/check.md).
+    ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
     ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
     scheduler address. ``threads``: torch and onnxruntime threads per task (default: ``task_threads``, the
     cores shared among the tasks that run at once). ``method_params`` go to the method (e.g. ``steps=50`` for LAM).
@@ -208,7 +213,7 @@ def compare(
     load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
             "probe_size": tuple(probe_size) if probe_size else None}
     plan = _plan(models, images, window, method, method_params, load, scheduler, hr, frame, ratios, seeds,
-                 value_range, channel_order)
+                 value_range, channel_order, checks)
     study = Study.open(store, plan.params, overwrite) if store is not None else None
     sizes = {p: tuple(read_image(p).shape[2:]) for p in plan.images}
     runner = Runner(scheduler)
@@ -241,7 +246,8 @@ def compare(
     attrs = {
         "method": "compare", "attribution_method": method, "window_frame": frame, "hr": hr,
         "cka_debiased": cka_debiased, "cka_features": "saliency maps (|sum_c A| / max), one row per image x window",
-        "scheduler": scheduler or "threads", **versions(), **{f"method_{k}": v for k, v in plan.method_params.items()},
+        "scheduler": scheduler or "threads", "checks": checks, **versions(),
+        **{f"method_{k}": v for k, v in plan.method_params.items()},
     }
     ds = assemble(facts, plan.images, plan.windows, grid, attrs, cka_debiased)
     if study is not None:

@@ -75,7 +75,7 @@ def randomisation(model, runs: Mapping[str, Run], trained: Mapping[str, np.ndarr
     out = Randomised(similarity, maps, groups, tuple(variants), {n: [] for n in names})
     weights = 3 * 4 * sum(n.values for g in groups for n in g)  # the copy's proto, torch graph and onnxruntime session
     memory.require(weights, memory.free_memory(model.device), "a copy of the model with re-drawn weights",
-                   ["use a machine with more memory"], model.device)
+                   ["free some memory", *memory.device_fix(model.device)], model.device)
     for v, variant in enumerate(variants):
         for s in range(len(groups)):
             if on_step is not None:

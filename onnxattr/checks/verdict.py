@@ -33,7 +33,8 @@ def randomisation_verdict(cascading: tuple[np.ndarray, np.ndarray], independent:
     stat = rank_statistic(*cascading)
     n = len(stat)
     if not np.isfinite(stat[-1]):
-        return "randomisation: the map of the fully randomised network is missing (see the failures)", np.nan
+        return ("randomisation: no rank correlation with all layers random (a constant map, or a step without a "
+                "map: see the failures)"), np.nan
     both = f"Spearman |map| {cascading[0][-1]:.2f}, signed {cascading[1][-1]:.2f} with all {n} layers random"
     sensitive = ""
     if independent is not None and np.isfinite(rank_statistic(*independent)).any():

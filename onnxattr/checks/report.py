@@ -103,7 +103,7 @@ def check(
     if len(set(names)) != len(names):
         raise OnnxAttrError(f"methods {', '.join(names)}: name each method once")
     params = method_params(names, params)
-    fractions = fractions_of(curve_steps)
+    fractions_of(curve_steps)  # refuses too few curve steps before any map
     model.check_input(image)
     out_hw = model.output_size(*image.shape[2:])
     wins = resolve_windows(window, model.offset, *out_hw, frame=frame)

@@ -38,14 +38,14 @@ class Randomised:
     """What the test found: ``similarity`` (method, variant, step, window, measure), the ``saliency`` of each
     step's map (method, variant, step, window, h, w), the layers (``groups``, from the output), the variants
     run, per method a line for each step it could not take part in (``failures``) and the warnings the copies
-    raised (message -> count)."""
+    raised (each message once, in order; the warning filters in force decide which are raised)."""
 
     similarity: np.ndarray
     saliency: np.ndarray
     groups: list[list[WeightNode]]
     variants: tuple[str, ...]
     failures: dict[str, list[str]] = field(default_factory=dict)
-    warnings: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def plan(model, layers: int | None) -> list[list[WeightNode]]:
@@ -82,7 +82,6 @@ def randomisation(model, runs: Mapping[str, Run], trained: Mapping[str, np.ndarr
                 on_step(variant, s)
             label = f"{variant} step {s + 1} of {len(groups)}"
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
                 try:
                     copy = reweighted(model, redrawn(model.proto, step_nodes(groups, variant, s), seed))
                     memory.inherit(copy, model)
@@ -100,7 +99,5 @@ def randomisation(model, runs: Mapping[str, Run], trained: Mapping[str, np.ndarr
                         sim = map_similarity(trained[name][j], a[j], regions[j])
                         similarity[m, v, s, j] = [sim[q] for q in MEASURES]
                         maps[m, v, s, j] = saliency(a[j])
-            for warning in caught:
-                text = first_line(warning.message)
-                out.warnings[text] = out.warnings.get(text, 0) + 1
+            out.warnings += [t for t in dict.fromkeys(first_line(w.message) for w in caught) if t not in out.warnings]
     return out

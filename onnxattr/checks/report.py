@@ -123,15 +123,21 @@ def check(
     baselines: dict[str, np.ndarray] = {}
     elapsed = {name: float("nan") for name in names}
     refused: dict[str, str] = {}
+    seen: list[warnings.WarningMessage] = []  # the trained maps' warnings: shown now, not again for the copies
     for name in names:
         try:
-            ds = run(name, model)
+            with warnings.catch_warnings(record=True) as caught:
+                ds = run(name, model)
         except OnnxAttrError as err:
             refused[name] = f"{name} cannot take part: {first_line(err)}"
             continue
+        finally:
+            seen += caught
         trained[name] = ds["attribution"].values
         baselines[name] = ds["baseline"].values if "baseline" in ds else to_numpy(blur(image.cpu(), *BLUR)[0], np.float32)
         elapsed[name] = float(ds.attrs["elapsed_s"])
+    for w in seen:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if not trained:
         raise OnnxAttrError(f"no method could explain the model: {'; '.join(refused.values())}")
     seconds = sum(elapsed[n] for n in trained) * len(groups) * len(variants)
@@ -144,8 +150,10 @@ def check(
               leave=False) as bar:
         rand = randomisation(model, {n: (lambda m, n=n: run(n, m)["attribution"].values) for n in trained}, trained,
                              regions, groups, variants=variants, seed=seed, on_step=lambda v, s: bar.update(1))
-    for text, count in rand.warnings.items():
-        warnings.warn(f"randomised copies ({count}x): {text}", stacklevel=2)
+    shown = {first_line(w.message) for w in seen}
+    for text in rand.warnings:
+        if text not in shown:
+            warnings.warn(f"a model with re-drawn weights: {text}", stacklevel=2)
     ds = _dataset(model, image, wins, frame, names, trained, baselines, elapsed, refused, regions, faith, rand)
     ds.attrs = attrs_of({
         "schema_version": SCHEMA_VERSION, "method": "check", "methods": ", ".join(names), "window_frame": frame,

@@ -17,7 +17,7 @@ _EXPORTS = {
     "OnnxAttrError": "errors", "UnsupportedOpError": "errors", "read_image": "image",
     "SRModel": "intake.model", "load_model": "intake.load", "Window": "windows.geometry", "Grid": "windows.geometry",
     "lam": "methods.lam", "l2x": "methods.l2x", "glam": "methods.glam", "cem": "methods.cem", "erf": "methods.erf",
-    "receptive_field": "methods.receptive_field", "compare": "study.compare",
+    "receptive_field": "methods.receptive_field", "check": "checks.report", "compare": "study.compare",
     "load": "results.files", "save": "results.files", "combine": "results.combine",
     "load_study": "results.studystore", "save_study": "results.studystore",
 }
@@ -38,6 +38,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .checks.report import check
     from .errors import OnnxAttrError, UnsupportedOpError
     from .image import read_image
     from .intake.load import load_model

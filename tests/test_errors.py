@@ -263,7 +263,8 @@ def test_show_on_a_result_it_cannot_draw(capsys, files, lam_result):
     onnxattr.save(odd, files["dir"] / "odd.nc")
     fig = files["dir"] / "f.png"
     assert_fails(cli(capsys, "show", files["dir"] / "odd.nc", "-o", fig), 2,
-                 "no figure for results of method 'gradcam' (known: lam, l2x, glam, erf, compare and combined runs)")
+                 "no figure for results of method 'gradcam' (known: lam, l2x, glam, erf, cem, compare, check and combined "
+                 "runs)")
     onnxattr.save(ds.drop_vars("input"), files["dir"] / "noinput.nc")
     assert_fails(cli(capsys, "show", files["dir"] / "noinput.nc", "-o", fig), 2,
                  "the lam result lacks 'input', which its figure needs; pass a complete result written by onnxattr")

@@ -24,6 +24,7 @@ LAYERS = [
     {"metrics"},
     {"results"},
     {"methods"},
+    {"checks"},
     {"study"},
     {"plot"},
     {"cli"},

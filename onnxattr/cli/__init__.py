@@ -35,6 +35,7 @@ from ..methods.registry import METHODS
 # command -> its one-line help in the command list (a method's from the registry); the module ``.<command>`` is
 # imported only to run it
 COMMANDS = dict(sorted({
+    "check": "Can each method's map be trusted? Randomisation and deletion/insertion checks.",
     "compare": "Run one method on every MODEL x image: maps, metrics, CKA.",
     "inspect": "What the model is and how well it converted.",
     "show": "Draw the figure for a result file written by onnxattr.",

@@ -359,6 +359,7 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append("  " + " | ".join(f"{label} {_values(v)}" for label, v in checks.items()))
     for model, values in (summary.get("per_model") or {}).items():
         lines.append(f"  {model}: " + " | ".join(f"{label} {_number(v)}" for label, v in values.items()))
+    lines += [f"  {line}" for line in summary.get("lines", [])]
     timing = []
     if "elapsed_s" in summary:
         timing.append(f"method {summary['elapsed_s']:.2f} s")

@@ -78,6 +78,7 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @click.option("--ratios", default=",".join(f"{r:g}" for r in DEFAULT_RATIOS), show_default=True, help="Masking ratios.")
 @click.option("--seeds", default=DEFAULT_SEEDS, show_default=True, type=click.IntRange(min=1), help="Random masking orders.")
 @click.option("--cka-debiased", is_flag=True, help="Debiased CKA (unbiased HSIC; needs >= 4 images).")
+@click.option("--checks", is_flag=True, help="Also the deletion/insertion AUCs of every map, with their controls (see `check`).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter, e.g. steps=20 (repeatable).")
 @click.option("--label", "labels", multiple=True, metavar="NAME",
               help="The models' names in figures: one per model in order (repeatable), or LABEL=MODEL pairs "
@@ -90,7 +91,8 @@ def study_windows(window: tuple[tuple[int, int, int], ...], windows_file: str | 
 @model_options
 @reported
 def command(
-    models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, params, labels, scheduler, figures,
+    models, images, window, windows_file, frame, method, hr, ratios, seeds, cka_debiased, checks, params, labels, scheduler,
+    figures,
     out, overwrite, device, threads, value_range, no_verify, channel_order, probe_size, quiet,
 ) -> dict:
     """Run one attribution method on every MODEL x image x window; write maps, DI, PSNR/SSIM, masking curves and CKA."""
@@ -113,7 +115,7 @@ def command(
             frame=frame, ratios=parse_ratios(ratios), seeds=seeds, cka_debiased=cka_debiased, scheduler=scheduler,
             device=device, threads=threads, value_range=value_range, verify=not no_verify, progress=not quiet,
             channel_order=channel_order, probe_size=probe_size, store=store, overwrite=overwrite,
-            report=None if quiet else stage_line, labels=parse_labels(labels), **method_params,
+            report=None if quiet else stage_line, labels=parse_labels(labels), checks=checks, **method_params,
         )
     except CellsFailed as err:
         if store is not None or err.dataset is None:
@@ -140,6 +142,9 @@ def study_summary(ds: Any, files: list[Path], started: Any) -> dict[str, Any]:
             values["mean PSNR-Y (dB)"] = float(m.psnr_y.mean())
         if np.isfinite(m.completeness_error.values).any():
             values["max completeness error"] = float(np.nanmax(m.completeness_error.values))
+        if "check_auc" in ds:
+            for curve in m.check_curve.values:
+                values[f"{curve} AUC"] = float(m.check_auc.sel(check_curve=curve, check_order="map").mean())
         label = str(ds.label.values[i]) if "label" in ds.coords else str(model)
         per_model[label] = values
     windows = [[int(v) for v in w] for w in np.stack([ds[c].values.ravel() for c in ("window_x", "window_y", "window_size")], 1)

@@ -222,6 +222,12 @@ def cached(model: Any, key: str, make: Callable[[], Any]) -> Any:
     return laws[key]
 
 
+def inherit(copy: Any, model: Any) -> None:
+    """Let ``copy``, the model with other weights (``intake.reweight``), share ``model``'s laws, measured or still
+    to measure: peaks follow the graph's shapes, not its values."""
+    _LAWS[copy] = _LAWS.setdefault(model, {})
+
+
 def pass_law(model: Any) -> PeakLaw:
     """The model's forward + backward law at batch 1 (float32, on its device), measured on first use."""
     return cached(model, "pass", lambda: fit_law(lambda h, w: measure_peak(lambda: forward_backward(model, h, w)),

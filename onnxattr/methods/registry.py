@@ -19,8 +19,8 @@ from typing import Any, Callable, Mapping
 
 from ..errors import OnnxAttrError
 from ..options import ERF_MASSES
-from ..results.schema import (ATTRS, BASELINE, COMPLETENESS_ERROR, COORDS, HR_PX, SCHEMA_VERSION,
-                              STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
+from ..results.schema import (ATTRS, BASELINE, CHECK_ATTRS, CHECK_COORDS, CHECK_VARIABLES, COMPLETENESS_ERROR, COORDS,
+                              HR_PX, SCHEMA_VERSION, STUDY_ATTRS, STUDY_COORDS, STUDY_VARIABLES, VARIABLES, WLR, Entry, W)
 
 # The checks every result with an attribution holds (``results.build``), reported before each method's own ``checks``.
 SHARED_CHECKS = {"diffusion_index": "diffusion index", "gini": "Gini", "reach": "reach (LR px)",
@@ -225,6 +225,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 
 
+def checkable() -> list[str]:
+    """The methods the checks (``onnxattr.checks``) run: those that take the model's torch graph, whose weights the
+    randomisation test re-draws (a forward-only method runs the ONNX file itself)."""
+    return [name for name, m in METHODS.items() if not m.forward_only]
+
+
 def method(name: str) -> Method:
     """The registered method ``name``; a one-line error naming the known ones."""
     if name not in METHODS:
@@ -233,14 +239,14 @@ def method(name: str) -> Method:
 
 
 def layout_problems(ds: Any) -> list[str]:
-    """How ``ds`` (a single-method result or a study) departs from its layout: missing or unknown names, wrong dims,
-    missing attrs; empty when it matches."""
+    """How ``ds`` (a single-method result, a study or a check report) departs from its layout: missing or unknown
+    names, wrong dims, missing attrs; empty when it matches."""
     out = []
     name = str(ds.attrs.get("method"))
-    if name not in (*METHODS, "compare"):
-        return [f"method {name!r} is not one of {', '.join(METHODS)} or compare"]
-    study = name == "compare"
-    table = {**STUDY_COORDS, **STUDY_VARIABLES} if study else METHODS[name].table()
+    kinds = {"compare": ({**STUDY_COORDS, **STUDY_VARIABLES}, STUDY_ATTRS), "check": ({**CHECK_COORDS, **CHECK_VARIABLES}, CHECK_ATTRS)}
+    if name not in (*METHODS, *kinds):
+        return [f"method {name!r} is not one of {', '.join(METHODS)}, {' or '.join(kinds)}"]
+    table = kinds[name][0] if name in kinds else METHODS[name].table()
     for var, entry in table.items():
         if var not in ds.variables:
             if not entry.optional:
@@ -252,8 +258,8 @@ def layout_problems(ds: Any) -> list[str]:
             if ds[var].attrs.get(key) != value:
                 out.append(f"{var}: attr {key} is {ds[var].attrs.get(key)!r}")
     out += [f"{var}: not in the schema" for var in ds.variables if var not in table]
-    required = STUDY_ATTRS if study else [*ATTRS, *(c for c in METHODS[name].checks
-                                                     if c not in table and c not in OPTIONAL_ATTRS)]
+    required = kinds[name][1] if name in kinds else [*ATTRS, *(c for c in METHODS[name].checks
+                                                              if c not in table and c not in OPTIONAL_ATTRS)]
     out += [f"attr {a}: missing" for a in required if a not in ds.attrs]
     out += [f"attr {a}: 'none' string (unset values are left out)" for a, v in ds.attrs.items()
             if isinstance(v, str) and v == "none"]

@@ -45,15 +45,18 @@ def pixel_order(attribution: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.argsort(-a, kind="stable")
 
 
-def mask_pixels(image: np.ndarray, order: np.ndarray, ratio: float, among: int | None = None) -> np.ndarray:
-    """``image`` (C, h, w) with the first round(ratio n) pixels of ``order`` set to the per-channel mean;
+def mask_pixels(image: np.ndarray, order: np.ndarray, ratio: float, among: int | None = None,
+                fill: np.ndarray | None = None) -> np.ndarray:
+    """``image`` (C, h, w) with the first round(ratio n) pixels of ``order`` set to the per-channel mean, or to
+    ``fill`` (C, h, w)'s pixels there (a baseline image: the deletion and insertion curves of ``checks``);
     n = ``among`` (the size of the set ``order`` ranks) or h w."""
     if not 0.0 <= ratio <= 1.0:
         raise OnnxAttrError(f"mask ratio {ratio} must lie in [0, 1] (e.g. 0.05 for 5%)")
     c, h, w = image.shape
     k = int(round(ratio * (h * w if among is None else among)))
     out = image.reshape(c, h * w).copy()
-    out[:, order[:k]] = image.reshape(c, -1).mean(axis=1, keepdims=True)
+    chosen = order[:k]
+    out[:, chosen] = image.reshape(c, -1).mean(axis=1, keepdims=True) if fill is None else fill.reshape(c, -1)[:, chosen]
     return out.reshape(c, h, w)
 
 

@@ -30,19 +30,21 @@ from .common import STYLES, Style, save_bbox, style_of
 
 STUDY = "compare"  # the ``method`` attr of a study, drawn by ``plot.compare``
 COMBINED = "combined_along"  # the attr of an ``onnxattr.combine`` result, drawn by ``plot.combined``
+CHECK = "check"  # the ``method`` attr of a check report (``onnxattr.checks``), drawn by ``plot.check``
 
 
 def _module(ds: xr.Dataset):
     """The figure module of a result: its method's (``methods.registry``), ``plot.compare`` for a study or
-    ``plot.combined`` for combined runs."""
+    ``plot.combined`` for combined runs, ``plot.check`` for a check report."""
     method = str(ds.attrs.get("method", ""))
-    if method == STUDY:
-        return importlib.import_module(f"{__name__}.compare")
+    if method in (STUDY, CHECK):
+        return importlib.import_module(f"{__name__}.{method}")
     if COMBINED in ds.attrs:
         return importlib.import_module(f"{__name__}.combined")
     if method not in METHODS:
         raise OnnxAttrError(
-            f"no figure for results of method {method!r} (known: {', '.join([*METHODS, STUDY])} and combined runs); "
+            f"no figure for results of method {method!r} (known: {', '.join([*METHODS, STUDY, CHECK])} and combined "
+            "runs); "
             "pass a result written by onnxattr"
         )
     return importlib.import_module(METHODS[method].figure)
@@ -96,11 +98,15 @@ def draw(ds: xr.Dataset, style: str | Style = "overview", panels: Sequence[str] 
     """The figure for a result, chosen by its ``method`` attr: of a method result with several windows the
     atlas (the figure module's ``atlas``, else ``plot.atlas``) unless ``window`` (an index along the ``window`` dim)
     picks one window's figure; of a study, all its figures on one page; of combined runs, the runs side by side on
-    window ``window`` (default the first). ``width``: 'single' or 'double' journal columns for the paper style."""
+    window ``window`` (default the first); of a check report, every method's checks (maps of window ``window``).
+    ``width``: 'single' or 'double' journal columns for the paper style."""
     _check_cmap(cmap)
     st = style_of(style, width)
     module = _module(ds)
     with matplotlib.rc_context(st.rc()):
+        if ds.attrs.get("method") == CHECK:
+            one_window(ds, window or 0)  # refuses a window the report lacks
+            return module.draw(ds, st, panels, cmap, window or 0)
         if _atlas_wanted(ds, window):
             from .atlas import draw as generic
 

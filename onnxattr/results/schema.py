@@ -113,6 +113,10 @@ STUDY_COORDS: dict[str, Entry] = {
     "reference": Entry(("reference",), "masking reference", "", "what the masked output is compared with: sr (unmasked output) or hr"),
     "order": Entry(("order",), "masking order", "", "attribution: most attributed pixels first; random: random order"),
     "ratio": Entry(("ratio",), "mask ratio", "1", "share of LR pixels replaced"),
+    "check_curve": Entry(("check_curve",), "check curve", "", "deletion or insertion (compare --checks, docs/check.md)",
+                         optional=True),
+    "check_order": Entry(("check_order",), "check pixel order", "", "map: the map's; random_order and random_map: the controls",
+                         optional=True),
 }
 STUDY_VARIABLES: dict[str, Entry] = {
     "input": Entry(("model", "image", "channel", "y", "x"), "LR input", "1", "each model's input, NaN-padded to the largest"),
@@ -147,6 +151,12 @@ STUDY_VARIABLES: dict[str, Entry] = {
     "conversion_error": Entry(("model",), "conversion error", "1", "max |torch - onnxruntime| / max |onnxruntime|; NaN if not verified"),
     "computed_at": Entry(_MIW, "cell computed at", "", "UTC time each cell (model x image x window) was computed; NaT if it failed or the image has fewer windows"),
     "cell_error": Entry(_MIW, "cell error", "", "why the cell failed (its values are NaN); empty when it was computed"),
+    **{f"check_{name}": Entry((*_MIW, "check_curve", "check_order"), long, "1", f"{desc} (compare --checks)", optional=True)
+       for name, long, desc in (
+           ("auc", "deletion/insertion AUC", "area under the normalised detector curve; controls: mean over seeds"),
+           ("auc_std", "AUC spread", "standard deviation of the AUC over the control's seeds"),
+           ("auc_psnr", "PSNR curve AUC", "area under the normalised PSNR curve (--hr)"),
+           ("auc_psnr_std", "PSNR AUC spread", "standard deviation over the control's seeds (--hr)"))},
 }
 
 # Attrs of every single-method result (method parameters and checks come on top, see docs/results.md).
@@ -182,3 +192,57 @@ def describe(ds: Any, table: dict[str, Entry]) -> Any:
         if name in table:
             ds[name].attrs.update(table[name].attrs())
     return ds
+
+
+# A sanity-check report (``onnxattr.checks``, docs/check.md): every method on one image's windows.
+_M, _MW = ("method",), ("method", "window")
+_CHECK_CURVE = ("method", "window", "curve", "order", "fraction")
+CHECK_COORDS: dict[str, Entry] = {
+    "method": Entry(_M, "method", "", "registered attribution method"),
+    "check": Entry(("check",), "check", "", "randomisation, deletion or insertion"),
+    "variant": Entry(("variant",), "randomisation variant", "",
+                     "cascading: layers re-drawn from the output down to the step's; independent: the step's layer alone"),
+    "step": Entry(("step",), "randomisation step", "1", "j: the j-th layer from the output (a layer: a group of parametrised nodes)"),
+    "step_layer": Entry(("step",), "layer", "", "ONNX name of the step's parametrised node nearest the input"),
+    "step_op_types": Entry(("step",), "layer op types", "", "ONNX op types of the step's parametrised nodes"),
+    "step_nodes": Entry(("step",), "nodes in the layer", "1", "parametrised nodes re-drawn at the step (independent variant)"),
+    "measure": Entry(("measure",), "similarity measure", "",
+                     "spearman_abs, spearman (signed), ssim (of the saliency), top_overlap (top-k share of the region)"),
+    "curve": Entry(("curve",), "curve", "", "deletion (pixels replaced by the baseline) or insertion (restored from it)"),
+    "order": Entry(("order",), "pixel order", "", "map: the method's; random_order and random_map: the controls"),
+    "fraction": Entry(("fraction",), "fraction of the region", "1", "share of the window's influence region deleted or inserted"),
+    "channel": COORDS["channel"],
+    "y": COORDS["y"],
+    "x": COORDS["x"],
+    **{k: COORDS[k] for k in ("window_x", "window_y", "window_size", "window_x_sr", "window_y_sr")},
+}
+CHECK_VARIABLES: dict[str, Entry] = {
+    "input": VARIABLES["input"],
+    "baseline": Entry(("method", *LR), "baseline image", "1",
+                      "what deletion puts in: the method's own baseline, or the blurred image for a method without one"),
+    "saliency": Entry(("method", "window", "y", "x"), "saliency", "1", "|sum_c A| / max of the trained model's map"),
+    "influence_region": Entry(("window", "y", "x"), "influence region", "1",
+                              "1 where an LR pixel can change the window (non-zero gradient), else 0"),
+    "region_pixels": Entry(W, "influence region size", "1", "LR pixels in the window's influence region"),
+    "similarity": Entry(("method", "variant", "step", "window", "measure"), "similarity to the trained map", "1",
+                        "the randomised model's map against the trained model's, over the influence region"),
+    "randomised_saliency": Entry(("method", "variant", "step", "window", "y", "x"), "saliency of the randomised model", "1",
+                                 "|sum_c A| / max of the map at each randomisation step"),
+    "detector": Entry(_CHECK_CURVE, "normalised detector", "1",
+                      "(D(x_f) - D(x_S)) / (D(x) - D(x_S)): 1 at the image, 0 with the region replaced; controls: mean over seeds"),
+    "detector_std": Entry(_CHECK_CURVE, "detector spread", "1", "standard deviation over the control's seeds (0 for the map)"),
+    "auc": Entry(_CHECK_CURVE[:-1], "area under the detector curve", "1",
+                 "trapezoid area of the normalised curve over the fraction: deletion lower, insertion higher is faithful"),
+    "auc_std": Entry(_CHECK_CURVE[:-1], "AUC spread", "1", "standard deviation of the AUC over the control's seeds"),
+    "detector_image": Entry(_MW, "detector at the image", "1", "D(F(x)) of the window"),
+    "detector_baseline": Entry(_MW, "detector with the region replaced", "1", "D(F(x_S)): the influence region replaced by the baseline"),
+    "psnr": Entry(_CHECK_CURVE, "window PSNR (Y) vs HR", "dB", "PSNR of the window against HR along the curve (--hr)", optional=True),
+    "psnr_std": Entry(_CHECK_CURVE, "PSNR spread", "dB", "standard deviation over the control's seeds", optional=True),
+    "auc_psnr": Entry(_CHECK_CURVE[:-1], "area under the PSNR curve", "1", "normalised as the detector's (--hr)", optional=True),
+    "auc_psnr_std": Entry(_CHECK_CURVE[:-1], "PSNR AUC spread", "1", "over the control's seeds (--hr)", optional=True),
+    "verdict": Entry(("method", "check"), "verdict", "", "the check's outcome in words, or why the method could not take part"),
+    "passes": Entry(("method", "check"), "passes", "1", "1 passes, 0 fails, NaN not run"),
+    "elapsed_s": Entry(_M, "method time", "s", "seconds of the method's map of the trained model"),
+}
+CHECK_ATTRS = ("schema_version", "method", "methods", "window_frame", "model_file", "model_sha256", "scale", "offset",
+               "layers", "seed", "curve_steps", "curve_seeds", "onnxattr_version", "elapsed_s")

@@ -126,6 +126,15 @@ def flat_cells(ds: xr.Dataset) -> np.ndarray:
     Gini and reach are NaN); padding and failed cells are not computed (``computed_at`` NaT)."""
     computed = ~np.isnat(ds.computed_at.values) if "computed_at" in ds else np.isfinite(ds.window_size.values)[None]
     return computed & ~(np.abs(ds.attribution.fillna(0)).max(("channel", "y", "x")).values > 0)
+def _checks(grid: Grid, k: int) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """The deletion/insertion AUCs (``check_*``) on (model, image, window, check_curve, check_order), when computed."""
+    first = next(c.checks for row in grid for pair in row for c in pair.windows if not c.error)
+    if first is None:
+        return {}
+    return {f"check_{name}": (("model", "image", "window", *first[name].dims),
+                              _by_window(grid, lambda pair, n=name: [c.checks[n].values for c in pair.windows], k,
+                                         first[name].shape))
+            for name in first.data_vars}
 
 
 def assemble(
@@ -167,6 +176,7 @@ def assemble(
                                                    for f in facts])),
         "cka": (("model", "model2"), _cka(saliency, valid, cka_debiased)),
         **_curves(grid, k),
+        **_checks(grid, k),
         "computed_at": (miw, _per_window(grid, "computed_at", k, np.datetime64("NaT", "ns"), "datetime64[ns]")),
         "cell_error": (miw, _per_window(grid, "error", k, "", object).astype(str)),
     }
@@ -194,6 +204,7 @@ def assemble(
             "wy": -(np.arange(data["sr_crop"][1].shape[-2]) + 0.5),
             "wx": np.arange(data["sr_crop"][1].shape[-1]) + 0.5,
             **{d: curve[d].values for d in curve["psnr"].dims},
+            **({d: first.checks[d].values for d in first.checks.dims} if first.checks is not None else {}),
             **_window_coords(windows, images, k),
         },
     )

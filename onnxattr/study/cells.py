@@ -21,6 +21,7 @@ import xarray as xr
 from ..windows.geometry import Window
 
 CURVES = ("psnr", "ssim", "psnr_random_std", "ssim_random_std", "masked_pixels")
+CHECKS = ("auc", "auc_std", "auc_psnr", "auc_psnr_std")  # kept from ``checks.faithfulness`` with compare's checks
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class PairResult:
     curves: list[xr.Dataset]
     elapsed_s: float
     window_sr: list[tuple[int, int]]
+    checks: xr.Dataset | None = None  # with checks: deletion/insertion AUCs (window, curve, order; ``checks.faithfulness``)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class CellResult:
     curve: xr.Dataset
     computed_at: np.datetime64
     error: str = ""
+    checks: xr.Dataset | None = None  # with checks: the window's deletion/insertion AUCs (CHECKS variables)
 
 
 def digest(value: Any) -> str:
@@ -122,6 +125,10 @@ def encode(result: PairResult, k: int, computed_at: np.datetime64) -> xr.Dataset
     }
     if result.hr_crop is not None:
         data["hr_crop"] = (crop, result.hr_crop[k])
+    if result.checks is not None:
+        own = result.checks.isel({"window": k, "method": 0}).drop_vars("method")
+        own = own.rename({"curve": "check_curve", "order": "check_order"})
+        data.update({f"check_{name}": own[name] for name in CHECKS if name in own})
     return xr.Dataset(data, attrs={"masking_seeds": curve.attrs["seeds"]})
 
 
@@ -142,6 +149,7 @@ def decode(ds: xr.Dataset) -> CellResult:
         window_sr=tuple(int(v) for v in ds["window_sr"].values), elapsed_s=float(ds["elapsed_s"]),
         quality={name.removeprefix("quality_"): float(ds[name]) for name in ds.data_vars if name.startswith("quality_")},
         curve=curve, computed_at=ds["computed_at"].values,
+        checks=xr.Dataset({name: ds[f"check_{name}"] for name in CHECKS if f"check_{name}" in ds}) if "check_auc" in ds else None,
     )
 
 
@@ -158,7 +166,7 @@ def placeholder(template: CellResult, lr_hw: tuple[int, int], window: Window, wi
         gini=float("nan"), reach=float("nan"), completeness_error=float("nan"), window_sr=window_sr, elapsed_s=float("nan"),
         quality={q: float("nan") for q in template.quality},
         curve=xr.full_like(template.curve, np.nan, dtype=np.float64), computed_at=np.datetime64("NaT", "ns"),
-        error=error,
+        error=error, checks=None if template.checks is None else xr.full_like(template.checks, np.nan, dtype=np.float64),
     )
 
 

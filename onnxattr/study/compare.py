@@ -63,6 +63,7 @@ class Plan:
     frame: str
     ratios: tuple[float, ...]
     seeds: int
+    checks: bool = False
 
 
 def _now() -> np.datetime64:
@@ -100,7 +101,7 @@ def _run_missing(runner: Runner, plan: Plan, cells: list[Cell], results: list[Ce
     tasks = list(todo.values())
     each = {"threads": task_threads(threads, runner.scheduler, len(tasks)), "after": torch.get_num_threads()}
     common = {"load": plan.load, "method_name": plan.method, "hr": plan.hr, "frame": plan.frame,
-              "ratios": plan.ratios, "seeds": plan.seeds, "params": plan.method_params}
+              "ratios": plan.ratios, "seeds": plan.seeds, "params": plan.method_params, "checks": plan.checks}
     jobs = [{"model_path": cells[ns[0]].model, "image_path": cells[ns[0]].image,
              "windows": [cells[n].window for n in ns], **each, **common} for ns in tasks]
     from tqdm.auto import tqdm
@@ -142,7 +143,8 @@ def _fill_failed(plan: Plan, facts: list[ModelFacts], cells: list[Cell], results
 def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLike],
           window: WindowSpec | Mapping[str, WindowSpec], method_name: str, method_params: dict[str, Any],
           load: dict[str, Any], scheduler: str | None, hr: bool, frame: str, ratios: Sequence[float], seeds: int,
-          value_range: float | str, channel_order: str, labels: Sequence[str] | Mapping[str, str] | None) -> Plan:
+          value_range: float | str, channel_order: str, labels: Sequence[str] | Mapping[str, str] | None,
+          checks: bool = False) -> Plan:
     """Check everything that needs no model: the method and its parameters, the optional packages, the files
     (none twice), the labels and the windows."""
     m = method(method_name)
@@ -150,6 +152,9 @@ def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLik
     if m.needs_hr and not hr:
         raise OnnxAttrError(f"{method_name} measures against the HR image: pass HR images with --hr (API hr=True); each "
                             "model gets their bicubic downscale")
+    if checks and m.forward_only:
+        raise OnnxAttrError(f"--checks (API checks=True) needs gradients for the influence region and {method_name} "
+                            "loads its models forward only; leave --checks out, or run check on a gradient method")
     load = {**load, "forward_only": m.forward_only}
     require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
     if not models or not images:
@@ -160,13 +165,14 @@ def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLik
     names = model_labels(labels, model_paths)
     windows = image_windows(window, image_paths)
     params = study_params(method_name, {**m.defaults(), **method_params}, hr=hr, frame=frame, ratios=list(ratios),
-                          seeds=seeds, value_range=str(value_range), channel_order=channel_order)
+                          seeds=seeds, value_range=str(value_range), channel_order=channel_order,
+                          **({"checks": True} if checks else {}))  # studies without checks keep their digests
     share = m.memory_share
     if share and scheduler in (None, "threads", "local") and not ({share, *m.run_only} & set(method_params)):
         # the method sizes its work from free memory; tasks run side by side, one per core: share the budget
         method_params = {**method_params, share: m.defaults()[share] / (os.cpu_count() or 1)}
     return Plan(model_paths, names, image_paths, windows, load, method_name, method_params, params, hr, frame,
-                tuple(ratios), seeds)
+                tuple(ratios), seeds, checks)
 
 
 def compare(
@@ -192,6 +198,7 @@ def compare(
     overwrite: bool = False,
     report: Callable[[str], None] | None = None,
     labels: Sequence[str] | Mapping[str, str] | None = None,
+    checks: bool = False,
     **method_params: Any,
 ) -> xr.Dataset:
     """Run ``method`` on every model x image x window and gather maps and measures in one Dataset.
@@ -200,7 +207,9 @@ def compare(
     of them for every image, or a mapping image (path, file name or stem) -> window(s), in HR pixels
     (``frame='hr'``, see ``plan``) or SR pixels (``frame='sr'``). ``hr``: the images are HR;
     each model gets their bicubic downscale by its scale, and PSNR/SSIM are measured against them.
-    ``ratios``, ``seeds``: masking curves. ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
+    ``ratios``, ``seeds``: masking curves. ``checks``: also the deletion and insertion curves' AUCs of every
+    cell's map with their controls (``checks.faithfulness``, ``seeds`` of each; docs/check.md).
+    ``cka_debiased``: the unbiased HSIC (needs >= 4 maps).
     ``scheduler``: None/'threads' (in-process threads), 'local' (a LocalCluster of processes) or a Dask
     scheduler address. ``threads``: torch and onnxruntime threads per task (default: ``task_threads``, the
     cores shared among the tasks that run at once). ``labels``: the models' names in figures and summaries, one
@@ -225,7 +234,7 @@ def compare(
     load = {"device": device, "value_range": value_range, "verify": verify, "channel_order": channel_order,
             "probe_size": tuple(probe_size) if probe_size else None}
     plan = _plan(models, images, window, method, method_params, load, scheduler, hr, frame, ratios, seeds,
-                 value_range, channel_order, labels)
+                 value_range, channel_order, labels, checks)
     study = Study.check(store, plan.params, overwrite) if store is not None else None  # writes nothing yet
     try:
         return _study(plan, study, scheduler, threads, progress, report, cka_debiased)
@@ -280,7 +289,8 @@ def _study(plan: Plan, study: Study | None, scheduler: str | None, threads: int 
     attrs = {
         "method": "compare", "attribution_method": method, "window_frame": frame, "hr": hr,
         "cka_debiased": cka_debiased, "cka_features": "saliency maps (|sum_c A| / max), one row per image x window",
-        "scheduler": scheduler or "threads", **versions(), **{f"method_{k}": v for k, v in plan.method_params.items()},
+        "scheduler": scheduler or "threads", "checks": plan.checks, **versions(),
+        **{f"method_{k}": v for k, v in plan.method_params.items()},
     }
     ds = assemble(facts, plan.images, plan.windows, grid, attrs, cka_debiased, plan.labels)
     study_warnings(ds, plan.params.get("steps"))

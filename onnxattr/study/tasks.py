@@ -16,7 +16,10 @@ import numpy as np
 from ..device import thread_count
 from ..errors import OnnxAttrError, first_line
 from ..image import downscale, read_image
+from ..checks.faithfulness import faithfulness, influence_region
+from ..checks.report import BLUR
 from ..intake import ModelFacts, SRModel, load_model
+from ..methods.blur import blur
 from ..methods.registry import method
 from ..metrics import masking_curves, sr_quality
 from ..windows.geometry import Window, align_hr
@@ -67,9 +70,11 @@ def explain_pair(
     ratios: Sequence[float],
     seeds: int,
     params: dict[str, Any],
+    checks: bool = False,
 ) -> PairResult:
     """One model x image, all its windows in one method call (its result holds DI, Gini and reach per window,
-    ``results.build``), then per window the crops and the masking curves, and the SR output's quality against HR."""
+    ``results.build``), then per window the crops and the masking curves, and the SR output's quality against HR;
+    with ``checks``, the deletion and insertion AUCs of ``checks.faithfulness`` (``seeds`` per control)."""
     model = worker_model(model_path, **load)
     image = read_image(image_path, channels=model.in_channels)
     lr, hr_image = downscale(image, model.scale) if hr else (image, None)
@@ -91,7 +96,18 @@ def explain_pair(
         curves=[masking_curves(model, lr, a, ratios=ratios, seeds=seeds, hr=hr_image, window=w)
                 for a, w in zip(attribution, wins)],
         elapsed_s=float(ds.attrs["elapsed_s"]), window_sr=[(w.x, w.y) for w in wins],
+        checks=window_checks(model, lr, ds, wins, seeds, hr_image) if checks else None,
     )
+
+
+def window_checks(model: SRModel, lr: Any, ds: Any, wins: Sequence[Window], seeds: int, hr: Any) -> Any:
+    """The deletion and insertion curves' AUCs of a method result's maps (``checks.faithfulness``), replacing pixels
+    by its baseline (the blurred image for a method without one)."""
+    base = ds["baseline"].values if "baseline" in ds else blur(lr, *BLUR)[0].numpy()
+    regions = influence_region(model, lr, wins, [lr.new_tensor(base)[None]])
+    name = str(ds.attrs["method"])
+    curves = faithfulness(model, lr, {name: ds["attribution"].values}, {name: base}, wins, regions, seeds=seeds, hr=hr)
+    return curves[[v for v in curves.data_vars if v.startswith("auc")]]
 
 
 def run_task(threads: int | None = None, after: int | None = None, **kw: Any) -> PairResult | TaskFailure:

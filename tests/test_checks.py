@@ -25,7 +25,7 @@ from onnxattr.cli import cli
 from onnxattr.cli.check import parse_method_params
 from onnxattr.intake.reweight import reweighted
 from onnxattr.methods.blur import blur
-from onnxattr.methods.registry import BASELINE, METHODS, Method, checkable, layout_problems
+from onnxattr.methods.registry import BASELINE, METHODS, Method, layout_problems, usable
 from onnxattr.metrics.similarity import map_similarity, spearman, top_overlap
 from onnxattr.results.build import build_dataset
 from onnxattr.results.files import load
@@ -164,7 +164,7 @@ def test_deletion_and_insertion_beat_random_order_for_every_method(shuffle, cat1
     np.testing.assert_array_equal(region, np.flatnonzero(known))
     ds = onnxattr.check(model, cat16, win.as_tuple(), frame="sr", params=FAST, layers=1, independent=False,
                         curve_steps=8, curve_seeds=2)
-    assert list(ds.method.values) == checkable() and int(ds.region_pixels[0]) == known.sum() == 80
+    assert list(ds.method.values) == usable(False) and int(ds.region_pixels[0]) == known.sum() == 80
     np.testing.assert_array_equal(ds.influence_region.values[0], known)
     auc = ds.auc.isel(window=0)
     for name in ds.method.values:
@@ -173,8 +173,8 @@ def test_deletion_and_insertion_beat_random_order_for_every_method(shuffle, cat1
         assert a.sel(curve="insertion", order="map") > a.sel(curve="insertion", order="random_order"), name
     # normalised: 1 at the image and 0 with the region replaced, on both curves
     d = ds.detector.sel(order="map")
-    np.testing.assert_allclose(d.sel(curve="deletion").isel(fraction=[0, -1]), [[[1, 0]]] * len(checkable()), atol=1e-6)
-    np.testing.assert_allclose(d.sel(curve="insertion").isel(fraction=[0, -1]), [[[0, 1]]] * len(checkable()), atol=1e-6)
+    np.testing.assert_allclose(d.sel(curve="deletion").isel(fraction=[0, -1]), [[[1, 0]]] * len(usable(False)), atol=1e-6)
+    np.testing.assert_allclose(d.sel(curve="insertion").isel(fraction=[0, -1]), [[[0, 1]]] * len(usable(False)), atol=1e-6)
     assert layout_problems(ds) == []
 
 
@@ -207,11 +207,27 @@ def test_randomisation_fails_a_model_blind_method_and_passes_lam_l2x(cnn, with_d
     np.testing.assert_array_equal(ds.saliency.sel({"method": "lam"}).values, first.saliency.values)
 
 
-def test_a_forward_only_method_is_refused_before_work(shuffle, cat16):
-    assert "cem" in METHODS and "cem" not in checkable() == [n for n in METHODS if not METHODS[n].forward_only]
-    with pytest.raises(OnnxAttrError, match="cem runs the ONNX file forward only and the checks re-draw the torch "
-                       "graph's weights; check one of lam, l2x, glam, erf"):
+def test_a_method_that_needs_hr_is_refused_without_it(shuffle, cat16):
+    assert "cem" in METHODS and "cem" not in usable(False) and usable(True) == list(METHODS)
+    with pytest.raises(OnnxAttrError, match="cem measures against the HR image: pass IMAGE as the HR image with --hr"):
         onnxattr.check(load_model(shuffle), cat16, (12, 12, 8), methods=["cem"], frame="sr")
+
+
+def test_cem_takes_part_with_hr_on_the_torch_graph(shuffle):
+    """CEM's trained map in the report is the torch graph's CEM (the weights the randomisation re-draws), and its
+    map changes as they are re-drawn."""
+    from onnxattr.image import downscale
+
+    model = load_model(shuffle)
+    lr, hr = downscale(read_image(CAT)[:, :, 16:48, 16:48], model.scale)
+    kw = {"coarse": 2, "fine": 2}
+    ds = onnxattr.check(model, lr, (8, 8, 8), methods=["cem"], params={"cem": kw}, frame="sr", hr=hr, layers=1,
+                        independent=False, curve_steps=4, curve_seeds=1)
+    direct = onnxattr.cem(model, lr, (8, 8, 8), frame="sr", hr=hr, backend="torch", **kw)
+    np.testing.assert_allclose(ds.saliency.sel({"method": "cem"}).values, direct.saliency.values, atol=1e-6)
+    assert direct.saliency.values.max() == 1 and ds.attrs["cem_fine"] == 2
+    assert ds.similarity.sel({"method": "cem", "measure": "spearman"}).values.item() < 0.9
+    assert np.isfinite(ds.passes.sel({"method": "cem"}).values).all()
 
 
 def test_a_method_that_cannot_run_takes_part_in_no_check(shuffle, cat16, monkeypatch):

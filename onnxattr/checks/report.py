@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..arrays import to_numpy
 from ..errors import OnnxAttrError, first_line
 from ..methods.blur import blur
-from ..methods.registry import CALLER_ARGS, METHODS, checkable, method
+from ..methods.registry import CALLER_ARGS, METHODS, method, usable
 from ..metrics.gini import saliency
 from ..metrics.similarity import DEFAULT_TOP, MEASURES
 from ..results.build import CHANNEL_NAMES, attrs_of, label_of, lr_coords, versions
@@ -88,8 +88,9 @@ def check(
 ) -> xr.Dataset:
     """Sanity and faithfulness checks of every method's map of ``image`` (1, C, h, w) for the window(s) ``window``.
 
-    ``methods``: registered method names (default: those that take the torch graph, ``registry.checkable``), each
-    run with its ``params`` (method -> {name: value}). ``window`` in ``frame`` as the methods take it; ``hr``: the HR image
+    ``methods``: registered method names (default: ``methods.registry.usable``: all, those that measure against HR
+    only with ``hr``), each run with its ``params`` (method -> {name: value}); a forward-only method (CEM) runs
+    the torch graph (its registry ``graph_params``), whose weights the randomisation re-draws. ``window`` in ``frame`` as the methods take it; ``hr``: the HR image
     (PSNR curves). ``layers``: randomisation steps, groups of parametrised nodes evenly spaced from the output
     (None: every node its own step); ``independent``: also re-draw each layer alone; ``seed``: of the re-drawn
     weights. ``curve_steps``, ``curve_seeds``: points of the deletion and insertion curves, seeds of each control.
@@ -97,11 +98,11 @@ def check(
     Returns the layout of ``results.schema.CHECK_VARIABLES`` (docs/check.md).
     """
     t0 = time.perf_counter()
-    names = list(methods) if methods else checkable()
+    names = list(methods) if methods else usable(hr is not None)
     for name in names:
-        if method(name).forward_only:
-            raise OnnxAttrError(f"{name} runs the ONNX file forward only and the checks re-draw the torch graph's "
-                                f"weights; check one of {', '.join(checkable())}")
+        if method(name).needs_hr and hr is None:
+            raise OnnxAttrError(f"{name} measures against the HR image: pass IMAGE as the HR image with --hr (API hr=), "
+                                "or check the other methods")
     if len(set(names)) != len(names):
         raise OnnxAttrError(f"methods {', '.join(names)}: name each method once")
     params = method_params(names, params)
@@ -116,7 +117,9 @@ def check(
     say(cost_line(names, len(groups), len(variants), len(wins), curve_steps, curve_seeds))
 
     def run(name: str, m: Any) -> xr.Dataset:
-        ds = METHODS[name].function(m, image, wins, frame="sr", hr=None, **params[name])
+        entry = METHODS[name]
+        ds = entry.function(m, image, wins, frame="sr", hr=hr_sr if entry.needs_hr else None,
+                            **{**params[name], **entry.graph_params})
         if "attribution" not in ds:
             raise OnnxAttrError(f"{name}'s result holds no attribution map to check")
         return ds

@@ -8,16 +8,16 @@ from typing import Any
 import click
 
 from ..errors import OnnxAttrError
-from ..methods.registry import METHODS, checkable
+from ..methods.registry import METHODS, usable
 from ..options import FORMATS
 from .common import check_output_path, finish, method_options, prepare_inputs, reported, stage_line, window_spec
 from .compare import parse_params
 
 
-def parse_methods(text: str | None) -> list[str]:
-    """--methods a,b -> registered method names, each once."""
+def parse_methods(text: str | None, hr: bool) -> list[str]:
+    """--methods a,b -> registered method names, each once (default: every method that can run, ``usable(hr)``)."""
     if text is None:
-        return checkable()
+        return usable(hr)
     names = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [n for n in names if n not in METHODS]
     if unknown or not names:
@@ -53,7 +53,7 @@ def parse_layers(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.command(name="check", help="Sanity and faithfulness checks of every method's map of a window: model "
                "parameter randomisation and deletion/insertion curves, with verdicts.")
 @method_options
-@click.option("--methods", default=None, metavar="A,B,...", help=f"Methods to check [default: {','.join(checkable())}].")
+@click.option("--methods", default=None, metavar="A,B,...", help=f"Methods to check [default: all: {','.join(METHODS)}; those that need HR only with --hr].")
 @click.option("--layers", default="12", show_default=True, callback=parse_layers, metavar="N|all",
               help="Randomisation steps: N layers of parametrised nodes, evenly spaced from the output; all: every node.")
 @click.option("--independent/--no-independent", default=True, show_default=True,
@@ -74,7 +74,7 @@ def command(model, image, window, windows_file, grid, stride, frame, hr, label, 
     if label is not None and not label.strip():
         raise OnnxAttrError("--label is empty; give the model a name, or leave --label out")
     fig_path = check_output_path(figure, FORMATS) if figure else None
-    names = parse_methods(methods)
+    names = parse_methods(methods, hr)
     method_params = parse_method_params(params, names)
     spec = window_spec(window, windows_file, grid, stride, image)
     from ..checks import check

@@ -44,7 +44,8 @@ class Method:
     parameter giving the share of free memory one call may take, divided among tasks that run side by side.
     ``needs_hr``: the method measures against the HR image (refused without it, before any model loads).
     ``forward_only``: the method runs the model forward only (models load without conversion: ``load_model``'s
-    ``forward_only``).
+    ``forward_only``). ``graph_params``: the parameters that make such a method run the loaded torch graph, not the
+    ONNX file (the checks re-draw the graph's weights).
     """
 
     name: str
@@ -57,6 +58,7 @@ class Method:
     memory_share: str | None = None
     needs_hr: bool = False
     forward_only: bool = False
+    graph_params: Mapping[str, Any] = field(default_factory=dict)
 
     def implementation(self) -> ModuleType:
         """The method's module (imported on first use)."""
@@ -221,14 +223,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         memory_share="memory_fraction",
         needs_hr=True,
         forward_only=True,
+        graph_params={"backend": "torch"},
     ),
 )}
 
 
-def checkable() -> list[str]:
-    """The methods the checks (``onnxattr.checks``) run: those that take the model's torch graph, whose weights the
-    randomisation test re-draws (a forward-only method runs the ONNX file itself)."""
-    return [name for name, m in METHODS.items() if not m.forward_only]
+def usable(hr: bool) -> list[str]:
+    """The registered methods that can run with the HR image (``hr``) or without it (those not ``needs_hr``)."""
+    return [name for name, m in METHODS.items() if hr or not m.needs_hr]
 
 
 def method(name: str) -> Method:

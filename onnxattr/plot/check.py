@@ -71,7 +71,7 @@ def _randomisation(ax: Axes, m: xr.Dataset, threshold: float, short: bool) -> No
         curve = sim.sel(variant="independent", measure="spearman_abs").values
         ax.plot(steps[1:], curve, color="C0", ls="--", lw=1, label="Spearman |map|, one layer")
     ax.axhline(threshold, color="0.6", ls=":", lw=0.8)
-    ax.set_ylim(-0.25, 1.05)
+    ax.set_ylim(min(-0.25, float(np.nanmin(sim.values, initial=0.0)) - 0.05), 1.05)  # a correlation may go to -1
     ax.set_xlim(0, n)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4 if short else "auto"))
     ax.set_xlabel("layers re-drawn" if short else "layers re-drawn (from the output)")

@@ -152,10 +152,7 @@ def _plan(models: Sequence[str | os.PathLike], images: Sequence[str | os.PathLik
     if m.needs_hr and not hr:
         raise OnnxAttrError(f"{method_name} measures against the HR image: pass HR images with --hr (API hr=True); each "
                             "model gets their bicubic downscale")
-    if checks and m.forward_only:
-        raise OnnxAttrError(f"--checks (API checks=True) needs gradients for the influence region and {method_name} "
-                            "loads its models forward only; leave --checks out, or run check on a gradient method")
-    load = {**load, "forward_only": m.forward_only}
+    load = {**load, "forward_only": m.forward_only and not checks}  # the checks' influence region takes gradients
     require_study_extra("dask", *(() if scheduler in (None, "threads") else ("distributed",)))
     if not models or not images:
         raise OnnxAttrError("compare needs at least one model and one image")

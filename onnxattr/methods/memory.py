@@ -124,6 +124,12 @@ class LiveBytes(TorchDispatchMode):
     before the mode started (weights, inputs) are never counted.
     """
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """False: nothing runs compiled under this mode, so torch need not wrap ``__torch_dispatch__`` in
+        ``torch._dynamo.disable``, whose first use imports dynamo (~2 s)."""
+        return False
+
     def __init__(self) -> None:
         super().__init__()
         self.live = 0

@@ -232,9 +232,12 @@ class SRModel:
     def batch_mode(self) -> str:
         """'native', 'vmap' or 'loop': how a batch runs, decided when a batch first runs (``_choose_batch_mode``)
         and kept with the cache entry."""
+        return self._mode_for(None)
+
+    def _mode_for(self, example: torch.Tensor | None) -> str:
         with _FIRST_USE:
             if self._batch_mode is None:
-                self._batch_mode = self._choose_batch_mode()
+                self._batch_mode = self._choose_batch_mode(example)
                 self.remember("batch_mode", self._batch_mode)
         return self._batch_mode
 
@@ -256,22 +259,27 @@ class SRModel:
                 self._fast = FastGraphs(self.graph, {name: op for name, (op, _) in self.op_table.items()})
         return self._fast
 
-    def _choose_batch_mode(self) -> str:
-        """'native' when a batch of 2 equals two single runs, else 'vmap' when that does, else 'loop'.
+    def _choose_batch_mode(self, example: torch.Tensor | None = None) -> str:
+        """'native' when a batch equals single runs of its images, else 'vmap' when that does, else 'loop'.
 
-        Three forwards of the probe (two single, one pair per mode tried): run when a batch first runs, so
-        loading, ``inspect`` aside, and batch-1 methods (L2X, GL-AM) never pay for it."""
-        xt = torch.from_numpy(self.probe).to(self.device)
-        pair = torch.cat([xt, 0.25 + 0.5 * xt.flip(-1)])  # a different image with other statistics
+        The images are a and b = 0.25 + 0.5 a (flipped; other statistics), a the probe or, given the first batch
+        that runs (``example``, N >= 2), its first image: then the batch is a, b, a, b, ... at that batch's shape
+        and the singles at its image shape, shapes the call runs anyway (nothing specialised for the check alone).
+        Two single forwards and one batch per mode tried: run when a batch first runs, so loading, ``inspect``
+        aside, and batch-1 methods (L2X, GL-AM) never pay for it."""
+        a = torch.from_numpy(self.probe).to(self.device) if example is None else example[:1].detach()
+        n = 2 if example is None else example.shape[0]
+        pair = torch.cat([a, 0.25 + 0.5 * a.flip(-1)])
+        batch = pair.repeat((n + 1) // 2, 1, 1, 1)[:n]
         with torch.no_grad():
-            single = torch.cat([self._graph_call(p[None]) for p in pair])
+            single = torch.cat([self._graph_call(p[None]) for p in pair]).repeat((n + 1) // 2, 1, 1, 1)[:n]
             modes = ["native", "vmap"] if self.spec.batch is None else ["vmap"]
             for mode in modes:
                 try:
-                    got = self._batched(pair, mode)
+                    got = self._batched(batch, mode)
                 except Exception as err:  # noqa: BLE001  (a graph vmap cannot trace, or a fixed-batch reshape)
                     reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
-                    warnings.warn(f"{self.path.name}: {mode} batching fails ({reason})", stacklevel=4)
+                    warnings.warn(f"{self.path.name}: {mode} batching fails ({reason})", stacklevel=5)
                     continue
                 err = (got - single).abs().max().item() / max(single.abs().max().item(), 1e-12)
                 tol = batch_tolerance(single.numel(), self.conversion_error)
@@ -281,7 +289,7 @@ class SRModel:
                 warnings.warn(
                     f"{self.path.name}: {mode} batching differs from single-image runs by {err_text}, more than "
                     f"float32 rounding explains ({tol_text}): an export traced at batch 1?; not using it",
-                    stacklevel=4,
+                    stacklevel=5,
                 )
         return "loop"
 
@@ -333,7 +341,7 @@ class SRModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """SR of a batch (N, C, H, W) in [0, 1]; differentiable; runs per ``batch_mode``."""
         x = x.to(self.device, torch.float32)
-        return self._batched(x, "native" if x.shape[0] == 1 else self.batch_mode)
+        return self._batched(x, "native" if x.shape[0] == 1 else self._mode_for(x))
 
     def _batched(self, x: torch.Tensor, mode: str) -> torch.Tensor:
         if mode == "native":

@@ -6,9 +6,10 @@ Each round starts, for every (model, LR size), one fresh process of each:
   load with the user cache warm, verify, LAM, result checks, the .nc written);
 * **authors**: the LAM_Demo way (``/work/notes/lam_toolbox_reference.py``: ``GaussianBlurPath`` + ``Path_gradient``
   + ``saliency_map_PG``): the original torch module (``samples/make_samples.py``, random init: the time does not
-  depend on the weights), the image read with PIL, a loop over the 50 path points at batch 1 with scipy's
-  ``correlate`` blurs (cv2.filter2D's border), a tensor per point, the gradient back to numpy, NaN -> 0, the map
-  and its Gini / DI; the map saved with numpy.
+  depend on the weights) as their scripts leave it (parameters requiring grad: ``target.backward()`` computes the
+  weight gradients too, which they never zero), the image read with PIL, the path blurred with scipy's ``correlate``
+  (cv2.filter2D's border), a loop over the 50 points at batch 1: a tensor per point, forward, backward, the gradient
+  and the output back to numpy, NaN -> 0; the map and its Gini / DI; the map saved with numpy.
 
 The wall time of each process and the method time inside it (cli: the result's ``elapsed_s``; authors: the path
 loop and the map) are medians of interleaved rounds (the order of the two alternates every round). ``--before
@@ -71,13 +72,18 @@ img = np.asarray(Image.open(image).convert("RGB"), dtype=np.float32) / 255.0  # 
 t1 = time.perf_counter()
 xs, dxs = gaussian_blur_path(img, 1.2, steps, 9)
 contrib = np.zeros_like(xs)
-for i in range(steps):
-    x = torch.from_numpy(xs[i])[None].requires_grad_(True)
-    val = attr_grad(model(x), y0, x0, win)
-    (g,) = torch.autograd.grad(val, x)
-    g = g.detach().cpu().numpy()[0]
-    g[np.isnan(g)] = 0.0
-    contrib[i] = g * dxs[i]
+results = []
+for i in range(steps):  # Path_gradient: the module as loaded (parameters require grad), target.backward()
+    img_tensor = torch.from_numpy(xs[i])
+    img_tensor.requires_grad_(True)
+    result = model(img_tensor[None])
+    target = attr_grad(result, y0, x0, win)
+    target.backward()
+    grad = img_tensor.grad.cpu().numpy()
+    if np.any(np.isnan(grad)):
+        grad[np.isnan(grad)] = 0.0
+    contrib[i] = grad * dxs[i]
+    results.append(result.detach().cpu().numpy())
 lam = contrib.mean(axis=0)
 grad_abs = np.abs(lam).sum(axis=0)
 normed = grad_abs / grad_abs.max()

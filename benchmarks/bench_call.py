@@ -5,8 +5,8 @@ Each round starts, for every (model, LR size), one fresh process of each:
 * **cli**: ``python -m onnxattr lam MODEL IMAGE --frame sr --window X Y 16 --steps 50 -o out.nc --json`` (import,
   load with the user cache warm, verify, LAM, result checks, the .nc written);
 * **authors**: the LAM_Demo way (``/work/notes/lam_toolbox_reference.py``: ``GaussianBlurPath`` + ``Path_gradient``
-  + ``saliency_map_PG``): the original torch module (``samples/make_samples.py``, random init: the time does not
-  depend on the weights) as their scripts leave it (parameters requiring grad: ``target.backward()`` computes the
+  + ``saliency_map_PG``): the original torch module (``samples/make_samples.py``) with the file's weights (read from
+  its initializers, which carry the module's parameter names) as their scripts leave it (parameters requiring grad: ``target.backward()`` computes the
   weight gradients too, which they never zero), the image read with PIL, the path blurred with scipy's ``correlate``
   (cv2.filter2D's border), a loop over the 50 points at batch 1: a tensor per point, forward, backward, the gradient
   and the output back to numpy, NaN -> 0; the map and its Gini / DI; the map saved with numpy.
@@ -44,7 +44,7 @@ from PIL import Image
 from scipy import ndimage
 sys.path.insert(0, sys.argv[1])
 import make_samples
-arch, image, x0, y0, win, steps, out = sys.argv[2], sys.argv[3], *map(int, sys.argv[4:8]), sys.argv[8]
+arch, image, x0, y0, win, steps, out, weights = sys.argv[2], sys.argv[3], *map(int, sys.argv[4:8]), *sys.argv[8:10]
 
 def isotropic_gaussian_kernel(l, sigma, eps=1e-5):
     ax = np.arange((-l) // 2 + 1.0, l // 2 + 1.0)
@@ -68,6 +68,8 @@ def attr_grad(out, h, w, window):
     return torch.sqrt(dv * dv + dh * dh)[:, :, h:h + window, w:w + window].sum()
 
 model = getattr(make_samples, arch)().eval()
+from onnx import load, numpy_helper  # the weights, as they load their checkpoint (the export keeps the names)
+model.load_state_dict({i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in load(weights).graph.initializer})
 img = np.asarray(Image.open(image).convert("RGB"), dtype=np.float32) / 255.0  # HWC
 t1 = time.perf_counter()
 xs, dxs = gaussian_blur_path(img, 1.2, steps, 9)
@@ -143,7 +145,8 @@ def main() -> None:
     def authors(model: str, size: int) -> tuple[float, float]:
         x, y, k = window[model, size]
         wall, got = run([sys.executable, "-c", AUTHORS, str(ROOT / "samples"), MODELS[model][1], str(images[size]),
-                         str(x), str(y), str(k), str(args.steps), str(tmp / "authors.npz")], dict(os.environ), ROOT)
+                         str(x), str(y), str(k), str(args.steps), str(tmp / "authors.npz"), str(ROOT / "samples" / MODELS[model][0])],
+                        dict(os.environ), ROOT)
         return wall, got["method"]
 
     window = {}

@@ -3,7 +3,8 @@
 For each architecture of the conversion zoo (``tests/zoo.py``: spandrel archs plus EDSR/FSRCNN, tiny, random
 init), each exporter (TorchScript opset 17, dynamo opset 18), the waifu2x samples (their torch modules from
 ``samples/make_samples.py``, random init: the time does not depend on the weights) and a Real-ESRGAN Compact at
-its released realesr-animevideov3 size: export, load with onnxattr (verified against onnxruntime), then time one
+its released realesr-animevideov3 size and an EDSR-like SiLU network fed 0..255 (``tests/nets.SiLUResNet``, TorchScript
+opset 13): export, load with onnxattr (verified against onnxruntime), then time one
 forward and one backward of LAM's gradient detector (16-px window at the SR centre) to the input at batch 1, for
 
 * **original**: the torch module;
@@ -36,6 +37,7 @@ sys.path[:0] = [str(ROOT / "samples"), str(ROOT / "tests"), str(ROOT / "benchmar
 
 import onnxattr  # noqa: E402
 from common import SR  # noqa: E402
+from nets import SiLUResNet  # noqa: E402
 from onnxattr.converters import export_onnx  # noqa: E402
 from onnxattr.windows.geometry import Window  # noqa: E402
 from onnxattr.windows.detector import gradient_detector  # noqa: E402
@@ -47,6 +49,7 @@ class Case(NamedTuple):
     build: Callable[[], nn.Module]
     dynamic: bool = True
     exporters: tuple[str, ...] = EXPORTERS
+    opset: int | None = None  # the exporter's default when None
 
 
 def _sample(name: str) -> Callable[[], nn.Module]:
@@ -66,6 +69,9 @@ CASES: dict[str, Case] = {
     "waifu2x-upconv7": Case(_sample("UpConv7")),
     "waifu2x-upresnet10": Case(_sample("UpResNet10")),
     "Compact-v3": Case(compact_v3),
+    # EDSR-like, SiLU residual blocks, fed 0..255 (Div and Mul by 255 at the ends, Clip), TorchScript at opset 13:
+    # each SiLU is Sigmoid * Mul (fused into F.silu by the fast graph)
+    "SiLU-ResNet-255": Case(lambda: SiLUResNet(channels=64, blocks=8), exporters=("torchscript",), opset=13),
 }
 
 
@@ -99,7 +105,8 @@ def loaded(name: str, case: Case, exporter: str, size: int, folder: Path) -> tup
     module = case.build().eval().requires_grad_(False)
     path = folder / f"{name}-{exporter}-{size if not case.dynamic else 'dyn'}.onnx"
     if not path.exists():
-        export_onnx(module, path, exporter=exporter, dynamic=case.dynamic, input_shape=(1, 3, size, size))
+        export_onnx(module, path, exporter=exporter, dynamic=case.dynamic, input_shape=(1, 3, size, size),
+                    opset=case.opset)
     return differentiable(module), onnxattr.load_model(path)
 
 

@@ -1,6 +1,7 @@
 """Start-up cost: ``onnxattr --help``, an argument error, and loading + verifying each sample model
 against what onnxruntime alone needs to import, open and run the file once; fresh loads (cache off) and
-cached ones (the file loaded before: probes and graph from ``onnxattr.intake.cache``).
+cached ones (the file loaded before: probes and graph from ``onnxattr.intake.cache``), and ``onnxattr inspect``
+of a cached file (its node list and batch mode learned by an earlier ``inspect``, where the version keeps them).
 
 Every figure is the wall time of a fresh Python process (imports included), median of interleaved
 rounds, so the ratios compare runs taken under the same load.
@@ -110,13 +111,16 @@ def main() -> None:
     envs = {(kind, label): {"ONNXATTR_CACHE": "0"} for kind in ("load", "ort") for label in trees}
     for label in trees:
         folder = tempfile.mkdtemp(prefix=f"onnxattr-bench-cache-{label}-")
-        envs["cached", label] = {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": folder}
+        envs["cached", label] = envs["inspect", label] = {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": folder,
+                                                          "XDG_CONFIG_HOME": f"{folder}/config"}
     for model in models:
         cases[f"ort {model.name}"] = ([sys.executable, "-c", ORT_ALONE, str(model)], 0)
         cases[f"load {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
         cases[f"cached {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
+        cases[f"inspect {model.name}"] = ([*ONNXATTR, "inspect", str(model)], 0)
         for label, tree in trees.items():
             wall(cases[f"cached {model.name}"][0], tree=tree, env=envs["cached", label])  # fills the cache
+            wall(cases[f"inspect {model.name}"][0], tree=tree, env=envs["inspect", label])  # and what inspect learns
     times: dict[tuple[str, str], list[float]] = {(t, name): [] for t in trees for name in cases}
     stages: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(args.repeats):
@@ -142,6 +146,12 @@ def main() -> None:
         ort_s = med["after", f"ort {model.name}"]
         keys = [(t, f"load {model.name}") for t in labels] + [(t, f"cached {model.name}") for t in labels]
         cells = [f"{med[k]:.2f} | {med[k] / ort_s:.1f}" for k in keys]
+        print(f"| {model.name} | {ort_s:.2f} | " + " | ".join(cells) + " |")
+    print("\n| model | onnxruntime alone s | " + " | ".join(f"inspect, cached, {t} s | ratio {t}" for t in labels)
+          + " |\n|---|---|" + "---|---|" * len(labels))
+    for model in models:
+        ort_s = med["after", f"ort {model.name}"]
+        cells = [f"{med[t, f'inspect {model.name}']:.2f} | {med[t, f'inspect {model.name}'] / ort_s:.1f}" for t in labels]
         print(f"| {model.name} | {ort_s:.2f} | " + " | ".join(cells) + " |")
     if "before" in trees:
         print("\n| model | cached after / cached before | cached after / load after |\n|---|---|---|")

@@ -103,3 +103,23 @@ def conv_graph(
     model.ir_version = 8
     onnx.save(model, path)
     return path
+
+
+class SiLUResNet(nn.Module):
+    """EDSR-like with SiLU residual blocks, fed 0..255: x / 255, conv 3->c, ``blocks`` blocks
+    x + conv(SiLU(conv(x))), conv c->3 s^2, pixel shuffle x s, * 255 and clamped to [0, 255]. A TorchScript export
+    at opset 13 writes each SiLU as Sigmoid and Mul, the ends as Div, Mul and Clip."""
+
+    def __init__(self, channels: int = 32, blocks: int = 4, scale: int = 2, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.head = nn.Conv2d(3, channels, 3, padding=1)
+        self.body = nn.ModuleList(nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.SiLU(),
+                                                nn.Conv2d(channels, channels, 3, padding=1)) for _ in range(blocks))
+        self.tail = nn.Sequential(nn.Conv2d(channels, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(x / 255)
+        for block in self.body:
+            h = h + block(h)
+        return torch.clamp(self.tail(h) * 255, 0, 255)

@@ -213,3 +213,30 @@ def test_the_checker_note_comes_once_per_file(cache_dir, tmp_path):
             model = load_model(path)
         assert model.from_cache is not first
         assert any("onnx.checker flags old.onnx" in str(w.message) for w in caught) is first
+
+
+def test_what_a_call_learns_is_kept_for_the_next_process(cache_dir, monkeypatch):
+    """The batch mode, the node list and the memory figures a first LAM call finds are stored with the entry; a later
+    load reads them (nothing is counted again) and reaches the same batch; an image over the small area is costed by
+    the law, which is kept too."""
+    from onnxattr import lam
+    from onnxattr.methods import memory
+
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    first = load_model(SAMPLE)
+    done = lam(first, x, (10, 10, 16), frame="sr", steps=16)
+    first.nodes
+    memory.pass_peak(first, 200, 200)  # over SMALL_AREA s^2: the law
+    kept = cache.read(_entries(cache_dir)[0].stem).extra["learned"]
+    assert kept["batch_mode"] == first.batch_mode and len(kept["nodes"]) == len(first.nodes)
+    assert sorted(k.split()[-1] for k in kept if k.startswith("memory ")) == ["pass-32x32", "pass-law"]
+
+    def counted(_):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(memory, "measure_peak", counted)
+    again = load_model(SAMPLE)
+    assert again.recall("batch_mode") == first.batch_mode and again.nodes == first.nodes
+    assert memory.pass_peak(again, 32, 32) == memory.pass_peak(first, 32, 32)
+    assert memory.pass_peak(again, 200, 200) == memory.pass_peak(first, 200, 200)
+    assert lam(again, x, (10, 10, 16), frame="sr", steps=16).attrs["batch_size"] == done.attrs["batch_size"]

@@ -14,7 +14,7 @@ import onnx
 import pytest
 import torch
 import torch.nn.functional as F
-from nets import export
+from nets import SiLUResNet, export
 from test_converters import BUILDERS as BUILDERS_CONVERTERS
 from test_legacy_ops import BUILDERS as BUILDERS_LEGACY
 from torch import nn
@@ -224,3 +224,44 @@ def test_a_failing_rule_declines(mixer, monkeypatch):
     assert copy is not mixer.graph and "Transpose" in _ops(copy, mixer.fast.op_types)
     with torch.no_grad():
         assert _close(y, mixer.graph(x)) < 1e-6
+
+
+@pytest.fixture(scope="module")
+def silu_net(tmp_path_factory) -> onnxattr.SRModel:
+    path = export_onnx(SiLUResNet(channels=8, blocks=2), tmp_path_factory.mktemp("silu") / "silu.onnx",
+                       exporter="torchscript", opset=13)
+    return onnxattr.load_model(path, value_range=255)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_silu_is_fused_and_equals_the_unfused_graph_in_values_and_gradients(silu_net, batch):
+    """x * sigmoid(x) (SiLU at opset 13) runs as F.silu in the fast copy: the same values and input gradients as the
+    unfused graph to float32 rounding, and as the original module fed 0..255."""
+    x = torch.rand(batch, 3, 12, 20) * 255
+    y_fast, y_full, g_fast, g_full = _fast_and_full(silu_net, x)
+    assert _close(y_fast, y_full) < 1e-5 and _close(g_fast, g_full) < 1e-5
+    with torch.no_grad():
+        assert _close(y_full, SiLUResNet(channels=8, blocks=2).eval()(x)) < 1e-5
+    fast = _ops(silu_net.fast.cache[(tuple(x.shape), x.dtype, x.device)], silu_net.fast.op_types)
+    assert "Sigmoid" in _ops(silu_net.graph, silu_net.fast.op_types)
+    assert fast.count("silu") == 2 and "Sigmoid" not in fast and fast.count("mul") == 1  # the output's * 255
+
+
+def test_a_sigmoid_gate_is_not_taken_for_silu(tmp_path):
+    """sigmoid(a) * b with b another tensor (a gate, as in attention blocks) stays a Sigmoid and a Mul."""
+
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Conv2d(3, 12, 3, padding=1), nn.Conv2d(3, 12, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.pixel_shuffle(torch.sigmoid(self.a(x)) * self.b(x), 2)
+
+    model = onnxattr.load_model(export(Gate(), tmp_path, "gate", exporter="torchscript", opset=13))
+    x = torch.rand(1, 3, 8, 8)
+    y_fast, y_full, g_fast, g_full = _fast_and_full(model, x)
+    assert _close(y_fast, y_full) < 1e-5 and _close(g_fast, g_full) < 1e-5
+    fast = _ops(model.fast.cache[(tuple(x.shape), x.dtype, x.device)], model.fast.op_types)
+    assert "Sigmoid" in fast and "silu" not in fast

@@ -261,7 +261,7 @@ def test_default_cpu_batch_keeps_the_activations_in_the_budget(sample, monkeypat
     L = importlib.import_module("onnxattr.methods.lam")
     model, image = sample
     h, w = image.shape[2:]
-    per_point = memory.pass_law(model)(h, w)
+    per_point = memory.pass_peak(model, h, w)
     for budget, batch in ((3.5, 3), (0.5, 1), (100.0, L.CPU_MAX_BATCH)):
         monkeypatch.setattr(L, "CPU_BATCH_BYTES", int(budget * per_point))
         got = L.choose_batch(model, h, w, steps=20, path="lam", windows=1, batch_size=None, memory_fraction=0.5)

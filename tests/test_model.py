@@ -76,6 +76,24 @@ def test_export_wrong_at_batch_two_is_not_batched_natively(tmp_path):
         torch.testing.assert_close(model(x), singles, rtol=1e-5, atol=1e-6)
 
 
+def test_the_first_batch_decides_the_batch_mode_at_its_own_shapes(tmp_path):
+    """The first batch that runs (3 images here) is checked as images a, b, a at its own shape against single runs at
+    its image shape: a wrong native batch is caught there, and no shape but the call's is specialised for the check."""
+    net = BatchMixNet()
+    model = load_model(export(net, tmp_path, "mix"))
+    x = torch.rand(3, 3, 10, 14)
+    with torch.no_grad(), pytest.warns(UserWarning, match="native batching differs"):
+        got = model(x)
+    assert model.batch_mode == "vmap"
+    torch.testing.assert_close(got, torch.cat([net(xi[None]) for xi in x]), rtol=1e-5, atol=1e-6)
+    assert {key[0] for key in model.fast.cache} <= {(3, 3, 10, 14), (1, 3, 10, 14)}
+    fine = load_model(export(ShuffleNet(seed=1), tmp_path, "fine"))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine(x)
+    assert fine.batch_mode == "native" and {key[0] for key in fine.fast.cache} == {(3, 3, 10, 14), (1, 3, 10, 14)}
+
+
 def test_batch_tolerance_from_the_models_precision_and_the_output_size():
     # float32 rounding over n values: eps * sqrt(n); the model's own: 4x its conversion error; never above 1e-4
     assert batch_tolerance(36864, None) == pytest.approx(FLOAT32_ROUNDING * 192)  # 2.3e-5: two 3x96x64 outputs

@@ -8,8 +8,8 @@ shapes is a constant, so ``specialise``:
 1. runs the graph node by node on the first input of that shape (``fold_static``: which nodes are static,
    their values, every node's output shape and dtype; that run's output is the caller's);
 2. rebuilds it with static values folded into constants, wrapper modules replaced by the native torch call of
-   the same semantics (``NATIVE``), and three fusions (``fuse``): MatMul + Add -> ``F.linear``, the Erf
-   formula of GELU -> ``F.gelu``, x * tanh(softplus(x)) -> ``F.mish``;
+   the same semantics (``NATIVE``), and four fusions (``fuse``): MatMul + Add -> ``F.linear``, the Erf
+   formula of GELU -> ``F.gelu``, x * tanh(softplus(x)) -> ``F.mish``, x * sigmoid(x) -> ``F.silu``;
 3. for a single image, checks the copy's output against the full graph's (``SPECIALISE_TOLERANCE``).
 
 ``FastGraphs`` caches the copies by (shape, dtype, device), least recently used out beyond ``CACHE_SIZE``.
@@ -321,7 +321,15 @@ def _mish(softplus: fx.Node, op_types: dict[str, str], facts: Facts) -> tuple[fx
     return (mul, F.mish, (x,)) if mul is not None and _other(mul, tanh) is x else None
 
 
-FUSIONS = {"Erf": _gelu, "MatMul": _linear, "Softplus": _mish}  # keyed by the pattern's first op
+def _silu(sigmoid: fx.Node, op_types: dict[str, str], facts: Facts) -> tuple[fx.Node, Callable, tuple] | None:
+    """x * sigmoid(x) in either order (SiLU / swish as exports before opset 22's Swish write it) -> (the Mul,
+    F.silu, (x,)): one kernel forward and backward where the pair keeps both maps for the backward."""
+    x = sigmoid.args[0]
+    mul = _sole_user(sigmoid, "Mul", op_types)
+    return (mul, F.silu, (x,)) if mul is not None and _other(mul, sigmoid) is x else None
+
+
+FUSIONS = {"Erf": _gelu, "MatMul": _linear, "Softplus": _mish, "Sigmoid": _silu}  # keyed by the pattern's first op
 
 
 def fuse(gm: fx.GraphModule, op_types: dict[str, str], facts: Facts) -> dict[fx.Node, tuple[Callable, tuple]]:

@@ -131,6 +131,7 @@ def load_model(
         path=path, sha256=file_sha, proto=prepared, graph=graph, op_table=ops, spec=spec, adapter=adapter,
         scale=entry.scale, offset=entry.offset, size_rule=entry.rule, units=entry.units, session=session, device=dev,
         probe=entry.probe, conversion_error=error, precision_gap=gap, from_cache=cached, load_seconds=stages.seconds,
+        cache_entry=entry_name if use_cache and verify else None, learned=entry.extra.get("learned"),
     )
 
 

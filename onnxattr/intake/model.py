@@ -23,6 +23,7 @@ import torch
 from torch import fx
 
 from ..errors import OnnxAttrError, beside
+from . import cache
 from .adapters import Adapter
 from .convert import OpTable, run_hooked
 from .diagnose import first_nonfinite_node
@@ -159,7 +160,8 @@ class SRModel:
     ``adapter`` (the file's layout, dtypes, precision, channel order: see ``intake.adapters``),
     ``precision_gap`` (max |ORT on the file - ORT on the float32 core| / max, 0 when the core is the file, None when
     not verified), ``value_range_source`` and ``output_range_source`` (see ``intake.units``), ``size_rule`` (the
-    input sizes it takes), ``probe`` (the verification image) and ``probe_size``, ``from_cache``, ``load_seconds``.
+    input sizes it takes), ``probe`` (the verification image) and ``probe_size``, ``from_cache``, ``load_seconds``;
+    ``learned``: facts about the model found on first use (``remember``), kept with its cache entry ``cache_entry``.
     ``session`` runs the core graph in onnxruntime (float32 NCHW RGB, the units of ``model.graph``); ``op_table``
     maps fx node names to (ONNX op type, ONNX node name).
     """
@@ -169,6 +171,7 @@ class SRModel:
         spec: IOSpec, adapter: Adapter, scale: int, offset: int, size_rule: SizeRule, units: ValueRange,
         session: ort.InferenceSession, device: torch.device, probe: np.ndarray, conversion_error: float | None,
         precision_gap: float | None, from_cache: bool = False, load_seconds: dict[str, float] | None = None,
+        cache_entry: str | None = None, learned: dict[str, Any] | None = None,
     ) -> None:
         self.path, self.sha256, self.proto, self.graph, self.op_table = path, sha256, proto, graph, op_table
         self.spec, self.adapter, self.scale, self.offset, self.size_rule = spec, adapter, scale, offset, size_rule
@@ -183,8 +186,11 @@ class SRModel:
         self.fixed_size = (spec.height, spec.width) if spec.height and spec.width else None
         self.opset = opset_of(proto)
         self.producer = f"{proto.producer_name} {proto.producer_version}".strip()
-        self._batch_mode: str | None = None
+        self.cache_entry, self.learned = cache_entry, dict(learned or {})
+        self._batch_mode: str | None = self.learned.get("batch_mode")
         self._nodes: list[NodeInfo] | None = None
+        if "nodes" in self.learned:
+            self._nodes = [NodeInfo(n, op, onnx_name, tuple(shape)) for n, op, onnx_name, shape in self.learned["nodes"]]
         self._fast: FastGraphs | None = None
 
     def facts(self) -> ModelFacts:
@@ -209,20 +215,40 @@ class SRModel:
         )
 
     # ------------------------------------------- facts found on first use (not every run needs them)
+    def recall(self, name: str) -> Any:
+        """A JSON fact about the model that does not depend on the image (``remember``), or None."""
+        return self.learned.get(name)
+
+    def remember(self, name: str, value: Any) -> None:
+        """Keep a JSON fact found about the model (its batch mode, node list, a method's memory law): for this
+        object, and with its cache entry (``cache.add_facts``) so that later processes loading the file read it
+        instead of measuring it again."""
+        with _FIRST_USE:
+            self.learned[name] = value
+            if self.cache_entry is not None:
+                cache.add_facts(self.cache_entry, learned=self.learned)
+
     @property
     def batch_mode(self) -> str:
-        """'native', 'vmap' or 'loop': how a batch runs, decided when a batch first runs (``_choose_batch_mode``)."""
+        """'native', 'vmap' or 'loop': how a batch runs, decided when a batch first runs (``_choose_batch_mode``)
+        and kept with the cache entry."""
+        return self._mode_for(None)
+
+    def _mode_for(self, example: torch.Tensor | None) -> str:
         with _FIRST_USE:
             if self._batch_mode is None:
-                self._batch_mode = self._choose_batch_mode()
+                self._batch_mode = self._choose_batch_mode(example)
+                self.remember("batch_mode", self._batch_mode)
         return self._batch_mode
 
     @property
     def nodes(self) -> list[NodeInfo]:
-        """Every tappable node with its output shape on the probe image (one tapped run, on first use)."""
+        """Every tappable node with its output shape on the probe image (one tapped run on first use, kept with the
+        cache entry)."""
         with _FIRST_USE:
             if self._nodes is None:
                 self._nodes = self._node_list()
+                self.remember("nodes", [[n.name, n.op_type, n.onnx_name, list(n.shape)] for n in self._nodes])
         return self._nodes
 
     @property
@@ -233,22 +259,27 @@ class SRModel:
                 self._fast = FastGraphs(self.graph, {name: op for name, (op, _) in self.op_table.items()})
         return self._fast
 
-    def _choose_batch_mode(self) -> str:
-        """'native' when a batch of 2 equals two single runs, else 'vmap' when that does, else 'loop'.
+    def _choose_batch_mode(self, example: torch.Tensor | None = None) -> str:
+        """'native' when a batch equals single runs of its images, else 'vmap' when that does, else 'loop'.
 
-        Three forwards of the probe (two single, one pair per mode tried): run when a batch first runs, so
-        loading, ``inspect`` aside, and batch-1 methods (L2X, GL-AM) never pay for it."""
-        xt = torch.from_numpy(self.probe).to(self.device)
-        pair = torch.cat([xt, 0.25 + 0.5 * xt.flip(-1)])  # a different image with other statistics
+        The images are a and b = 0.25 + 0.5 a (flipped; other statistics), a the probe or, given the first batch
+        that runs (``example``, N >= 2), its first image: then the batch is a, b, a, b, ... at that batch's shape
+        and the singles at its image shape, shapes the call runs anyway (nothing specialised for the check alone).
+        Two single forwards and one batch per mode tried: run when a batch first runs, so loading, ``inspect``
+        aside, and batch-1 methods (L2X, GL-AM) never pay for it."""
+        a = torch.from_numpy(self.probe).to(self.device) if example is None else example[:1].detach()
+        n = 2 if example is None else example.shape[0]
+        pair = torch.cat([a, 0.25 + 0.5 * a.flip(-1)])
+        batch = pair.repeat((n + 1) // 2, 1, 1, 1)[:n]
         with torch.no_grad():
-            single = torch.cat([self._graph_call(p[None]) for p in pair])
+            single = torch.cat([self._graph_call(p[None]) for p in pair]).repeat((n + 1) // 2, 1, 1, 1)[:n]
             modes = ["native", "vmap"] if self.spec.batch is None else ["vmap"]
             for mode in modes:
                 try:
-                    got = self._batched(pair, mode)
+                    got = self._batched(batch, mode)
                 except Exception as err:  # noqa: BLE001  (a graph vmap cannot trace, or a fixed-batch reshape)
                     reason = f"{type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}"
-                    warnings.warn(f"{self.path.name}: {mode} batching fails ({reason})", stacklevel=4)
+                    warnings.warn(f"{self.path.name}: {mode} batching fails ({reason})", stacklevel=5)
                     continue
                 err = (got - single).abs().max().item() / max(single.abs().max().item(), 1e-12)
                 tol = batch_tolerance(single.numel(), self.conversion_error)
@@ -258,7 +289,7 @@ class SRModel:
                 warnings.warn(
                     f"{self.path.name}: {mode} batching differs from single-image runs by {err_text}, more than "
                     f"float32 rounding explains ({tol_text}): an export traced at batch 1?; not using it",
-                    stacklevel=4,
+                    stacklevel=5,
                 )
         return "loop"
 
@@ -310,7 +341,7 @@ class SRModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """SR of a batch (N, C, H, W) in [0, 1]; differentiable; runs per ``batch_mode``."""
         x = x.to(self.device, torch.float32)
-        return self._batched(x, "native" if x.shape[0] == 1 else self.batch_mode)
+        return self._batched(x, "native" if x.shape[0] == 1 else self._mode_for(x))
 
     def _batched(self, x: torch.Tensor, mode: str) -> torch.Tensor:
         if mode == "native":

@@ -47,11 +47,11 @@ def estimate(model: SRModel, height: int, width: int, *, images: int, windows: i
 
         n P(h, w) + GRADIENT_BYTES K n C h w + 8 K N (G + 1) C h w
 
-    with P the model's forward + backward law (``memory.pass_law``) and 8 K N G C h w the float64 |gradients| of every
+    with P the model's forward + backward peak at batch 1 (``memory.pass_peak``) and 8 K N G C h w the float64 |gradients| of every
     image and copy (then their mean)."""
     c = model.in_channels
     sums = 8 * windows * images * (copies + 1) * c * height * width
-    return batch * memory.pass_law(model)(height, width) + GRADIENT_BYTES * windows * batch * c * height * width + sums
+    return batch * memory.pass_peak(model, height, width) + GRADIENT_BYTES * windows * batch * c * height * width + sums
 
 
 def choose_batch(model: SRModel, height: int, width: int, *, images: int, windows: int, copies: int,
@@ -73,7 +73,7 @@ def choose_batch(model: SRModel, height: int, width: int, *, images: int, window
         return min(batch_size, n)
     wanted = n
     if dev.type == "cpu":
-        wanted = min(n, CPU_MAX_BATCH, max(1, CPU_BATCH_BYTES // max(memory.pass_law(model)(height, width), 1)))
+        wanted = min(n, CPU_MAX_BATCH, max(1, CPU_BATCH_BYTES // max(memory.pass_peak(model, height, width), 1)))
     batch = memory.largest_batch(need, int(memory_fraction * free), wanted)
     if batch == 0:
         memory.require(need(1), free, what, fixes, dev)

@@ -57,9 +57,9 @@ def estimate(model: SRModel, height: int, width: int, *, steps: int, path: str, 
 
         n P(h, w) + GRADIENT_BYTES K n C h w + 8 K G C h w  (+ G ``path_bytes`` on the CPU, where the paths live too)
 
-    with P the model's forward + backward law (``memory.pass_law``) and 8 K G C h w the float64 sums A of every copy."""
+    with P the model's forward + backward peak at batch 1 (``memory.pass_peak``) and 8 K G C h w the float64 sums A of every copy."""
     c = model.in_channels
-    need = batch * memory.pass_law(model)(height, width) + (GRADIENT_BYTES * batch + 8 * copies) * windows * c * height * width
+    need = batch * memory.pass_peak(model, height, width) + (GRADIENT_BYTES * batch + 8 * copies) * windows * c * height * width
     return need + (copies * path_bytes(c, height, width, steps, path) if model.device.type == "cpu" else 0)
 
 
@@ -98,7 +98,7 @@ def choose_batch(model: SRModel, height: int, width: int, *, steps: int, path: s
         return batch
     wanted = m
     if dev.type == "cpu":
-        wanted = min(m, CPU_MAX_BATCH, max(1, CPU_BATCH_BYTES // max(memory.pass_law(model)(height, width), 1)))
+        wanted = min(m, CPU_MAX_BATCH, max(1, CPU_BATCH_BYTES // max(memory.pass_peak(model, height, width), 1)))
     batch = memory.largest_batch(need, int(memory_fraction * free), wanted)
     if batch == 0:
         if need(1) > free:

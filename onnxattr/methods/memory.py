@@ -4,28 +4,32 @@ Free memory (``free_memory``): on CUDA ``torch.cuda.mem_get_info``; on the CPU t
 (/proc/meminfo) and the cgroup's room (v2 ``memory.max - memory.current``, v1 ``memory.limit_in_bytes -
 memory.usage_in_bytes``); ``ONNXATTR_MEMORY_LIMIT`` (e.g. ``2GiB``) caps either.
 
-Peak law (``pass_law``): the bytes one forward + backward pass of the model holds at its peak at batch 1,
+Peak of a pass (``pass_peak``): the bytes one forward + backward pass of the model holds at its peak at batch 1,
+counted on real passes (``measure_peak``: the high-water mark of the bytes of every tensor created during the
+pass and still alive, weights excluded). An image of at most ``SMALL_AREA`` times the law's first probe (s x s)
+is measured at its own size, which the call runs anyway: one pass there costs no more than the law's probes.
+A larger one is costed by the law (``pass_law``), so that it is refused before it is run:
 
     P(h, w) = c * (pad(h) + k) * (pad(w) + k),   pad(s) = p * ceil(s / p),
 
-counted on real passes (``measure_peak``: the high-water mark of the bytes of every tensor created during
-the pass and still alive, weights excluded). ``c`` (bytes per px) and ``k`` (px: < 0 for convolutions
-without padding, whose maps shrink) come from passes at 32x32 and 32x64 (``c (32 + k)^2`` and
-``c (32 + k)(64 + k)``); ``p`` from one more at 32x33: a convolutional model costs there about 33/32 of
-32x32, one that pads its input to a multiple of its attention window (DAT: 16 or 32) far more, and is then
-costed as padding to 32 (``fit_law``). The sides follow the model's size rule; a fixed-size model has one size and a constant law. The law
-is measured once per model, on first use, and kept while the model lives (``cached``). Each method turns it
-into its own peak (``lam.estimate``, ``l2x.estimate``, ``glam.estimate``); ``require`` refuses with the
-figure and the fix and ``largest_batch`` finds the batch that fits.
+``c`` (bytes per px) and ``k`` (px: < 0 for convolutions without padding, whose maps shrink) come from passes at
+32x32 and 32x64 (``c (32 + k)^2`` and ``c (32 + k)(64 + k)``); ``p`` from one more at 32x33: a convolutional
+model costs there about 33/32 of 32x32, one that pads its input to a multiple of its attention window (DAT: 16 or
+32) far more, and is then costed as padding to 32 (``fit_law``). The sides follow the model's size rule; a
+fixed-size model has one size and a constant law. Each figure is measured once per model and kept with its cache
+entry (``learned``: ``SRModel.remember``), so later processes measure nothing; ``cached`` keeps one for the life
+of the model object only. Each method turns them into its own peak (``lam.estimate``, ``l2x.estimate``,
+``glam.estimate``); ``require`` refuses with the figure and the fix and ``largest_batch`` finds the batch that fits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -37,6 +41,7 @@ from ..errors import OnnxAttrError
 
 LIMIT_ENV = "ONNXATTR_MEMORY_LIMIT"
 BASE_SIDE = 32  # probe sides: 32x32, 32x64 and 32x33 (or the nearest the model's size rule takes)
+SMALL_AREA = 4  # images up to 4 s^2 px (the three probes' area together) are measured at their own size
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
           "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
 _NO_LIMIT = 2**60  # cgroup v1 writes ~2^63 for "no limit"
@@ -123,6 +128,12 @@ class LiveBytes(TorchDispatchMode):
     when it first appears, and uncounted when it is freed (a weak reference's callback). Storages made
     before the mode started (weights, inputs) are never counted.
     """
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """False: nothing runs compiled under this mode, so torch need not wrap ``__torch_dispatch__`` in
+        ``torch._dynamo.disable``, whose first use imports dynamo (~2 s)."""
+        return False
 
     def __init__(self) -> None:
         super().__init__()
@@ -214,8 +225,7 @@ _LAWS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionar
 
 
 def cached(model: Any, key: str, make: Callable[[], Any]) -> Any:
-    """The law ``key`` of ``model`` (e.g. 'pass', 'l2x-float64'), made by ``make()`` on first use and kept while the
-    model lives."""
+    """The law ``key`` of ``model`` (e.g. 'glam-...'), made by ``make()`` on first use and kept while the model lives."""
     laws = _LAWS.setdefault(model, {})
     if key not in laws:
         laws[key] = make()
@@ -226,12 +236,44 @@ def inherit(copy: Any, model: Any) -> None:
     """Let ``copy``, the model with other weights (``intake.reweight``), share ``model``'s laws, measured or still
     to measure: peaks follow the graph's shapes, not its values."""
     _LAWS[copy] = _LAWS.setdefault(model, {})
+def _code_hash(sources: Sequence[str]) -> str:
+    """A short hash of this module's source and of ``sources`` (files): facts measured by other code are not reused."""
+    digest = hashlib.sha256()
+    for path in (__file__, *sources):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def learned(model: Any, key: str, make: Callable[[], Any], sources: Sequence[str] = ()) -> Any:
+    """``cached``, and kept with the model's cache entry (``SRModel.remember``; JSON values) under a hash of the code
+    that measures it (this module and ``sources``, e.g. the method's module): a later process that loads the file
+    reads it instead of calling ``make()``."""
+    def recall_or_make() -> Any:
+        name = f"memory {_code_hash(sources)} {key}"
+        value = model.recall(name)
+        if value is None:
+            value = make()
+            model.remember(name, value)
+        return value
+
+    return cached(model, key, recall_or_make)
 
 
 def pass_law(model: Any) -> PeakLaw:
     """The model's forward + backward law at batch 1 (float32, on its device), measured on first use."""
-    return cached(model, "pass", lambda: fit_law(lambda h, w: measure_peak(lambda: forward_backward(model, h, w)),
-                                                 model.size_rule))
+    law = learned(model, "pass-law", lambda: asdict(fit_law(
+        lambda h, w: measure_peak(lambda: forward_backward(model, h, w)), model.size_rule)))
+    return PeakLaw(**law)
+
+
+def pass_peak(model: Any, height: int, width: int) -> int:
+    """Peak bytes of one forward + backward of an h x w image at batch 1: counted on a pass at that size when
+    h w <= SMALL_AREA s^2 (s x s the law's first probe), else the law ``pass_law``."""
+    s, _ = probe_size(model)
+    if model.size_rule.fixed or height * width > SMALL_AREA * s * s:
+        return pass_law(model)(height, width)
+    return int(learned(model, f"pass-{height}x{width}",
+                       lambda: measure_peak(lambda: forward_backward(model, height, width))))
 
 
 def probe_size(model: Any) -> tuple[int, int]:

@@ -17,6 +17,7 @@ method's window-independent checks and, with HR, PSNR/SSIM of the output. Every 
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -65,8 +66,8 @@ def attrs_of(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _attr_value(v) for k, v in values.items() if v is not None}
 
 
-def versions() -> dict[str, str]:
-    """Versions of onnxattr and the libraries that shape a result."""
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     import onnx
     import onnx2torch  # noqa: F401  (imported for its metadata)
     import onnxruntime
@@ -74,13 +75,14 @@ def versions() -> dict[str, str]:
 
     from ..version import __version__
 
-    return {
-        "onnxattr_version": __version__,
-        "torch_version": torch.__version__,
-        "onnx_version": onnx.__version__,
-        "onnxruntime_version": onnxruntime.__version__,
-        "onnx2torch_version": version("onnx2torch"),
-    }
+    return (("onnxattr_version", __version__), ("torch_version", torch.__version__),
+            ("onnx_version", onnx.__version__), ("onnxruntime_version", onnxruntime.__version__),
+            ("onnx2torch_version", version("onnx2torch")))
+
+
+def versions() -> dict[str, str]:
+    """Versions of onnxattr and the libraries that shape a result (read once a process)."""
+    return dict(_versions())
 
 
 def label_of(file_name: str) -> str:
@@ -196,12 +198,13 @@ def build_dataset(
         **window_coords(windows, model.offset),
         **(coords or {}),
     }
+    facts = model.facts()
     attrs: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "method": method,
         "window_frame": frame,
-        **model.facts().attrs(),
-        "model_label": label_of(model.facts().file),
+        **facts.attrs(),
+        "model_label": label_of(facts.file),
         **versions(),
         **{k: v for k, v in params.items()},
         **(checks or {}),

@@ -18,8 +18,10 @@ from ..errors import OnnxAttrError
 
 
 def _count(a: Any) -> tuple[int, int]:
-    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a)
-    return int((~np.isfinite(a)).sum()), int(a.size)
+    """(non-finite values, values) of a tensor or array; one reduction where all are finite, as they are."""
+    t = a.detach() if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
+    finite = torch.isfinite(t)
+    return (0 if bool(finite.all()) else int((~finite).sum())), t.numel()
 
 
 def nonfinite_output_message(model: Any, x: torch.Tensor, bad: int, total: int, where: str = "this input") -> str:

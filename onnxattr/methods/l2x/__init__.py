@@ -9,6 +9,7 @@ Delta x = x - x_ref: R+ = m * max(Delta x, 0), R- = m * min(Delta x, 0), R = R+ 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -27,6 +28,7 @@ from .propagate import propagate, varying_nodes
 from .rules import RULES, NoRuleError
 
 __all__ = ["NoRuleError", "RULES", "TARGETS", "l2x", "rule_coverage"]
+_SOURCES = sorted(str(p) for p in Path(__file__).parent.glob("*.py"))  # the code a propagation's peak depends on
 
 
 def rule_coverage(model: Any) -> dict[str, list[str]]:
@@ -68,16 +70,17 @@ def _weights(model: Any, dtype: torch.dtype) -> int:
 
 def _ratio(model: Any, dtype: torch.dtype) -> float:
     """r: the peak of one propagation with one window at the law's first probe size, the graph copy left out,
-    over the model's forward + backward law there (cached on the model)."""
+    over the model's forward + backward peak there (kept with the model's cache entry, under a hash of this module
+    and the rules that propagate)."""
     def measure() -> float:
         h, w = memory.probe_size(model)
         x = torch.rand(1, model.in_channels, h, w, device=model.device)
         oh, ow = model.output_size(h, w)
         objective = make_objective("detector", [Window(0, 0, min(8, oh, ow))])
         peak = memory.measure_peak(lambda: propagate(model, x, blur(x, 1.2, 9), objective, "gradient", dtype))
-        return max(peak - _weights(model, dtype), 0) / memory.pass_law(model)(h, w)
+        return max(peak - _weights(model, dtype), 0) / memory.pass_peak(model, h, w)
 
-    return memory.cached(model, f"l2x-{str(dtype).removeprefix('torch.')}", measure)
+    return memory.learned(model, f"l2x-{str(dtype).removeprefix('torch.')}", measure, _SOURCES)
 
 
 def estimate(model: Any, height: int, width: int, *, windows: int, dtype: torch.dtype = torch.float64) -> int:
@@ -85,10 +88,10 @@ def estimate(model: Any, height: int, width: int, *, windows: int, dtype: torch.
 
         weights + r P(h, w) + WINDOW_VALUES K C h w b
 
-    with P the model's forward + backward law (``memory.pass_law``), r its ratio to one propagation (``_ratio``:
+    with P the model's forward + backward peak at batch 1 (``memory.pass_peak``), r its ratio to one propagation (``_ratio``:
     two sides, the rules' saved tensors, float64), b the bytes of ``dtype`` and weights the float64 graph copy."""
     values = WINDOW_VALUES * windows * model.in_channels * height * width * torch.finfo(dtype).bits // 8
-    return _weights(model, dtype) + int(_ratio(model, dtype) * memory.pass_law(model)(height, width)) + values
+    return _weights(model, dtype) + int(_ratio(model, dtype) * memory.pass_peak(model, height, width)) + values
 
 
 def check_params(

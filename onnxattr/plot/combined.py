@@ -19,8 +19,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure, SubFigure
 
 from ..errors import OnnxAttrError
-from .common import (PANEL_MIN, STYLES, Style, as_rgb, bare, chars, chunks, frame, label_of, mark, number, psnr_name,
-                     title, window_lr, window_sr, wrap)
+from .common import (PANEL_MIN, STYLES, Style, as_rgb, bare, chars, chunks, frame, label_of, mark, number, panel_names,
+                     psnr_name, title, window_lr, window_sr, wrap)
 from .lam import SALIENCY_CMAP, overlay_aoi
 
 PANELS = ("saliency", "aoi")
@@ -47,14 +47,6 @@ def _caption(ds: xr.Dataset, run: int) -> str:
     if "completeness_error" in r and np.isfinite(float(r.completeness_error)):
         text += f"\ncompl. {float(r.completeness_error):.2g}"
     return text
-
-
-def _panels(chosen: Sequence[str] | None) -> list[str]:
-    names = list(chosen or PANELS)
-    unknown = [p for p in names if p not in PANELS]
-    if unknown:
-        raise OnnxAttrError(f"panel(s) {', '.join(unknown)} not in the combined-runs figure; choose from {', '.join(PANELS)}")
-    return names
 
 
 def combined(fig: Figure | SubFigure, ds: xr.Dataset, style: Style, runs: Sequence[int], panels: Sequence[str],
@@ -126,7 +118,7 @@ def pages(ds: xr.Dataset, style: Style = STYLES["paper"], panels: Sequence[str] 
           cmap: str | None = None) -> list[tuple[str, Figure]]:
     """The figure as (name, Figure) pages: one page in the overview; in the paper style at most ``per_page`` runs
     a page, pages named '1', '2', ... when there are several."""
-    chosen = _panels(panels)
+    chosen = panel_names(panels, PANELS, PANELS, "the combined-runs figure")
     if "run" not in ds.dims:
         raise OnnxAttrError("the combined result has no run axis; pass what onnxattr.combine returned")
     n = ds.sizes["run"]

@@ -207,13 +207,21 @@ def figure_for(style: Style, rows: int, columns: int, panel_height: float = 1.0,
     return Figure(figsize=(style.width, rows * (side * panel_height + extra) + 0.25), layout="constrained")
 
 
-def choose(panels: dict[str, Panel], wanted: Sequence[str] | None, default: Sequence[str]) -> list[Panel]:
-    """The panels named in ``wanted`` (default ``default``), in that order; unknown names are errors."""
-    names = list(wanted) if wanted else [p for p in default if p in panels]
-    unknown = [p for p in names if p not in panels]
+def panel_names(wanted: Sequence[str] | None, known: Sequence[str], default: Sequence[str],
+                where: str = "this figure") -> list[str]:
+    """The panel names in ``wanted`` (default ``default``), in that order; a name not in ``known`` is a one-line
+    error naming the figure (``where``) and the known names."""
+    names = list(wanted) if wanted else list(default)
+    unknown = [p for p in names if p not in known]
     if unknown:
-        raise OnnxAttrError(f"panel(s) {', '.join(unknown)} not in this figure; choose from {', '.join(panels)}")
-    return [panels[p] for p in names]
+        raise OnnxAttrError(f"panel(s) {', '.join(unknown)} not in {where}; choose from {', '.join(known)}")
+    return names
+
+
+def choose(panels: dict[str, Panel], wanted: Sequence[str] | None, default: Sequence[str]) -> list[Panel]:
+    """The panels named in ``wanted`` (default: those of ``default`` the figure has), in that order
+    (``panel_names``)."""
+    return [panels[p] for p in panel_names(wanted, list(panels), [p for p in default if p in panels])]
 
 
 def psnr_name(ds: xr.Dataset) -> str:

@@ -34,10 +34,9 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
-from ..errors import OnnxAttrError
 from ..study.assemble import flat_cells
 from . import DEFAULT_DPI, named, save_figure
-from .common import STYLES, Style, as_rgb, bare, chars, chunks, frame, mark, number, style_of, wrap
+from .common import STYLES, Style, as_rgb, bare, chars, chunks, frame, mark, number, panel_names, style_of, wrap
 from .lam import SALIENCY_CMAP, overlay_aoi
 
 PANELS = ("grid", "masking", "cka", "scatter")
@@ -393,7 +392,7 @@ def pages(ds: xr.Dataset, style: Style = STYLES["paper"], panels: Sequence[str] 
           cmap: str | None = None) -> list[tuple[str, Figure]]:
     """The paper figures of ``panels`` (default all four) as (name, Figure): 'grid', 'masking', 'cka', 'scatter',
     numbered 'grid-1', 'grid-2', ... where a panel takes several pages."""
-    chosen = _chosen(panels)
+    chosen = panel_names(panels, PANELS, PANELS, "a study figure")
     out = []
     for panel in chosen:
         made = panel_pages(ds, panel, style, cmap)
@@ -424,18 +423,10 @@ def panel_pages(ds: xr.Dataset, panel: str, style: Style, cmap: str | None) -> l
                  lambda fig: scatter(fig, ds, style))]
 
 
-def _chosen(panels: Sequence[str] | None) -> list[str]:
-    chosen = list(panels or PANELS)
-    unknown = [p for p in chosen if p not in PANELS]
-    if unknown:
-        raise OnnxAttrError(f"panel(s) {', '.join(unknown)} not in a study figure; choose from {', '.join(PANELS)}")
-    return chosen
-
-
 def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str] | None = None, cmap: str | None = None) -> Figure:
     """The chosen panels (default all four) on one figure, one below the other (the overview: CKA and the scatter
     side by side); in the paper style each panel's first page."""
-    chosen = _chosen(panels)
+    chosen = panel_names(panels, PANELS, PANELS, "a study figure")
     rows: list[list[Page]] = []
     for panel in chosen:
         page = panel_pages(ds, panel, style, cmap)[0]
@@ -469,7 +460,7 @@ def save_figures(ds: xr.Dataset, path: str | os.PathLike, style: str = "overview
             made = pages(ds, st, panels, cmap)
         else:
             made = []
-            for panel in _chosen(panels):
+            for panel in panel_names(panels, PANELS, PANELS, "a study figure"):
                 page = panel_pages(ds, panel, st, cmap)[0]
                 fig = Figure(figsize=(st.width if panel == "grid" else 7.0, page.height), layout="constrained")
                 page.draw(fig)

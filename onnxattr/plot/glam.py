@@ -11,8 +11,8 @@ from matplotlib import colormaps
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from ..errors import OnnxAttrError
-from .common import STYLES, Panel, Style, as_rgb, draw_panels, figure_for, label_of, number, title, window_sr
+from .common import (STYLES, Panel, Style, as_rgb, draw_panels, figure_for, label_of, number, panel_names, title,
+                     window_sr)
 
 STRIP = 4  # per-layer maps shown per view (overview)
 
@@ -73,12 +73,8 @@ def draw(ds: xr.Dataset, style: Style = STYLES["overview"], panels: Sequence[str
                                                group="unit")
     available["local_layers"] = _layers(ds, "local_layers", cols, heat, paper, win)
     available["global_layers"] = _layers(ds, "global_layers", cols, heat, paper, win)
-    names = list(panels) if panels else list(DEFAULT[style.name])
-    unknown = [p for p in names if p not in available]
-    if unknown:
-        raise OnnxAttrError(f"panel(s) {', '.join(unknown)} not in this figure; choose from {', '.join(available)}")
     chosen: list[Panel] = []
-    for name in names:
+    for name in panel_names(panels, list(available), DEFAULT[style.name]):
         item = available[name]
         if isinstance(item, list):  # a strip of layers starts a new row
             chosen += [Panel("", np.ones((1, 1, 3)))] * (-len(chosen) % cols) + item

@@ -59,6 +59,18 @@ class Stages:
                 timer.cancel()
 
 
+def open_file(path: str | Path, channel_order: str, device: str | torch.device | None, notes: list[str] | None = None
+              ) -> tuple[Path, onnx.ModelProto, Adapter, IOSpec, str, torch.device, ort.InferenceSession]:
+    """The file read and checked (``read_onnx``; ``notes`` as there), its float32 core and adapter, the core's I/O,
+    the file's SHA-256, the device (``pick_device``) and an onnxruntime session on it (on the file itself when the
+    core is the file)."""
+    proto, path = read_onnx(path, notes)
+    core, adapter = adapt(proto, path.name, channel_order)
+    spec, file_sha, dev = io_spec(core, path.name), sha256(path), pick_device(device)
+    session = ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
+    return path, core, adapter, spec, file_sha, dev, session
+
+
 def load_model(
     path: str | Path,
     device: str | torch.device | None = None,
@@ -89,13 +101,8 @@ def load_model(
     stages = Stages(name, progress)
     file_notes: list[str] = []  # onnx.checker's: said at the file's first load, not again from its cache entry
     with stages("reading"):
-        proto, path = read_onnx(path, file_notes)
-        core, adapter = adapt(proto, path.name, channel_order)
-        spec = io_spec(core, path.name)
-        file_sha = sha256(path)
-        dev = pick_device(device)
+        path, core, adapter, spec, file_sha, dev, session = open_file(path, channel_order, device, file_notes)
         full_float32(dev)
-        session = ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
     use_cache = use_cache and cache.folder() is not None
     entry = entry_name = None
     if use_cache:
@@ -155,20 +162,16 @@ def load_forward(
     name = Path(path).name
     value_range = check_value_range(value_range)
     stages = Stages(name, progress)
-    dev = pick_device(device)
     reason = None
     with stages("reading"):
-        proto, path = read_onnx(path)
-        core, adapter = adapt(proto, path.name, channel_order)
-        spec = io_spec(core, path.name)
-        file_sha = sha256(path)
-        session = ort_session(core.SerializeToString() if adapter.changed else path, path.name, dev)
+        path, core, adapter, spec, file_sha, dev, session = open_file(path, channel_order, device)
     if dev.type == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         try:
             return load_model(path, dev, True, value_range, channel_order, probe_size, progress, use_cache)
         except OnnxAttrError as err:
             reason = first_line(err)
-    entry, _ = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages, convert_graph=False)
+    entry, _ = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages,
+                                 convert_graph=False)
     for note in entry.load_warnings:
         warnings.warn(note, stacklevel=3)
     if reason is None:

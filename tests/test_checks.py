@@ -225,7 +225,9 @@ def test_cem_takes_part_with_hr_on_the_torch_graph(shuffle):
                         independent=False, curve_steps=4, curve_seeds=1)
     direct = onnxattr.cem(model, lr, (8, 8, 8), frame="sr", hr=hr, backend="torch", **kw)
     np.testing.assert_allclose(ds.saliency.sel({"method": "cem"}).values, direct.saliency.values, atol=1e-6)
-    assert direct.saliency.values.max() == 1 and ds.attrs["cem_fine"] == 2
+    assert direct.saliency.values.max() == 1 and ds.attrs["cem_fine"] == 2 and ds.attrs["cem_backend"] == "torch"
+    with pytest.raises(OnnxAttrError, match="cem.backend='onnxruntime': the checks run cem with backend='torch'"):
+        onnxattr.check(model, lr, (8, 8, 8), methods=["cem"], params={"cem": {"backend": "onnxruntime"}}, hr=hr)
     assert ds.similarity.sel({"method": "cem", "measure": "spearman"}).values.item() < 0.9
     assert np.isfinite(ds.passes.sel({"method": "cem"}).values).all()
 

@@ -44,7 +44,8 @@ BLUR = (1.2, 9)  # sigma, kernel: the baseline of a method without one (LAM's an
 
 def method_params(names: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
     """Each method's parameters (``params``: method -> {name: value}), checked by name and by the method's own
-    ``check_params`` before any model runs."""
+    ``check_params`` before any model runs; a forward-only method gets its registry ``graph_params`` (a given value
+    that differs is refused)."""
     params = dict(params or {})
     for name in params:
         if name not in names:
@@ -56,8 +57,13 @@ def method_params(names: Sequence[str], params: Mapping[str, Mapping[str, Any]] 
         unknown = [k for k in given if k not in known or k in CALLER_ARGS]
         if unknown:
             raise OnnxAttrError(f"{name} has no parameter {unknown[0]!r}; its parameters are {', '.join(known)}")
-        METHODS[name].check_params(**given)
-        out[name] = given
+        fixed = METHODS[name].graph_params  # the checks re-draw the torch graph's weights: a method runs on it
+        clash = [k for k in given if k in fixed and given[k] != fixed[k]]
+        if clash:
+            raise OnnxAttrError(f"{name}.{clash[0]}={given[clash[0]]!r}: the checks run {name} with "
+                                f"{clash[0]}={fixed[clash[0]]!r} (the torch graph whose weights they re-draw); leave it out")
+        out[name] = {**given, **fixed}
+        METHODS[name].check_params(**out[name])
     return out
 
 
@@ -118,8 +124,7 @@ def check(
 
     def run(name: str, m: Any) -> xr.Dataset:
         entry = METHODS[name]
-        ds = entry.function(m, image, wins, frame="sr", hr=hr_sr if entry.needs_hr else None,
-                            **{**params[name], **entry.graph_params})
+        ds = entry.function(m, image, wins, frame="sr", hr=hr_sr if entry.needs_hr else None, **params[name])
         if "attribution" not in ds:
             raise OnnxAttrError(f"{name}'s result holds no attribution map to check")
         return ds

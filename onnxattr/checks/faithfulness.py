@@ -37,6 +37,7 @@ from scipy.ndimage import gaussian_filter
 from ..arrays import to_numpy
 from ..errors import OnnxAttrError
 from ..methods import memory
+from ..methods.blur import blur
 from ..metrics.masking import forward, mask_pixels, pixel_order, support_order
 from ..metrics.quality import psnr
 from ..options import DEFAULT_MEMORY_FRACTION
@@ -48,6 +49,13 @@ ORDERS = ("map", "random_order", "random_map")
 RANDOM_MAP_SIGMA = 2.0  # LR px: the blob size of the random-map control
 FLAT_GAP = 1e-6  # relative |D(x) - D(x_S)| below which a window's curve cannot be normalised
 MAX_BATCH = 16  # images per onnxruntime run
+BLUR = (1.2, 9)  # sigma, kernel: the baseline of a method without one (LAM's and L2X's default)
+
+
+def deletion_baseline(ds: xr.Dataset, image: torch.Tensor) -> np.ndarray:
+    """What deletion puts in for a method's result: its own ``baseline``, else ``image`` (1, C, h, w) blurred by
+    ``BLUR``."""
+    return ds["baseline"].values if "baseline" in ds else to_numpy(blur(image.cpu(), *BLUR)[0], np.float32)
 
 
 def fractions_of(steps: int) -> np.ndarray:

@@ -26,20 +26,18 @@ from tqdm.auto import tqdm
 
 from ..arrays import to_numpy
 from ..errors import OnnxAttrError, first_line
-from ..methods.blur import blur
 from ..methods.registry import CALLER_ARGS, METHODS, method, usable
 from ..metrics.gini import saliency
 from ..metrics.similarity import DEFAULT_TOP, MEASURES
 from ..results.build import CHANNEL_NAMES, attrs_of, label_of, lr_coords, versions
 from ..results.schema import CHECK_COORDS, CHECK_VARIABLES, SCHEMA_VERSION, describe
 from ..windows.geometry import WindowSpec, align_hr, resolve_windows, window_coords
-from .faithfulness import CURVES, faithfulness, fractions_of, influence_region
+from .faithfulness import CURVES, deletion_baseline, faithfulness, fractions_of, influence_region
 from .randomisation import VARIANTS, Randomised, plan, randomisation
 from .verdict import RANK_THRESHOLD, curve_verdict, randomisation_verdict
 
 CHECKS = ("randomisation", "deletion", "insertion")
 DEFAULT_LAYERS = 12  # randomisation steps (layers of parametrised nodes), evenly spaced over the graph
-BLUR = (1.2, 9)  # sigma, kernel: the baseline of a method without one (LAM's and L2X's default)
 
 
 def method_params(names: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -144,7 +142,7 @@ def check(
         finally:
             seen += caught
         trained[name] = ds["attribution"].values
-        baselines[name] = ds["baseline"].values if "baseline" in ds else to_numpy(blur(image.cpu(), *BLUR)[0], np.float32)
+        baselines[name] = deletion_baseline(ds, image)
         elapsed[name] = float(ds.attrs["elapsed_s"])
     for w in seen:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -16,10 +16,8 @@ import numpy as np
 from ..device import thread_count
 from ..errors import OnnxAttrError, first_line
 from ..image import downscale, read_image
-from ..checks.faithfulness import faithfulness, influence_region
-from ..checks.report import BLUR
+from ..checks.faithfulness import deletion_baseline, faithfulness, influence_region
 from ..intake import ModelFacts, SRModel, load_model
-from ..methods.blur import blur
 from ..methods.registry import method
 from ..metrics import masking_curves, sr_quality
 from ..windows.geometry import Window, align_hr
@@ -103,7 +101,7 @@ def explain_pair(
 def window_checks(model: SRModel, lr: Any, ds: Any, wins: Sequence[Window], seeds: int, hr: Any) -> Any:
     """The deletion and insertion curves' AUCs of a method result's maps (``checks.faithfulness``), replacing pixels
     by its baseline (the blurred image for a method without one)."""
-    base = ds["baseline"].values if "baseline" in ds else blur(lr, *BLUR)[0].numpy()
+    base = deletion_baseline(ds, lr)
     regions = influence_region(model, lr, wins, [lr.new_tensor(base)[None]])
     name = str(ds.attrs["method"])
     curves = faithfulness(model, lr, {name: ds["attribution"].values}, {name: base}, wins, regions, seeds=seeds, hr=hr)

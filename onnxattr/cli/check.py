@@ -10,7 +10,8 @@ import click
 from ..errors import OnnxAttrError
 from ..methods.registry import METHODS, usable
 from ..options import FORMATS
-from .common import check_output_path, finish, method_options, prepare_inputs, reported, stage_line, window_spec
+from .common import (check_label, check_output_path, finish, method_options, prepare_inputs, reported, stage_line,
+                     window_spec)
 from .compare import parse_params
 
 
@@ -71,8 +72,7 @@ def command(model, image, window, windows_file, grid, stride, frame, hr, label, 
             value_range, no_verify, channel_order, probe_size, methods, layers, independent, seed, curve_steps,
             curve_seeds, params, figure, quiet) -> dict:
     out_path = check_output_path(out)
-    if label is not None and not label.strip():
-        raise OnnxAttrError("--label is empty; give the model a name, or leave --label out")
+    check_label(label)
     fig_path = check_output_path(figure, FORMATS) if figure else None
     names = parse_methods(methods, hr)
     method_params = parse_method_params(params, names)

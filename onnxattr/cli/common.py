@@ -414,6 +414,12 @@ def finish(ds: Any, out: Path) -> list[Path]:
     return [save(ds, out)]
 
 
+def check_label(label: str | None) -> None:
+    """Refuse an empty --label before any work."""
+    if label is not None and not label.strip():
+        raise OnnxAttrError("--label is empty; give the model a name, or leave --label out")
+
+
 def method_command(name: str, help: str, check: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable:
     """Decorator for the command of the registered method ``name``: adds the shared options and turns the function
     into a click command.
@@ -429,8 +435,7 @@ def method_command(name: str, help: str, check: Callable[[dict[str, Any]], dict[
         def run(model, image, window, windows_file, grid, stride, frame, hr, label, crop, out, device, threads,
                 value_range, no_verify, channel_order, probe_size, quiet, **kw):
             out_path = check_output_path(out)
-            if label is not None and not label.strip():
-                raise OnnxAttrError("--label is empty; give the model a name, or leave --label out")
+            check_label(label)
             m = METHODS[name]
             m.check_params(**(check(kw) if check is not None else kw))
             if m.needs_hr and not hr:

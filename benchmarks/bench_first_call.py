@@ -2,7 +2,7 @@
 
 Each round starts one fresh process per (model, LR size, cache state[, tree]): it imports onnxattr, LAM's module
 and xarray's first Dataset (which imports dask), loads the model, then times ``onnxattr.lam`` (``--steps``, 50, a 16-px window (at most the output) at the SR centre of a chelsea-128 crop) three times: the first call and
-two steady ones. The figure per process is first / median(steady); the tables give the medians over the rounds,
+three steady ones (median: a shape used once in the first call is specialised in the second). The figure per process is first / median(steady); the tables give the medians over the rounds,
 which are interleaved so that load from other processes hits every case alike. Cache states: **warm** (the user
 cache holds the model's entry and what an earlier process learned about it: one untimed process fills it before
 the rounds) and **cold** (``ONNXATTR_CACHE=0``: nothing stored, the first call measures what it needs).
@@ -56,7 +56,7 @@ def run(model: Path, size: int, steps: int, tree: Path | None, env: dict[str, st
     """One fresh process: its first and steady call times."""
     env = {**os.environ, **env, **({"PYTHONPATH": str(tree)} if tree else {})}
     image = ROOT / "samples" / "images" / "chelsea-128.png"
-    done = subprocess.run([sys.executable, "-c", CHILD, str(model), str(size), "2", str(image), str(steps)], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(model), str(size), "3", str(image), str(steps)], capture_output=True,
                           text=True, cwd=tree or ROOT, env=env)
     if done.returncode:
         raise SystemExit(f"{model.name} at {size}: exit {done.returncode}\n{done.stderr[-2000:]}")

@@ -57,12 +57,12 @@ def _fast_and_full(model: onnxattr.SRModel, x: torch.Tensor) -> tuple[torch.Tens
                                                                         torch.Tensor]:
     """(fast output, full output, fast input gradient, full input gradient) of sum(output^2)."""
     outs = []
-    for f in (model.fast, model.fast, model.graph):  # the first fast call builds the copy (and runs the full graph)
-        xi = x.clone().requires_grad_()
+    for f in (model.fast, model.fast, model.fast, model.graph):  # the first fast call runs the full graph, the second
+        xi = x.clone().requires_grad_()                             # builds the copy (and runs the full graph node by node)
         y = f(xi)
         (g,) = torch.autograd.grad((y ** 2).sum(), xi)
         outs.append((y.detach(), g))
-    (_, _), (y_fast, g_fast), (y_full, g_full) = outs
+    (_, _), (_, _), (y_fast, g_fast), (y_full, g_full) = outs
     return y_fast, y_full, g_fast, g_full
 
 
@@ -88,6 +88,7 @@ def test_mixer_fast_equals_full_in_values_and_gradients(mixer, batch):
 def test_mixer_copy_is_fused_and_has_no_shape_arithmetic(mixer):
     x = torch.rand(1, 3, 12, 20)
     mixer.fast(x)
+    mixer.fast(x)  # the second call at a shape builds its copy
     op_types = mixer.fast.op_types
     fast = _ops(mixer.fast.cache[(tuple(x.shape), x.dtype, x.device)], op_types)
     full = _ops(mixer.graph, op_types)
@@ -117,6 +118,7 @@ def test_a_wrong_rewrite_is_caught_and_the_full_graph_runs(mixer, monkeypatch):
     monkeypatch.setattr(fastgraph, "FUSIONS", dict(fastgraph.FUSIONS, Erf=relu_for_gelu))
     fast = fastgraph.FastGraphs(mixer.graph, mixer.fast.op_types)
     x = torch.rand(1, 3, 10, 10)
+    fast(x)  # a shape's first call runs the full graph; its second builds the copy, checks it and declines it
     with pytest.warns(UserWarning, match="differs from the full graph"):
         y = fast(x)
     with torch.no_grad():
@@ -124,9 +126,22 @@ def test_a_wrong_rewrite_is_caught_and_the_full_graph_runs(mixer, monkeypatch):
     assert fast.cache[(tuple(x.shape), x.dtype, x.device)] is mixer.graph
 
 
+def test_a_shape_used_once_runs_the_full_graph_and_is_not_specialised(mixer, monkeypatch):
+    """A shape's first call runs the full graph and builds nothing (a LAM call's last partial batch is used once)."""
+    fast = fastgraph.FastGraphs(mixer.graph, mixer.fast.op_types)
+    built = []
+    monkeypatch.setattr(fastgraph, "specialise", lambda *a: built.append(a[2].shape) or (None, mixer.graph(a[2])))
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        assert _close(fast(x), mixer.graph(x)) < 1e-6
+        assert not built and not fast.cache
+        fast(x)
+    assert built == [x.shape] and list(fast.cache) == [(tuple(x.shape), x.dtype, x.device)]
+
+
 def test_copies_are_kept_per_shape_least_recently_used_out(mixer):
     fast = fastgraph.FastGraphs(mixer.graph, mixer.fast.op_types, size=2)
-    shapes = [(1, 3, 8, 8), (1, 3, 8, 10), (1, 3, 8, 8), (1, 3, 10, 8)]
+    shapes = [(1, 3, 8, 8)] * 2 + [(1, 3, 8, 10)] * 2 + [(1, 3, 8, 8)] + [(1, 3, 10, 8)] * 2  # copies from the second call
     with torch.no_grad():
         for s in shapes:
             assert _close(fast(torch.ones(s)), mixer.graph(torch.ones(s))) < 1e-5
@@ -199,7 +214,7 @@ def test_slice1_u_net_at_opset_9_loads_and_runs(tmp_path):
     x = torch.rand(1, 3, 44, 44)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("error", message="the specialised graph")
-        for _ in range(2):  # builds the copy, then runs it
+        for _ in range(3):  # the full graph, then builds the copy, then runs it
             y = model(x)
     fast = model.fast.cache[(tuple(x.shape), x.dtype, x.device)]
     assert fast is not model.graph and "Slice" not in {model.op_type(n.name) for n in fast.graph.nodes}

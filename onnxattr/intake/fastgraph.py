@@ -5,14 +5,15 @@ ops in modules (Reshape re-reads its shape tensor with ``.tolist()``, Slice rebu
 Expand multiplies by a tensor of ones). For one input shape every value that depends only on constants and
 shapes is a constant, so ``specialise``:
 
-1. runs the graph node by node on the first input of that shape (``fold_static``: which nodes are static,
+1. runs the graph node by node on an input of that shape (``fold_static``: which nodes are static,
    their values, every node's output shape and dtype; that run's output is the caller's);
 2. rebuilds it with static values folded into constants, wrapper modules replaced by the native torch call of
    the same semantics (``NATIVE``), and four fusions (``fuse``): MatMul + Add -> ``F.linear``, the Erf
    formula of GELU -> ``F.gelu``, x * tanh(softplus(x)) -> ``F.mish``, x * sigmoid(x) -> ``F.silu``;
 3. for a single image, checks the copy's output against the full graph's (``SPECIALISE_TOLERANCE``).
 
-``FastGraphs`` caches the copies by (shape, dtype, device), least recently used out beyond ``CACHE_SIZE``.
+``FastGraphs`` builds a shape's copy on its second call (a shape used once runs the full graph) and caches the
+copies by (shape, dtype, device), least recently used out beyond ``CACHE_SIZE``.
 Taps keep using the full graph (every node there); the copy shares its weights.
 """
 
@@ -446,23 +447,35 @@ def specialise(gm: fx.GraphModule, op_types: dict[str, str], *inputs: torch.Tens
 class FastGraphs:
     """Specialised copies of one converted graph by input (shape, dtype, device), ``CACHE_SIZE`` at most.
 
-    The first call at a shape runs the full graph node by node (its output is the caller's) and builds the
-    copy from what that run saw; later calls at the shape run the copy."""
+    A shape's first call runs the full graph; its second runs it node by node (its output is the caller's) and
+    builds the copy from what that run saw; later calls at the shape run the copy. A shape used once (a LAM
+    call's last partial batch, its baseline) is not worth a copy: building one costs several forwards."""
 
     def __init__(self, gm: fx.GraphModule, op_types: dict[str, str], size: int = CACHE_SIZE):
         self.gm, self.op_types, self.size = gm, op_types, size
         self.cache: OrderedDict[tuple, fx.GraphModule] = OrderedDict()
+        self.seen: OrderedDict[tuple, None] = OrderedDict()  # shapes run once, on the full graph
         self.lock = threading.Lock()  # threads sharing a model (compare)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), x.dtype, x.device)
         with self.lock:
             graph = self.cache.get(key)
-            if graph is None:
+            if graph is None and key not in self.seen:
+                _remember(self.seen, key, None, self.size)
+                graph = self.gm
+            elif graph is None:
+                del self.seen[key]
                 fast, out = specialise(self.gm, self.op_types, x)
-                self.cache[key] = fast or self.gm
-                while len(self.cache) > self.size:
-                    self.cache.popitem(last=False)
+                _remember(self.cache, key, fast or self.gm, self.size)
                 return out
-            self.cache.move_to_end(key)
+            else:
+                self.cache.move_to_end(key)
         return graph(x)
+
+
+def _remember(table: OrderedDict, key: tuple, value: Any, size: int) -> None:
+    """``table[key] = value``, the least recently used entries out beyond ``size``."""
+    table[key] = value
+    while len(table) > size:
+        table.popitem(last=False)

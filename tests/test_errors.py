@@ -211,8 +211,8 @@ def test_lam_and_l2x_refuse_blurs_that_give_nan(capsys, files, flag):
     "param, fragment",
     [
         ("nosuch=1", "lam has no parameter 'nosuch'; its parameters are steps, sigma, kernel_size, path, baseline, "
-                     "objective, reduce, smooth, noise, smooth_type, seed, receptive_field, batch_size, memory_fraction "
-                     "(--param KEY=VALUE)"),
+                     "objective, reduce, smooth, noise, smooth_type, seed, receptive_field, field_crop, batch_size, "
+                     "memory_fraction (--param KEY=VALUE)"),
         ("steps=0", "steps=0: the path needs at least 1 step"),
         ("steps=abc", "lam parameter steps='abc' should be a whole number (default 50)"),
         ("sigma=inf", "lam parameter sigma='inf' should be a number"),

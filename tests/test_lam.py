@@ -20,6 +20,7 @@ from onnxattr.methods.paths import PATHS, make_path, path_attribution
 from onnxattr.methods.memory import largest_batch
 from onnxattr.metrics import diffusion_index, gini
 from onnxattr.windows.detector import gradient_detector
+from nets import export as nets_export
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "waifu2x-upconv7-x2.ts17.onnx"  # a real trained CNN, out = 2 * in - 28
@@ -266,3 +267,53 @@ def test_default_cpu_batch_keeps_the_activations_in_the_budget(sample, monkeypat
         monkeypatch.setattr(L, "CPU_BATCH_BYTES", int(budget * per_point))
         got = L.choose_batch(model, h, w, steps=20, path="lam", windows=1, batch_size=None, memory_fraction=0.5)
         assert got == batch, (budget, got)
+
+
+# ------------------------------------------------------------------ the window's field as the passes' crop
+class CornersNet(nn.Module):
+    """conv 3 -> 3, bilinear x2 with align_corners: a finite field, but sampling positions that follow the input's
+    size, so a crop computes other values than the whole image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.c = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(self.c(x), scale_factor=2, mode="bilinear", align_corners=True)
+
+
+@pytest.mark.parametrize("window", [(60, 40, 12), (87, 87, 12)])  # inside; the detector reads the last row, column
+def test_field_crop_equals_the_authors_loop_on_the_whole_image(sample, window):
+    """UpConv7's field is finite (14 px): the passes run on the crop the window's detector depends on, and the map
+    equals the authors' loop on the whole 64x64 image, which is exactly 0 outside that crop."""
+    model, _ = sample
+    image = onnxattr.read_image(IMAGE)
+    ds = onnxattr.lam(model, image, window, frame="sr", steps=10).isel(window=0)
+    x0, y0, x1, y1 = ds.attrs["field_box"]
+    assert (x1 - x0) * (y1 - y0) <= 0.75 * 64 * 64
+    ref = reference_lam(model, image[0].double().numpy(), window, 10, 1.2, 9)
+    got = ds["attribution"].values.astype(np.float64)
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 1e-5
+    outside = np.ones((64, 64), bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.abs(ref[:, outside]).max() == 0 and np.abs(got[:, outside]).max() == 0
+    whole = onnxattr.lam(model, image, window, frame="sr", steps=10, field_crop=False).isel(window=0)
+    assert "field_box" not in whole.attrs and whole.attrs["field_crop"] == 0
+    assert np.abs(whole["attribution"].values - got).max() / np.abs(got).max() < 1e-5
+    for name in ("completeness_error", "objective_baseline", "objective_input"):
+        assert float(ds[name]) == pytest.approx(float(whole[name]), rel=1e-5)
+    np.testing.assert_allclose(ds["path_objective"], whole["path_objective"], rtol=1e-5)
+    np.testing.assert_allclose(ds["output"], whole["output"], atol=1e-5)  # batch 1 against the last batch
+
+
+def test_field_crop_declines_a_graph_that_computes_otherwise_on_a_crop(tmp_path):
+    """align_corners resizes sample the crop elsewhere: the check on the image declines the crop, and the map is the
+    whole image's."""
+    model = onnxattr.load_model(nets_export(CornersNet(), tmp_path, "corners"))
+    image = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    assert onnxattr.receptive_field(model).kind == "finite"
+    got = onnxattr.lam(model, image, (36, 36, 8), frame="sr", steps=4)
+    whole = onnxattr.lam(model, image, (36, 36, 8), frame="sr", steps=4, field_crop=False)
+    assert "field_box" not in got.attrs
+    np.testing.assert_array_equal(got["attribution"], whole["attribution"])

@@ -197,7 +197,7 @@ def test_params_named_like_compare_arguments_are_one_line(models, tmp_path, para
     assert isinstance(res.exception, OnnxAttrError)
     assert str(res.exception) == (f"lam has no parameter {param.split('=')[0]!r}; its parameters are steps, sigma, "
                                   "kernel_size, path, baseline, objective, reduce, smooth, noise, smooth_type, seed, "
-                                  "receptive_field, batch_size, memory_fraction (--param KEY=VALUE)")
+                                  "receptive_field, field_crop, batch_size, memory_fraction (--param KEY=VALUE)")
 
 
 def test_a_failing_cell_is_recorded_and_the_others_complete(tmp_path):

@@ -29,18 +29,22 @@ from .common import Inputs, method_command, objective_options, smooth_options
 @click.option("--receptive-field", is_flag=True,
               help="Add the graph's theoretical receptive field (LAM_Demo calculate_RF, from every op; seconds for a "
               "transformer).")
+@click.option("--field-crop/--no-field-crop", default=True, show_default=True,
+              help="Where the graph's receptive field is finite (convolutions, no pooling or attention), run the "
+              "passes on the crop the window depends on: the same map, 0 outside it, at the crop's cost (attr "
+              "field_box).")
 @click.option("--batch-size", default=None, type=click.IntRange(min=1), help="Path points per pass [default: from the memory budget].")
 @click.option(
     "--memory-fraction", default=DEFAULT_MEMORY_FRACTION, show_default=True, type=click.FloatRange(0, 1, min_open=True),
     help="Share of free RAM (or CUDA memory) the batch may use.",
 )
 def command(inputs: Inputs, window, frame, progress, steps, sigma, kernel_size, path, baseline, objective, reduce,
-            smooth, noise, smooth_type, seed, receptive_field, batch_size, memory_fraction):
+            smooth, noise, smooth_type, seed, receptive_field, field_crop, batch_size, memory_fraction):
     from ..methods.lam import lam
 
     return lam(
         inputs.model, inputs.image, window, frame=frame, steps=steps, sigma=sigma, kernel_size=kernel_size, path=path,
         baseline=baseline, objective=objective, reduce=reduce, smooth=smooth, noise=noise, smooth_type=smooth_type,
-        seed=seed, receptive_field=receptive_field, batch_size=batch_size, memory_fraction=memory_fraction,
+        seed=seed, receptive_field=receptive_field, field_crop=field_crop, batch_size=batch_size, memory_fraction=memory_fraction,
         progress=progress, hr=inputs.hr,
     )

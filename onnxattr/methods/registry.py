@@ -157,7 +157,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
             "objective_baseline": Entry(W, "objective at the baseline", "1", "D(F(x_0)); NaN for the plain gradient"),
         },
         checks={"completeness_error": "completeness error", "receptive_field": "theoretical RF (LR px)"},
-        run_only=("batch_size", "memory_fraction"),
+        run_only=("batch_size", "memory_fraction", "field_crop"),
         memory_share="memory_fraction",
     ),
     Method(

@@ -95,6 +95,14 @@ def margin(objective: str) -> int:
     return GABOR_SIZE // 2 if objective == "gabor" else 0
 
 
+def objective_reach(objective: str, window: Window, out_h: int, out_w: int) -> tuple[int, int, int, int]:
+    """The output pixels the objective reads for ``window``: (x0, y0, x1, y1), ends exclusive, inside the output;
+    the window with ``margin`` around it, and for 'grad' the next row and column (``detector_region``)."""
+    m, extra = margin(objective), int(objective == "grad")
+    return (max(window.x - m, 0), max(window.y - m, 0), min(window.x + window.size + m + extra, out_w),
+            min(window.y + window.size + m + extra, out_h))
+
+
 def check_objective(objective: str, reduce: str) -> None:
     """One-line errors for an unknown objective or reduction."""
     if objective not in OBJECTIVES:

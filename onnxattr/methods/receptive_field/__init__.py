@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import torch
@@ -35,6 +35,7 @@ from torch import fx
 from ...errors import first_line
 from .. import memory
 from ..l2x.propagate import varying_nodes
+from . import rules
 from .rules import DTYPE, INF, RULES, Box, Call, NoBoxRule, fail
 
 SIDES = (16, 64, 128, 256, 512)  # square inputs tried, smallest first
@@ -191,8 +192,10 @@ def find_field(model: Any) -> ReceptiveField:
 
 
 def receptive_field(model: Any) -> ReceptiveField:
-    """The theoretical receptive field of ``model`` (``find_field``), computed once per model."""
-    return memory.cached(model, "receptive-field", lambda: find_field(model))
+    """The theoretical receptive field of ``model`` (``find_field``), computed once per model and kept with its cache
+    entry (``memory.learned``)."""
+    return ReceptiveField(**memory.learned(model, "receptive-field", lambda: asdict(find_field(model)),
+                                           sources=(__file__, rules.__file__)))
 
 
 def window_box(boxes: torch.Tensor, x: int, y: int, size: int) -> tuple[float, float, float, float]:

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """LAM speed: ``onnxattr.lam`` vs (a) the reference-style loop and (b) bare forward+backward passes.
 
+``lam`` runs the whole image (``field_crop=False``), as (a) and (b) do; ``lam field`` is LAM at its default, where
+a graph with a finite field runs its passes on the crop the window depends on (docs/lam.md).
+
 (a) follows the authors' ``Path_gradient`` + ``GaussianBlurPath``: every step blurs the image and the
 kernel difference anew (scipy's ``correlate``, mode 'mirror' = OpenCV's default border, in place of
 cv2.filter2D), turns it into a tensor, runs the model at batch 1, backpropagates the detector, brings
@@ -72,7 +75,8 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
     oh, ow = model.output_size(size, size)
     window = Window(ow // 2 - 8, oh // 2 - 8, 16)
     np_img = img[0].double().numpy()
-    ds = onnxattr.lam(model, img, window, steps=steps, **SR)  # warm-up, and the per-point memory
+    ds = onnxattr.lam(model, img, window, steps=steps, **SR, field_crop=False)  # warm-up, and the per-point memory
+    field = onnxattr.lam(model, img, window, steps=steps, **SR)  # warm-up of the crop's shapes
     fit = max(1, largest_batch(lambda n: estimate(model, size, size, steps=steps, path="lam", windows=1, batch=n),
                                int(0.8 * free_memory(dev)), steps))
     if ref_weight_grads:
@@ -84,9 +88,10 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
         1: timed(lambda: bare_passes(model, img, window, steps, 1), dev)
     }
     best = min(sweep, key=sweep.get)
-    runs: dict[str, list[float]] = {"lam": [], "reference": [], "bare": []}
+    runs: dict[str, list[float]] = {"lam": [], "lam_field": [], "reference": [], "bare": []}
     for _ in range(repeats):
-        runs["lam"].append(timed(lambda: onnxattr.lam(model, img, window, steps=steps, **SR), dev))
+        runs["lam"].append(timed(lambda: onnxattr.lam(model, img, window, steps=steps, **SR, field_crop=False), dev))
+        runs["lam_field"].append(timed(lambda: onnxattr.lam(model, img, window, steps=steps, **SR), dev))
         model.graph.requires_grad_(ref_weight_grads)
         runs["reference"].append(timed(ref, dev))
         model.graph.requires_grad_(False)
@@ -98,6 +103,7 @@ def bench(model, size: int, steps: int, repeats: int, batches: list[int], ref_we
         "ref_over_lam": med["reference"] / med["lam"], "lam_over_bare": med["lam"] / med["bare"],
         "di": check(ds, "diffusion_index"), "completeness": check(ds, "completeness_error"), "window": window.as_tuple(),
         "memory_estimate_bytes": ds.attrs["memory_estimate_bytes"],
+        "field_box": field.attrs.get("field_box"),
     }
 
 
@@ -139,7 +145,8 @@ def main() -> None:
         sweep = " ".join(f"b{b}={t:.2f}" for b, t in r["sweep"].items())
         print(f"{r['model']} ({r['batch_mode']}): lam {r['lam']:.2f} s (batch {r['lam_batch']}), "
               f"reference {r['reference']:.2f} s, bare {r['bare']:.2f} s (batch {r['best_bare_batch']}; {sweep}); "
-              f"reference/lam {r['ref_over_lam']:.2f}x, lam/bare {r['lam_over_bare']:.2f}x; "
+              f"reference/lam {r['ref_over_lam']:.2f}x, lam/bare {r['lam_over_bare']:.2f}x; lam field "
+              f"{r['lam_field']:.2f} s (crop {r['field_box']}); "
               f"DI {r['di']:.2f} at window {r['window']}, completeness error {r['completeness']:.3f}", flush=True)
 
 

@@ -317,3 +317,18 @@ def test_field_crop_declines_a_graph_that_computes_otherwise_on_a_crop(tmp_path)
     whole = onnxattr.lam(model, image, (36, 36, 8), frame="sr", steps=4, field_crop=False)
     assert "field_box" not in got.attrs
     np.testing.assert_array_equal(got["attribution"], whole["attribution"])
+
+
+def test_field_crop_is_not_walked_beyond_the_memory_budget(sample, monkeypatch):
+    """The box walk at the image's size needs a few passes' memory: where that is over the budget the passes run on
+    the whole image (the same map)."""
+    from onnxattr.methods.receptive_field import region
+
+    model, _ = sample
+    image = onnxattr.read_image(IMAGE.with_name("chelsea-128.png"))[:, :, :80, :80]  # over the probes' 4 x 32^2 px
+    cropped = onnxattr.lam(model, image, (80, 60, 12), frame="sr", steps=4)
+    monkeypatch.setattr(region, "WALK_PASSES", 1e9)
+    whole = onnxattr.lam(model, image, (80, 60, 12), frame="sr", steps=4)
+    assert "field_box" in cropped.attrs and "field_box" not in whole.attrs
+    assert np.abs(whole["attribution"].values - cropped["attribution"].values).max() <= 1e-5 * np.abs(
+        whole["attribution"].values).max()

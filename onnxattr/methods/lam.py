@@ -201,7 +201,8 @@ def lam(
     wins = resolve_windows(window, model.offset, *out_hw, frame=frame)
     check_objective_windows(objective, wins, *out_hw)
     _, _, h, w = image.shape
-    region, output = _crop_for(model, image, wins, objective, reduce) if field_crop else (None, None)
+    region, output = (_crop_for(model, image, wins, objective, reduce, memory_fraction) if field_crop
+                      else (None, None))
     crop = region.crop if region is not None else _whole
     pass_hw = (crop(image).shape[2], crop(image).shape[3])
     copies = smooth if active(noise) else 1
@@ -249,13 +250,15 @@ def _whole(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _crop_for(model: SRModel, image: torch.Tensor, wins: list[Window], objective: str, reduce: str
-              ) -> tuple[Region | None, torch.Tensor | None]:
-    """The crop LAM's passes run on (``field_region`` of what the objective reads), checked on the image (``agrees``:
-    those output pixels and D), and the image's output when that check computed it."""
+def _crop_for(model: SRModel, image: torch.Tensor, wins: list[Window], objective: str, reduce: str,
+              memory_fraction: float) -> tuple[Region | None, torch.Tensor | None]:
+    """The crop LAM's passes run on (``field_region`` of what the objective reads, its walk within ``memory_fraction``
+    of the free RAM), checked on the image (``agrees``: those output pixels and D), and the image's output when that
+    check computed it."""
     out_hw = model.output_size(image.shape[2], image.shape[3])
     reaches = [objective_reach(objective, win, *out_hw) for win in wins]
-    region = field_region(model, image.shape[2], image.shape[3], reaches)
+    budget = memory_fraction * memory.free_memory(torch.device("cpu"))
+    region = field_region(model, image.shape[2], image.shape[3], reaches, budget)
     if region is None:
         return None, None
     with torch.no_grad():

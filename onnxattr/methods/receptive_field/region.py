@@ -24,10 +24,12 @@ from typing import Any, Callable
 import torch
 
 from ...windows.geometry import Window
+from .. import memory
 from . import output_boxes, receptive_field
 from .rules import AXIS_MIXING
 
 MAX_SHARE = 0.75  # a crop of more than this share of the image's pixels runs as the whole image
+WALK_PASSES = 3  # the box walk's peak memory in forward + backward passes at batch 1 (0.5-2.6 over the zoo's CNNs)
 TOLERANCE = 1e-5  # max |crop - whole| / max |whole| over the windows' outputs
 
 
@@ -89,15 +91,26 @@ def crop_axis(lo: int, hi: int, first: int, last: int, side: int, model: Any) ->
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1: SR output pixels, ends exclusive
 
 
-def field_region(model: Any, height: int, width: int, reaches: list[Box]) -> Region | None:
+def field_region(model: Any, height: int, width: int, reaches: list[Box], budget: float) -> Region | None:
     """The crop of an h x w image that the output pixels in ``reaches`` (what each window's objective reads,
     ``windows.detector.objective_reach``) depend on, or None where there is none to gain: a fixed input size, a graph
-    with ops that read whole axes, a field that is not finite, a crop over ``MAX_SHARE`` of the image, or a reach that
-    the crop's output would not hold."""
+    with ops that read whole axes, a field that is not finite, a crop over ``MAX_SHARE`` of the image (foreseen from
+    the field's side R before the walk: the reach's extent in LR px plus R - 1 per axis), or a reach that the crop's
+    output would not hold. The walk at the image's size needs about ``WALK_PASSES`` passes' memory: over ``budget``
+    bytes (an image larger than the memory probes') it is not made."""
     rule = model.size_rule
     if rule.fixed or any(op in AXIS_MIXING for op, _ in model.op_table.values()):
         return None
-    if receptive_field(model).kind != "finite":
+    field = receptive_field(model)
+    if field.kind != "finite":
+        return None
+    s, side = model.scale, int(field.side) - 1
+    rows = min(-(-(max(b[3] for b in reaches) - min(b[1] for b in reaches)) // s) + side, height)
+    cols = min(-(-(max(b[2] for b in reaches) - min(b[0] for b in reaches)) // s) + side, width)
+    if rows * cols > MAX_SHARE * height * width:
+        return None
+    probe_h, probe_w = memory.probe_size(model)
+    if height * width > memory.SMALL_AREA * probe_h * probe_w and WALK_PASSES * memory.pass_law(model)(height, width) > budget:
         return None
     boxes, _ = output_boxes(model, height, width)
     parts = [boxes[:, y0:y1, x0:x1] for x0, y0, x1, y1 in reaches]
@@ -109,7 +122,7 @@ def field_region(model: Any, height: int, width: int, reaches: list[Box]) -> Reg
     xa, xb = crop_axis(lo_x, hi_x, min(b[0] for b in reaches), max(b[2] for b in reaches), width, model)
     if (yb - ya) * (xb - xa) > MAX_SHARE * height * width:
         return None
-    region = Region(ya, yb, xa, xb, model.scale)
+    region = Region(ya, yb, xa, xb, s)
     oh, ow = model.output_size(yb - ya, xb - xa)
     inside = all(0 <= c[0] and 0 <= c[1] and c[2] <= ow and c[3] <= oh for c in map(region.shift, reaches))
     return region if inside else None

@@ -99,8 +99,8 @@ def field_region(model: Any, height: int, width: int, reaches: list[Box], budget
     output would not hold. The walk at the image's size needs about ``WALK_PASSES`` passes' memory: over ``budget``
     bytes (an image larger than the memory probes') it is not made."""
     rule = model.size_rule
-    if rule.fixed or any(op in AXIS_MIXING for op, _ in model.op_table.values()):
-        return None
+    if model.graph is None or rule.fixed or any(op in AXIS_MIXING for op, _ in model.op_table.values()):
+        return None  # (no graph: the passes refuse the model in one line)
     field = receptive_field(model)
     if field.kind != "finite":
         return None

@@ -45,6 +45,7 @@ def test_three_methods_combine_along_run(runs, tmp_path):
     for run, one in zip(ds.run.values, runs):
         np.testing.assert_array_equal(ds.attribution.sel(run=run).values, one.attribution.values)
         assert float(ds.elapsed_s.sel(run=run)) == one.attrs["elapsed_s"]
+    assert ds.field_box.values.tolist() == [" ".join(map(str, runs[0].attrs["field_box"])), "", ""]  # LAM's crop only
     assert ds.output.dims == ("channel", "Y", "X")  # kept once: the runs' outputs differ by ~1e-6
     assert float(abs(runs[0].output - runs[1].output).max()) < 1e-4
     for run, one in zip(ds.run.values, runs):  # every method has its DI, from its saliency map

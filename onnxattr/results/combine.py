@@ -51,10 +51,9 @@ def combine(results: Sequence[xr.Dataset] | Mapping[str, xr.Dataset], dim: str =
     out = out.assign_coords({dim: labels})
     for k in per_run:
         values = [r.attrs.get(k) for r in runs]
-        text = any(isinstance(v, str) for v in values)
-        out[k] = ((dim,), np.array(["" if v is None else str(v) for v in values]) if text
-                  else np.array([np.nan if v is None else np.asarray(v, dtype=np.float64).item() if np.size(v) == 1 else np.nan
-                                 for v in values]))
+        text = any(isinstance(v, str) or np.size(v) != 1 for v in values)  # a list (LAM's field_box) as its numbers
+        out[k] = ((dim,), np.array(["" if v is None else " ".join(map(str, np.ravel(v))) for v in values]) if text
+                  else np.array([np.nan if v is None else np.asarray(v, dtype=np.float64).item() for v in values]))
         out[k].attrs = {"long_name": k.replace("_", " "), "description": f"the {k!r} attr of each run (absent: NaN or '')"}
     out[dim].attrs = {"long_name": "run", "description": "label of each combined result (its method, numbered if repeated)"}
     for v in shared:

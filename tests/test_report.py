@@ -108,6 +108,9 @@ def test_cli_summary_json_and_quiet(image_file, tmp_path):
     assert summary["checks"]["diffusion index"] == pytest.approx(ds["diffusion_index"].item())
     assert summary["windows"] == [list(WINDOW)]
     assert summary["batch_size"] == ds.attrs["batch_size"] and summary["elapsed_s"] > 0
+    assert summary["field_box"] == ds.attrs["field_box"].tolist()  # UpConv7's field: the passes' crop
+    x0, y0, x1, y1 = summary["field_box"]
+    assert f"passes on the window's field, LR x {x0}-{x1} y {y0}-{y1} ({x1 - x0}x{y1 - y0})" in text
     res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "c.nc"), "--quiet"])
     assert res.exit_code == 0 and res.stderr == "" and res.stdout == ""
     res = CliRunner().invoke(cli, ["show", str(tmp_path / "c.nc"), "-o", str(tmp_path / "c.pdf"), "--style", "paper", "--json"])

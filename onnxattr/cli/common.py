@@ -370,6 +370,9 @@ def summary_text(summary: dict[str, Any]) -> str:
                                                                       f"own time: {kept})" if kept else ")"))
     if summary.get("batch_size") is not None:
         timing.append(f"batch size {summary['batch_size']}")
+    if summary.get("field_box"):
+        x0, y0, x1, y1 = summary["field_box"]
+        timing.append(f"passes on the window's field, LR x {x0}-{x1} y {y0}-{y1} ({x1 - x0}x{y1 - y0})")
     timing.append(f"command {summary['command_s']:.2f} s wall")
     lines.append("  " + ", ".join(timing))
     lines += [f"  wrote {p}" for p in summary.get("files", [])]
@@ -378,7 +381,7 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
     """The summary of one method's result: its checks (the registry's ``checks``; per-window ones as one value
-    per window), the windows (HR frame), time, batch size, files."""
+    per window), the windows (HR frame), time, batch size, LAM's field crop, files."""
     a = ds.attrs
     method = str(a.get("method", command))
     checks: dict[str, Any] = {}
@@ -402,6 +405,7 @@ def result_summary(ds: Any, command: str, files: list[Path]) -> dict[str, Any]:
         "checks": checks,
         "elapsed_s": float(a["elapsed_s"]) if "elapsed_s" in a else None,
         "batch_size": a.get("batch_size"),
+        "field_box": [int(v) for v in a["field_box"]] if "field_box" in a else None,
         "files": [str(p) for p in files],
     }
     return {k: v for k, v in summary.items() if v is not None}

@@ -45,6 +45,6 @@ def command(inputs: Inputs, window, frame, progress, steps, sigma, kernel_size, 
     return lam(
         inputs.model, inputs.image, window, frame=frame, steps=steps, sigma=sigma, kernel_size=kernel_size, path=path,
         baseline=baseline, objective=objective, reduce=reduce, smooth=smooth, noise=noise, smooth_type=smooth_type,
-        seed=seed, receptive_field=receptive_field, field_crop=field_crop, batch_size=batch_size, memory_fraction=memory_fraction,
-        progress=progress, hr=inputs.hr,
+        seed=seed, receptive_field=receptive_field, field_crop=field_crop, batch_size=batch_size,
+        memory_fraction=memory_fraction, progress=progress, hr=inputs.hr,
     )

@@ -201,10 +201,10 @@ def lam(
     wins = resolve_windows(window, model.offset, *out_hw, frame=frame)
     check_objective_windows(objective, wins, *out_hw)
     _, _, h, w = image.shape
-    region, output = (_crop_for(model, image, wins, objective, reduce, memory_fraction) if field_crop
+    region, output = (_crop_for(model, image, wins, out_hw, objective, reduce, memory_fraction) if field_crop
                       else (None, None))
     crop = region.crop if region is not None else _whole
-    pass_hw = (crop(image).shape[2], crop(image).shape[3])
+    pass_hw = tuple(crop(image).shape[2:])
     copies = smooth if active(noise) else 1
     batch = choose_batch(model, h, w, steps=steps, path=path, windows=len(wins), batch_size=batch_size,
                          memory_fraction=memory_fraction, copies=copies, crop=pass_hw)
@@ -250,12 +250,11 @@ def _whole(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _crop_for(model: SRModel, image: torch.Tensor, wins: list[Window], objective: str, reduce: str,
-              memory_fraction: float) -> tuple[Region | None, torch.Tensor | None]:
+def _crop_for(model: SRModel, image: torch.Tensor, wins: list[Window], out_hw: tuple[int, int], objective: str,
+              reduce: str, memory_fraction: float) -> tuple[Region | None, torch.Tensor | None]:
     """The crop LAM's passes run on (``field_region`` of what the objective reads, its walk within ``memory_fraction``
     of the free RAM), checked on the image (``agrees``: those output pixels and D), and the image's output when that
-    check computed it."""
-    out_hw = model.output_size(image.shape[2], image.shape[3])
+    check computed it (``out_hw``: the image's output size)."""
     reaches = [objective_reach(objective, win, *out_hw) for win in wins]
     budget = memory_fraction * memory.free_memory(torch.device("cpu"))
     region = field_region(model, image.shape[2], image.shape[3], reaches, budget)
@@ -288,8 +287,8 @@ def _checks(model: SRModel, wins: list[Window], route: IntegrationPath, res: Pat
     of step i (0 at i = 0), ``path_increment`` |x_i - x_{i-1}|_2 (i = 0..m, means over the G copies) and ``baseline``.
 
     completeness_error = |sum A_k - (D_k(F(I)) - D_k(F(x_0)))| / |D_k(F(I)) - D_k(F(x_0))| (means over the copies): one
-    extra forward per copy, of its baseline (its ``crop``, where the passes ran); NaN for the plain gradient (no baseline), where the gap is 0, and for
-    smoothgrad_sq / vargrad (no completeness)."""
+    extra forward per copy, of its baseline (its ``crop``, where the passes ran); NaN for the plain gradient (no
+    baseline), where the gap is 0, and for smoothgrad_sq / vargrad (no completeness)."""
     k, copies = len(wins), res.attribution.shape[1]
     m = res.values.shape[1] // copies
     values = res.values.reshape(k, copies, m)

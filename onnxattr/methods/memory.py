@@ -236,6 +236,8 @@ def inherit(copy: Any, model: Any) -> None:
     """Let ``copy``, the model with other weights (``intake.reweight``), share ``model``'s laws, measured or still
     to measure: peaks follow the graph's shapes, not its values."""
     _LAWS[copy] = _LAWS.setdefault(model, {})
+
+
 def _code_hash(sources: Sequence[str]) -> str:
     """A short hash of this module's source and of ``sources`` (files): facts measured by other code are not reused."""
     digest = hashlib.sha256()
@@ -269,11 +271,17 @@ def pass_law(model: Any) -> PeakLaw:
 def pass_peak(model: Any, height: int, width: int) -> int:
     """Peak bytes of one forward + backward of an h x w image at batch 1: counted on a pass at that size when
     h w <= SMALL_AREA s^2 (s x s the law's first probe), else the law ``pass_law``."""
-    s, _ = probe_size(model)
-    if model.size_rule.fixed or height * width > SMALL_AREA * s * s:
+    if not counted_at_size(model, height, width):
         return pass_law(model)(height, width)
     return int(learned(model, f"pass-{height}x{width}",
                        lambda: measure_peak(lambda: forward_backward(model, height, width))))
+
+
+def counted_at_size(model: Any, height: int, width: int) -> bool:
+    """Whether ``pass_peak`` counts an h x w pass at its own size (h w <= SMALL_AREA s^2, s x s the law's first
+    probe; never for a fixed-size model) rather than costing it by the law."""
+    s, _ = probe_size(model)
+    return not model.size_rule.fixed and height * width <= SMALL_AREA * s * s
 
 
 def probe_size(model: Any) -> tuple[int, int]:

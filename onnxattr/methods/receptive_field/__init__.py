@@ -198,8 +198,13 @@ def receptive_field(model: Any) -> ReceptiveField:
                                            sources=(__file__, rules.__file__)))
 
 
-def window_box(boxes: torch.Tensor, x: int, y: int, size: int) -> tuple[float, float, float, float]:
-    """The union of the boxes of the output pixels of the window (x, y, size) (SR pixels): (x0, y0, x1, y1), LR pixel
-    indices, inclusive."""
-    b = boxes[:, y : y + size, x : x + size]
+def box_union(boxes: torch.Tensor, x0: int, y0: int, x1: int, y1: int) -> tuple[float, float, float, float]:
+    """The union of the boxes of the output pixels [x0, x1) x [y0, y1) (SR pixels): (x0, y0, x1, y1), LR pixel
+    indices, inclusive (+-inf where none depends on the image)."""
+    b = boxes[:, y0:y1, x0:x1]
     return (float(b[2].min()), float(b[0].min()), float(b[3].max()), float(b[1].max()))
+
+
+def window_box(boxes: torch.Tensor, x: int, y: int, size: int) -> tuple[float, float, float, float]:
+    """The union of the boxes of the output pixels of the window (x, y, size) (``box_union``)."""
+    return box_union(boxes, x, y, x + size, y + size)

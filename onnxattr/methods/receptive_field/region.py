@@ -25,7 +25,7 @@ import torch
 
 from ...windows.geometry import Window
 from .. import memory
-from . import output_boxes, receptive_field
+from . import box_union, output_boxes, receptive_field
 from .rules import AXIS_MIXING
 
 MAX_SHARE = 0.75  # a crop of more than this share of the image's pixels runs as the whole image
@@ -35,7 +35,8 @@ TOLERANCE = 1e-5  # max |crop - whole| / max |whole| over the windows' outputs
 
 @dataclass(frozen=True)
 class Region:
-    """The LR crop rows [y0, y1) and columns [x0, x1) of an image, and the SR shift (scale y0, scale x0) of its output."""
+    """The LR crop rows [y0, y1) and columns [x0, x1) of an image, and the SR shift (scale y0, scale x0) of its
+    output."""
 
     y0: int
     y1: int
@@ -105,27 +106,30 @@ def field_region(model: Any, height: int, width: int, reaches: list[Box], budget
     if field.kind != "finite":
         return None
     s, side = model.scale, int(field.side) - 1
-    rows = min(-(-(max(b[3] for b in reaches) - min(b[1] for b in reaches)) // s) + side, height)
-    cols = min(-(-(max(b[2] for b in reaches) - min(b[0] for b in reaches)) // s) + side, width)
+    rx0, ry0, rx1, ry1 = _union(reaches)
+    rows, cols = min(-(-(ry1 - ry0) // s) + side, height), min(-(-(rx1 - rx0) // s) + side, width)
     if rows * cols > MAX_SHARE * height * width:
         return None
-    probe_h, probe_w = memory.probe_size(model)
-    if height * width > memory.SMALL_AREA * probe_h * probe_w and WALK_PASSES * memory.pass_law(model)(height, width) > budget:
+    small = memory.counted_at_size(model, height, width)  # an image the memory probes cover: its walk is small
+    if not small and WALK_PASSES * memory.pass_law(model)(height, width) > budget:
         return None
     boxes, _ = output_boxes(model, height, width)
-    parts = [boxes[:, y0:y1, x0:x1] for x0, y0, x1, y1 in reaches]
-    if not all(bool(p.isfinite().all()) for p in parts):  # a pixel free of the image: nothing to crop by
-        return None
-    lo_y, hi_y, lo_x, hi_x = (int(min(p[i].min() for p in parts)) if i % 2 == 0 else int(max(p[i].max() for p in parts))
-                              for i in range(4))
-    ya, yb = crop_axis(lo_y, hi_y, min(b[1] for b in reaches), max(b[3] for b in reaches), height, model)
-    xa, xb = crop_axis(lo_x, hi_x, min(b[0] for b in reaches), max(b[2] for b in reaches), width, model)
+    if not all(bool(boxes[:, y0:y1, x0:x1].isfinite().all()) for x0, y0, x1, y1 in reaches):
+        return None  # a pixel free of the image: nothing to crop by
+    lx0, ly0, lx1, ly1 = _union([box_union(boxes, *r) for r in reaches])
+    ya, yb = crop_axis(int(ly0), int(ly1), ry0, ry1, height, model)
+    xa, xb = crop_axis(int(lx0), int(lx1), rx0, rx1, width, model)
     if (yb - ya) * (xb - xa) > MAX_SHARE * height * width:
         return None
     region = Region(ya, yb, xa, xb, s)
     oh, ow = model.output_size(yb - ya, xb - xa)
     inside = all(0 <= c[0] and 0 <= c[1] and c[2] <= ow and c[3] <= oh for c in map(region.shift, reaches))
     return region if inside else None
+
+
+def _union(boxes: list[Any]) -> tuple[Any, Any, Any, Any]:
+    """The smallest (x0, y0, x1, y1) holding every box."""
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def agrees(region: Region, reaches: list[Box], whole: torch.Tensor, cropped: torch.Tensor,

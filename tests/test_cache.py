@@ -49,6 +49,55 @@ def test_second_load_comes_from_the_cache_and_equals_a_fresh_one(cache_dir):
     assert [n.name for n in again.nodes] == [n.name for n in first.nodes]
 
 
+def test_forward_only_loads_read_the_probes_from_the_cache(cache_dir, monkeypatch):
+    """A forward-only load writes its own entry (no graph) and a later one probes nothing; CEM's memory law and
+    batching check are kept there and not measured again; where a full load's entry exists, a forward-only load
+    reads that one and writes none, and what it learns joins the full model's facts."""
+    import importlib
+
+    from onnxattr import cem
+    from onnxattr.intake import load
+
+    runner = importlib.import_module("onnxattr.methods.cem.runner")  # the package exports a function of that name
+
+    hr = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    lr = torch.nn.functional.avg_pool2d(hr, 2)
+    kw = dict(hr=hr, block=16, coarse=1, fine=0, seed=0)
+    first = load_model(SAMPLE, forward_only=True)
+    assert not first.from_cache and "probing" in first.load_seconds and len(_entries(cache_dir)) == 1
+    assert cache.read(_entries(cache_dir)[0].stem).prepared == b""
+    done = cem(first, lr, (16, 16, 32), **kw)
+    kept = cache.read(_entries(cache_dir)[0].stem).extra["learned"]
+    assert sorted(k.split()[-1] for k in kept) == ["cem-onnxruntime-batches", "cem-onnxruntime-cpu"]
+
+    def probed(*args, **kw):
+        raise AssertionError("probed again")
+
+    with monkeypatch.context() as patch:
+        for module, name in ((load, "probe_and_convert"), (runner, "_ort_law"), (runner, "_batches")):
+            patch.setattr(module, name, probed)
+        again = load_model(SAMPLE, forward_only=True)
+        effect = cem(again, lr, (16, 16, 32), **kw)["effect"].values
+        assert np.array_equal(effect, done["effect"].values, equal_nan=True)
+    assert again.from_cache and again.graph is None
+    for attr in ("scale", "offset", "size_rule", "value_range", "output_range", "value_range_scores", "probe_size"):
+        assert getattr(again, attr) == getattr(first, attr), attr
+    assert np.array_equal(again.probe, first.probe)
+    assert load_model(SAMPLE, forward_only=True, value_range=1, use_cache=False).load_seconds.get("probing")
+    for entry in _entries(cache_dir):
+        entry.unlink()
+    full = load_model(SAMPLE)
+    assert full.nodes  # learned and kept with the entry
+    with monkeypatch.context() as patch:
+        patch.setattr(load, "probe_and_convert", probed)
+        forward = load_model(SAMPLE, forward_only=True)
+    assert forward.from_cache and forward.scale == full.scale and forward.value_range == full.value_range
+    cem(forward, lr, (16, 16, 32), **kw)
+    (entry,) = _entries(cache_dir)
+    kept = cache.read(entry.stem).extra["learned"]
+    assert "nodes" in kept and sum(k.startswith("memory ") for k in kept) == 2
+
+
 def test_options_key_the_entry_and_unverified_loads_write_nothing(cache_dir):
     load_model(SAMPLE, verify=False)
     assert _entries(cache_dir) == []

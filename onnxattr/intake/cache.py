@@ -11,6 +11,8 @@ user into a shared folder, is refused with a warning, removed and the file conve
 foreign file. The key of an entry is the file's sha256, the load options, the versions of onnxattr, torch, onnx,
 onnxruntime and onnx2torch, and a hash of the conversion's own source files, so an edited converter never serves
 an old graph. A cached load still runs the converted graph on the probe and reports that conversion error.
+A forward-only load (CEM on onnxruntime) reads the probes' facts from the file's full entry, else from its own
+(keyed apart, ``prepared`` empty: nothing is converted), which it writes.
 
 Folder: ``$ONNXATTR_CACHE_DIR``, else ``$XDG_CACHE_HOME/onnxattr``, else ``~/.cache/onnxattr`` (created 0700).
 ``ONNXATTR_CACHE=0`` turns the cache off. At most ``MAX_ENTRIES`` entries are kept, the least recently used
@@ -219,12 +221,16 @@ def write(name: str, entry: Entry) -> None:
 
 def add_facts(name: str, **facts: Any) -> bool:
     """Add JSON facts to the entry ``name`` (e.g. a model's memory laws, found after the load), signed again;
-    ``Entry.extra`` holds them on the next read. False when there is no readable entry or it cannot be written."""
+    ``Entry.extra`` holds them on the next read. A fact that is a dict is merged into the entry's dict of that name
+    (two models of one file, each adding what it found, keep both). False when there is no readable entry or it
+    cannot be written."""
     entry = read(name)
     path, user_key = _path(name), _key(create=False)
     if entry is None or path is None or user_key is None:
         return False
-    entry.extra.update(json.loads(json.dumps(facts)))
+    for fact, value in json.loads(json.dumps(facts)).items():
+        old = entry.extra.get(fact)
+        entry.extra[fact] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
     try:
         _save(path, entry, user_key)
     except OSError:

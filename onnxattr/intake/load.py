@@ -13,7 +13,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import onnx
@@ -106,8 +106,7 @@ def load_model(
     use_cache = use_cache and cache.folder() is not None
     entry = entry_name = None
     if use_cache:
-        entry_name = cache.key(file_sha, value_range=value_range, channel_order=channel_order, probe_size=probe_size,
-                               device=dev.type)
+        entry_name = _entry_name(file_sha, dev, value_range, channel_order, probe_size)
         with stages("reading cache"):
             entry = cache.read(entry_name)
     cached = entry is not None
@@ -157,21 +156,43 @@ def load_forward(
     probed (sizes, output law, units) but not converted: a ``ForwardModel``, whose ``graph_error`` says so, or names
     the first op no converter handles (warned once: LAM, L2X and GL-AM cannot run on it). Else (CUDA without
     onnxruntime's CUDA provider) the verified torch graph (``load_model``) runs on the device, and a file the
-    conversion refuses falls back to onnxruntime on the CPU, with the reason warned once.
+    conversion refuses falls back to onnxruntime on the CPU, with the reason warned once. With ``use_cache`` the
+    probes' facts come from the file's cache entry (a full load's, else an earlier forward-only load's, which the
+    first one writes, ``prepared`` empty), and what the model learns on first use (``SRModel.remember``: CEM's memory
+    law and batching) is kept there.
     """
     name = Path(path).name
     value_range = check_value_range(value_range)
     stages = Stages(name, progress)
     reason = None
+    file_notes: list[str] = []
     with stages("reading"):
-        path, core, adapter, spec, file_sha, dev, session = open_file(path, channel_order, device)
+        path, core, adapter, spec, file_sha, dev, session = open_file(path, channel_order, device, file_notes)
     if dev.type == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         try:
             return load_model(path, dev, True, value_range, channel_order, probe_size, progress, use_cache)
         except OnnxAttrError as err:
             reason = first_line(err)
-    entry, _ = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages,
-                                 convert_graph=False)
+    names = []  # a full load's entry (it holds every probe fact), else a forward-only load's
+    if use_cache and cache.folder() is not None:
+        names = [_entry_name(file_sha, dev, value_range, channel_order, probe_size, **extra)
+                 for extra in ({}, {"forward_only": True})]
+    entry = entry_name = None
+    if names:
+        with stages("reading cache"):
+            for entry_name in names:  # ends on the forward-only entry's name, which a first load writes
+                entry = cache.read(entry_name)
+                if entry is not None:
+                    break
+    cached = entry is not None
+    for note in [] if cached else file_notes:
+        warnings.warn(note, stacklevel=3)
+    if entry is None:
+        entry, _ = probe_and_convert(path, core, adapter, spec, session, value_range, probe_size, stages,
+                                     convert_graph=False)
+        entry.prepared = b""  # nothing converted: the core is read from the file
+        if names:
+            cache.write(names[1], entry)
     for note in entry.load_warnings:
         warnings.warn(note, stacklevel=3)
     if reason is None:
@@ -186,8 +207,16 @@ def load_forward(
     return ForwardModel(
         graph_error=reason or "loaded forward-only, not converted", path=path, sha256=file_sha, proto=core, spec=spec,
         adapter=adapter, scale=entry.scale, offset=entry.offset, size_rule=entry.rule, units=entry.units,
-        session=session, device=dev, probe=entry.probe, precision_gap=None, load_seconds=stages.seconds,
+        session=session, device=dev, probe=entry.probe, precision_gap=None, from_cache=cached,
+        load_seconds=stages.seconds, cache_entry=entry_name, learned=entry.extra.get("learned"),
     )
+
+
+def _entry_name(file_sha: str, device: torch.device, value_range: float | str, channel_order: str,
+                probe_size: tuple[int, int] | None, **extra: Any) -> str:
+    """The cache entry of the file loaded with these options (``extra``: what else sets it apart)."""
+    return cache.key(file_sha, value_range=value_range, channel_order=channel_order, probe_size=probe_size,
+                     device=device.type, **extra)
 
 
 def _precision_gap(path: Path, adapter: Adapter, entry: cache.Entry, device: torch.device) -> float | None:

@@ -226,7 +226,7 @@ class SRModel:
         with _FIRST_USE:
             self.learned[name] = value
             if self.cache_entry is not None:
-                cache.add_facts(self.cache_entry, learned=self.learned)
+                cache.add_facts(self.cache_entry, learned={name: value})
 
     @property
     def batch_mode(self) -> str:

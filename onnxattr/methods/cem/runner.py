@@ -4,10 +4,10 @@ graph on the device (CUDA without that provider). Batches run as one onnxruntime
 single runs, else image by image.
 
 Memory. The bytes one image's forward holds at its peak follow ``memory.fit_law`` (c (h + k)(w + k), measured at
-three small sizes, once per model and backend): for onnxruntime, the memory a fresh session on the file allocates
-during one run (its arena keeps its peak: glibc's in-use bytes on the CPU, CUDA's used memory on the GPU); for the
-torch graph, ``memory.measure_peak`` of a no-grad forward. A batch of n needs n (P(h, w) + ``IO_COPIES`` float32
-copies of an image and its output).
+three small sizes, once per model and backend, and kept with the model's cache entry like the batching check): for
+onnxruntime, the memory a fresh session on the file allocates during one run (its arena keeps its peak: glibc's
+in-use bytes on the CPU, CUDA's used memory on the GPU); for the torch graph, ``memory.measure_peak`` of a no-grad
+forward. A batch of n needs n (P(h, w) + ``IO_COPIES`` float32 copies of an image and its output).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Callable
 
@@ -152,6 +152,16 @@ def _torch_law(model: SRModel) -> memory.PeakLaw:
     return memory.fit_law(measure, model.size_rule)
 
 
+def _kept_law(model: SRModel, key: str, measure: Callable[[], memory.PeakLaw | None]) -> memory.PeakLaw | None:
+    """``measure()`` once per model, kept with its cache entry (``memory.learned``): a later process reads it."""
+    def found() -> dict | None:
+        law = measure()
+        return None if law is None else asdict(law)
+
+    law = memory.learned(model, key, found, [__file__])
+    return None if law is None else memory.PeakLaw(**law)
+
+
 _SESSIONS: weakref.WeakKeyDictionary[SRModel, tuple[ort.InferenceSession, bool]] = weakref.WeakKeyDictionary()
 
 
@@ -159,7 +169,8 @@ def _file_session(model: SRModel) -> tuple[ort.InferenceSession, bool]:
     """The session on the file and whether it batches, made once per model (plain values: the model stays collectable)."""
     if model not in _SESSIONS:
         session = file_session(model)
-        _SESSIONS[model] = session, _batches(model, session)
+        _SESSIONS[model] = session, memory.learned(model, "cem-onnxruntime-batches", lambda: _batches(model, session),
+                                                   [__file__])
     return _SESSIONS[model]
 
 
@@ -174,11 +185,11 @@ def runner(model: SRModel, backend: str = "auto") -> Runner:
     if backend == "torch" or (backend == "auto" and model.device.type == "cuda" and not on_gpu and model.graph is not None):
         model.fast  # noqa: B018  (a model without a graph refuses here, in one line)
         return Runner(f"torch graph on {model.device}", model.device, model.device, True, lambda x: _no_grad(model, x),
-                      lambda: memory.cached(model, "cem-torch-forward", lambda: _torch_law(model)))
+                      lambda: _kept_law(model, "cem-torch-forward", lambda: _torch_law(model)))
     device = model.device if on_gpu else torch.device("cpu")
     return Runner(f"onnxruntime {session.get_providers()[0]} on {model.path.name}", device, torch.device("cpu"), batched,
                   ort_forward(model, session, batched),
-                  lambda: memory.cached(model, f"cem-onnxruntime-{device.type}", lambda: _ort_law(model, device)))
+                  lambda: _kept_law(model, f"cem-onnxruntime-{device.type}", lambda: _ort_law(model, device)))
 
 
 def _no_grad(model: SRModel, x: torch.Tensor) -> torch.Tensor:

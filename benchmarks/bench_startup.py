@@ -2,9 +2,9 @@
 against what onnxruntime alone needs to import, open and run the file once; fresh loads (cache off) and
 cached ones (the file loaded before: probes and graph from ``onnxattr.intake.cache``), and ``onnxattr inspect``
 of a cached file (its node list and batch mode learned by an earlier ``inspect``, where the version keeps them),
-and for ``--cem-models`` a whole ``onnxattr cem`` call (one 16-px window, K_c = 1, K_f = 0, on a 128x128 HR photo)
-of a file an earlier ``cem`` call cached (its probes, CEM's memory law and batching check, where the version keeps
-them).
+and for ``--call-models`` a whole ``onnxattr cem`` call (one 16-px window, K_c = 1, K_f = 0, on a 128x128 HR photo)
+and ``onnxattr glam`` call (one 16-px window on a 64x64 LR photo) of a file an earlier call of the same method
+cached (the probes, the method's memory law, CEM's batching check, where the version keeps them).
 
 Every figure is the wall time of a fresh Python process (imports included), median of interleaved
 rounds, so the ratios compare runs taken under the same load.
@@ -33,8 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_ORDER = ["import", "reading", "reading cache", "probing", "converting", "rebuilding", "verifying"]
 ONNXATTR = [sys.executable, "-m", "onnxattr"]
-CEM_ARGS = [str(ROOT / "samples" / "images" / "astronaut-hr-128.png"), "--hr", "--window", "48", "48", "16",
-            "--coarse", "1", "--fine", "0", "-q"]
+IMAGES = ROOT / "samples" / "images"
+CALLS = {  # method -> its arguments after the model
+    "cem": [str(IMAGES / "astronaut-hr-128.png"), "--hr", "--window", "48", "48", "16", "--coarse", "1", "--fine", "0"],
+    "glam": [str(IMAGES / "chelsea-64.png"), "--window", "48", "48", "16"],
+}
 
 ORT_ALONE = """
 import sys, numpy as np, onnxruntime as ort
@@ -99,9 +102,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", type=Path, default=sorted((ROOT / "samples").glob("*.onnx")))
     parser.add_argument("--before", type=Path, default=None, help="an earlier checkout to time side by side")
     parser.add_argument("--prepare", action="store_true", help="time the graph cleaning alone")
-    parser.add_argument("--cem-models", nargs="*", type=Path, default=[ROOT / "samples" / f for f in (
+    parser.add_argument("--call-models", nargs="*", type=Path, default=[ROOT / "samples" / f for f in (
         "waifu2x-upconv7-x2.ts17.onnx", "dat-light-x4.dynamo.onnx")],
-        help="models of the cached cem call (scale 2 or 4)")
+        help="models of the cached cem and glam calls (scale 2 or 4)")
     args = parser.parse_args()
     models = [m.resolve() for m in args.models]
     if args.prepare:
@@ -119,9 +122,9 @@ def main() -> None:
     envs = {(kind, label): {"ONNXATTR_CACHE": "0"} for kind in ("load", "ort") for label in trees}
     for label in trees:
         folder = tempfile.mkdtemp(prefix=f"onnxattr-bench-cache-{label}-")
-        envs["cached", label] = envs["inspect", label] = envs["cem", label] = {
-            "ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": folder, "XDG_CONFIG_HOME": f"{folder}/config"}
-    outputs = tempfile.mkdtemp(prefix="onnxattr-bench-cem-")
+        for kind in ("cached", "inspect", *CALLS):
+            envs[kind, label] = {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": folder, "XDG_CONFIG_HOME": f"{folder}/config"}
+    outputs = tempfile.mkdtemp(prefix="onnxattr-bench-calls-")
     for model in models:
         cases[f"ort {model.name}"] = ([sys.executable, "-c", ORT_ALONE, str(model)], 0)
         cases[f"load {model.name}"] = ([sys.executable, "-c", LOAD, str(model)], 0)
@@ -130,22 +133,23 @@ def main() -> None:
         for label, tree in trees.items():
             wall(cases[f"cached {model.name}"][0], tree=tree, env=envs["cached", label])  # fills the cache
             wall(cases[f"inspect {model.name}"][0], tree=tree, env=envs["inspect", label])  # and what inspect learns
-    cem_models = [m.resolve() for m in args.cem_models]
-    for model in cem_models:
-        for label, tree in trees.items():
-            out = f"{outputs}/{label}-{model.stem}.nc"
-            cases[f"cem {model.name} {label}"] = ([*ONNXATTR, "cem", str(model), *CEM_ARGS, "-o", out], 0)
-            Path(out).unlink(missing_ok=True)
-            wall(cases[f"cem {model.name} {label}"][0], tree=tree, env=envs["cem", label])  # fills the cache
+    call_models = [m.resolve() for m in args.call_models]
+    for model in call_models:
+        for method, call in CALLS.items():
+            for label, tree in trees.items():
+                out = f"{outputs}/{method}-{label}-{model.stem}.nc"
+                cases[f"{method} {model.name} {label}"] = ([*ONNXATTR, method, str(model), *call, "-q", "-o", out], 0)
+                Path(out).unlink(missing_ok=True)
+                wall(cases[f"{method} {model.name} {label}"][0], tree=tree, env=envs[method, label])  # fills the cache
     times: dict[tuple[str, str], list[float]] = {(t, name): [] for t in trees for name in cases}
     stages: dict[tuple[str, str], list[dict[str, float]]] = {}
     for _ in range(args.repeats):
         for name, (cmd, expect) in cases.items():
             for label, tree in trees.items():
-                mine = not name.startswith("cem") or name.endswith(label)  # a cem case writes its tree's file
-                if not mine or label == "before" and name.split()[0] == "ort":
-                    continue  # onnxruntime alone does not depend on the tree
-                if name.startswith("cem"):
+                call = name.split()[0] in CALLS
+                if call and not name.endswith(label) or label == "before" and name.split()[0] == "ort":
+                    continue  # a call writes its tree's file; onnxruntime alone does not depend on the tree
+                if call:
                     Path(cmd[-1]).unlink(missing_ok=True)
                 took, out = wall(cmd, expect, tree, envs.get((name.split()[0], label)))
                 times[label, name].append(took)
@@ -172,11 +176,13 @@ def main() -> None:
         ort_s = med["after", f"ort {model.name}"]
         cells = [f"{med[t, f'inspect {model.name}']:.2f} | {med[t, f'inspect {model.name}'] / ort_s:.1f}" for t in labels]
         print(f"| {model.name} | {ort_s:.2f} | " + " | ".join(cells) + " |")
-    if cem_models:
-        print("\n| model | " + " | ".join(f"`onnxattr cem`, cached, {t} s" for t in labels) + " |\n|---|"
+    if call_models:
+        print("\n| model | call | " + " | ".join(f"cached, {t} s" for t in labels) + " |\n|---|---|"
               + "---|" * len(labels))
-        for model in cem_models:
-            print(f"| {model.name} | " + " | ".join(f"{med[t, f'cem {model.name} {t}']:.2f}" for t in labels) + " |")
+        for model in call_models:
+            for method in CALLS:
+                cells = " | ".join(f"{med[t, f'{method} {model.name} {t}']:.2f}" for t in labels)
+                print(f"| {model.name} | `onnxattr {method}` | {cells} |")
     if "before" in trees:
         print("\n| model | cached after / cached before | cached after / load after |\n|---|---|---|")
         for model in models:

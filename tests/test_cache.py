@@ -266,9 +266,10 @@ def test_the_checker_note_comes_once_per_file(cache_dir, tmp_path):
 
 def test_what_a_call_learns_is_kept_for_the_next_process(cache_dir, monkeypatch):
     """The batch mode, the node list, the memory figures and the receptive field a first LAM call finds are stored
-    with the entry (its passes run on the window's 23x23 field); a later load reads them (nothing is counted or walked
-    again) and reaches the same batch; an image over the small area is costed by the law, which is kept too."""
-    from onnxattr import lam
+    with the entry (its passes run on the window's 23x23 field), as is GL-AM's law; a later load reads them (nothing
+    is counted or walked again) and reaches the same batch; an image over the small area is costed by the law, which
+    is kept too."""
+    from onnxattr import glam, lam
     from onnxattr.methods import memory, receptive_field
 
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -276,9 +277,11 @@ def test_what_a_call_learns_is_kept_for_the_next_process(cache_dir, monkeypatch)
     done = lam(first, x, (10, 10, 16), frame="sr", steps=16)
     first.nodes
     memory.pass_peak(first, 200, 200)  # over SMALL_AREA s^2: the law
+    maps = glam(first, x, (10, 10, 16), frame="sr")
     kept = cache.read(_entries(cache_dir)[0].stem).extra["learned"]
     assert kept["batch_mode"] == first.batch_mode and len(kept["nodes"]) == len(first.nodes)
-    assert sorted(k.split()[-1] for k in kept if k.startswith("memory ")) == ["pass-23x23", "pass-law", "receptive-field"]
+    found = sorted(k.split()[-1].split(",")[0] for k in kept if k.startswith("memory "))
+    assert found == ["glam-conv1_conv", "pass-23x23", "pass-law", "receptive-field"]
     assert done.attrs["field_box"].tolist() == [5, 5, 28, 28]
 
     def counted(_):
@@ -291,3 +294,4 @@ def test_what_a_call_learns_is_kept_for_the_next_process(cache_dir, monkeypatch)
     assert memory.pass_peak(again, 23, 23) == memory.pass_peak(first, 23, 23)
     assert memory.pass_peak(again, 200, 200) == memory.pass_peak(first, 200, 200)
     assert lam(again, x, (10, 10, 16), frame="sr", steps=16).attrs["batch_size"] == done.attrs["batch_size"]
+    assert np.allclose(glam(again, x, (10, 10, 16), frame="sr")["local"].values, maps["local"].values)

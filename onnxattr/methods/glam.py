@@ -308,14 +308,17 @@ def maps(
 
 def _law(model: SRModel, layers: Sequence[Layer]) -> memory.PeakLaw:
     """The peak law of ``maps`` for one window (``memory.fit_law`` on its own passes: the taps, the re-entered
-    leaves and the SR-size maps follow the model's sizes as its forward + backward does), cached on the model per
-    layer selection."""
+    leaves and the SR-size maps follow the model's sizes as its forward + backward does), per layer selection, kept
+    with the model's cache entry (``memory.learned_law``)."""
     def measure(h: int, w: int) -> int:
         x = torch.rand(1, model.in_channels, h, w, device=model.device)
         size = model.output_size(h, w)
         return memory.measure_peak(lambda: maps(model, x, layers, [Window(0, 0, min(8, *size))], size, "abs"))
 
-    return memory.cached(model, "glam-" + ",".join(l.name for l in layers), lambda: memory.fit_law(measure, model.size_rule))
+    law = memory.learned_law(model, "glam-" + ",".join(l.name for l in layers),
+                             lambda: memory.fit_law(measure, model.size_rule), [__file__])
+    assert law is not None  # fit_law always finds one
+    return law
 
 
 def estimate(model: SRModel, height: int, width: int, layers: Sequence[Layer], *, windows: int, copies: int = 1) -> int:

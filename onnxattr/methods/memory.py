@@ -261,11 +261,23 @@ def learned(model: Any, key: str, make: Callable[[], Any], sources: Sequence[str
     return cached(model, key, recall_or_make)
 
 
+def learned_law(model: Any, key: str, measure: Callable[[], PeakLaw | None], sources: Sequence[str] = ()
+                ) -> PeakLaw | None:
+    """The law ``measure()`` finds (None where it cannot be measured), once, kept as ``learned`` keeps a fact."""
+    def found() -> dict[str, Any] | None:
+        law = measure()
+        return None if law is None else asdict(law)
+
+    law = learned(model, key, found, sources)
+    return None if law is None else PeakLaw(**law)
+
+
 def pass_law(model: Any) -> PeakLaw:
     """The model's forward + backward law at batch 1 (float32, on its device), measured on first use."""
-    law = learned(model, "pass-law", lambda: asdict(fit_law(
-        lambda h, w: measure_peak(lambda: forward_backward(model, h, w)), model.size_rule)))
-    return PeakLaw(**law)
+    law = learned_law(model, "pass-law", lambda: fit_law(
+        lambda h, w: measure_peak(lambda: forward_backward(model, h, w)), model.size_rule))
+    assert law is not None  # fit_law always finds one
+    return law
 
 
 def pass_peak(model: Any, height: int, width: int) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable
 
@@ -152,16 +152,6 @@ def _torch_law(model: SRModel) -> memory.PeakLaw:
     return memory.fit_law(measure, model.size_rule)
 
 
-def _kept_law(model: SRModel, key: str, measure: Callable[[], memory.PeakLaw | None]) -> memory.PeakLaw | None:
-    """``measure()`` once per model, kept with its cache entry (``memory.learned``): a later process reads it."""
-    def found() -> dict | None:
-        law = measure()
-        return None if law is None else asdict(law)
-
-    law = memory.learned(model, key, found, [__file__])
-    return None if law is None else memory.PeakLaw(**law)
-
-
 _SESSIONS: weakref.WeakKeyDictionary[SRModel, tuple[ort.InferenceSession, bool]] = weakref.WeakKeyDictionary()
 
 
@@ -185,11 +175,12 @@ def runner(model: SRModel, backend: str = "auto") -> Runner:
     if backend == "torch" or (backend == "auto" and model.device.type == "cuda" and not on_gpu and model.graph is not None):
         model.fast  # noqa: B018  (a model without a graph refuses here, in one line)
         return Runner(f"torch graph on {model.device}", model.device, model.device, True, lambda x: _no_grad(model, x),
-                      lambda: _kept_law(model, "cem-torch-forward", lambda: _torch_law(model)))
+                      lambda: memory.learned_law(model, "cem-torch-forward", lambda: _torch_law(model), [__file__]))
     device = model.device if on_gpu else torch.device("cpu")
     return Runner(f"onnxruntime {session.get_providers()[0]} on {model.path.name}", device, torch.device("cpu"), batched,
                   ort_forward(model, session, batched),
-                  lambda: _kept_law(model, f"cem-onnxruntime-{device.type}", lambda: _ort_law(model, device)))
+                  lambda: memory.learned_law(model, f"cem-onnxruntime-{device.type}", lambda: _ort_law(model, device),
+                                             [__file__]))
 
 
 def _no_grad(model: SRModel, x: torch.Tensor) -> torch.Tensor:

@@ -123,7 +123,8 @@ def main() -> None:
     for label in trees:
         folder = tempfile.mkdtemp(prefix=f"onnxattr-bench-cache-{label}-")
         for kind in ("cached", "inspect", *CALLS):
-            envs[kind, label] = {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": folder, "XDG_CONFIG_HOME": f"{folder}/config"}
+            envs[kind, label] = {"ONNXATTR_CACHE": "1", "ONNXATTR_CACHE_DIR": folder,
+                                 "XDG_CONFIG_HOME": f"{folder}/config"}
     outputs = tempfile.mkdtemp(prefix="onnxattr-bench-calls-")
     for model in models:
         cases[f"ort {model.name}"] = ([sys.executable, "-c", ORT_ALONE, str(model)], 0)

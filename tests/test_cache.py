@@ -115,7 +115,8 @@ def test_a_damaged_entry_is_converted_again(cache_dir):
     load_model(SAMPLE)
     (entry,) = _entries(cache_dir)
     entry.write_bytes(entry.read_bytes()[:100])
-    with pytest.warns(UserWarning, match=r"^onnxattr cache entry .* is refused \(unreadable: \w+\); converting again$"):
+    refused = r"^onnxattr cache entry .* is refused \(unreadable: \w+\); loading the file anew$"
+    with pytest.warns(UserWarning, match=refused):
         m = load_model(SAMPLE)
     assert not m.from_cache and m.conversion_error < 1e-4
     assert load_model(SAMPLE).from_cache
@@ -202,7 +203,7 @@ def test_a_tampered_entry_is_refused_and_rebuilt(cache_dir, tmp_path, monkeypatc
         with open(path, "wb") as f:
             np.savez(f, **arrays)
     with pytest.warns(UserWarning, match=r"^onnxattr cache entry .* is refused \(its signature does not match: edited, "
-                                         r"or written by another user or key\); converting again$"):
+                                         r"or written by another user or key\); loading the file anew$"):
         again = load_model(SAMPLE)
     assert not again.from_cache and again.value_range == first.value_range
     x = torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(0))

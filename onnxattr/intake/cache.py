@@ -7,7 +7,7 @@ ranges and their scores, the probe size, the precision gap, the warnings the loa
 with ``add_facts``, e.g. per-model memory laws). The torch graph is rebuilt from the core by onnx2torch
 (``converters.build``), the onnxscript cleaning skipped. A member ``mac`` is an HMAC-SHA256 of the others under a
 key of the user's (``key_path``, 0600, outside the cache folder): an entry edited by hand, or written by another
-user into a shared folder, is refused with a warning, removed and the file converted again; so is a torn or
+user into a shared folder, is refused with a warning, removed and the file loaded anew; so is a torn or
 foreign file. The key of an entry is the file's sha256, the load options, the versions of onnxattr, torch, onnx,
 onnxruntime and onnx2torch, and a hash of the conversion's own source files, so an edited converter never serves
 an old graph. A cached load still runs the converted graph on the probe and reports that conversion error.
@@ -156,7 +156,7 @@ def _path(name: str) -> Path | None:
 
 
 def _refuse(path: Path, why: str) -> None:
-    warnings.warn(f"onnxattr cache entry {path} is refused ({why}); converting again", stacklevel=4)
+    warnings.warn(f"onnxattr cache entry {path} is refused ({why}); loading the file anew", stacklevel=4)
     path.unlink(missing_ok=True)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from onnxattr import OnnxAttrError
 from onnxattr.intake import cache
 from onnxattr.intake import load_model
 
@@ -92,6 +93,8 @@ def test_forward_only_loads_read_the_probes_from_the_cache(cache_dir, monkeypatc
         patch.setattr(load, "probe_and_convert", probed)
         forward = load_model(SAMPLE, forward_only=True)
     assert forward.from_cache and forward.scale == full.scale and forward.value_range == full.value_range
+    with pytest.raises(OnnxAttrError, match="has no torch graph"):
+        forward.nodes  # noqa: B018  (the entry's node list is the full model's, not this one's)
     cem(forward, lr, (16, 16, 32), **kw)
     (entry,) = _entries(cache_dir)
     kept = cache.read(entry.stem).extra["learned"]

@@ -33,6 +33,10 @@ class ForwardModel(SRModel):
     def fast(self) -> Any:
         raise self.refusal()
 
+    @property
+    def nodes(self) -> Any:
+        raise self.refusal()  # also where the file's cache entry holds a full load's node list
+
     def run(self, x: torch.Tensor, watch: Any, on_node: Any) -> torch.Tensor:
         raise self.refusal()
 

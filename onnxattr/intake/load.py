@@ -104,11 +104,8 @@ def load_model(
         path, core, adapter, spec, file_sha, dev, session = open_file(path, channel_order, device, file_notes)
         full_float32(dev)
     use_cache = use_cache and cache.folder() is not None
-    entry = entry_name = None
-    if use_cache:
-        entry_name = _entry_name(file_sha, dev, value_range, channel_order, probe_size)
-        with stages("reading cache"):
-            entry = cache.read(entry_name)
+    names = [_entry_name(file_sha, dev, value_range, channel_order, probe_size)] if use_cache else []
+    entry, entry_name = _read_cache(names, stages)
     cached = entry is not None
     for note in [] if cached else file_notes:
         warnings.warn(note, stacklevel=2)
@@ -177,13 +174,7 @@ def load_forward(
     if use_cache and cache.folder() is not None:
         names = [_entry_name(file_sha, dev, value_range, channel_order, probe_size, **extra)
                  for extra in ({}, {"forward_only": True})]
-    entry = entry_name = None
-    if names:
-        with stages("reading cache"):
-            for entry_name in names:  # ends on the forward-only entry's name, which a first load writes
-                entry = cache.read(entry_name)
-                if entry is not None:
-                    break
+    entry, entry_name = _read_cache(names, stages)  # none found: the forward-only entry's name, written below
     cached = entry is not None
     for note in [] if cached else file_notes:
         warnings.warn(note, stacklevel=3)
@@ -210,6 +201,19 @@ def load_forward(
         session=session, device=dev, probe=entry.probe, precision_gap=None, from_cache=cached,
         load_seconds=stages.seconds, cache_entry=entry_name, learned=entry.extra.get("learned"),
     )
+
+
+def _read_cache(names: list[str], stages: Stages) -> tuple[cache.Entry | None, str | None]:
+    """The first of the entries ``names`` the cache holds, and its name; else None and the last name (None when
+    there are none: the cache is off)."""
+    entry = name = None
+    if names:
+        with stages("reading cache"):
+            for name in names:
+                entry = cache.read(name)
+                if entry is not None:
+                    break
+    return entry, name
 
 
 def _entry_name(file_sha: str, device: torch.device, value_range: float | str, channel_order: str,
